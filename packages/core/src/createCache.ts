@@ -1,0 +1,307 @@
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { encryptedCache } from "./encryptedCache.js";
+import { CacheConfigError, MissingAdapterError } from "./errors.js";
+import type { CredentialCache } from "./types.js";
+
+/** Options every driver accepts. */
+interface CommonStoreConfig {
+  /**
+   * Encrypt records at rest (AES-256-GCM). The first key encrypts; every key decrypts.
+   * Keys are 32 bytes: a Buffer, or a base64 / hex string.
+   */
+  encryptionKeys?: Array<string | Uint8Array>;
+}
+
+export type MemoryStoreConfig = CommonStoreConfig & { driver: "memory"; max?: number };
+export type FileStoreConfig = CommonStoreConfig & { driver: "file"; dir?: string };
+export type SqliteStoreConfig = CommonStoreConfig & { driver: "sqlite"; path: string };
+/** A caller's own Keyv instance (any Keyv store). */
+export type KeyvStoreConfig = CommonStoreConfig & {
+  driver: "keyv";
+  keyv: unknown;
+  namespace?: string;
+};
+/** Redis through Keyv and `@keyv/redis`, with the Redis lock. */
+export type RedisStoreConfig = CommonStoreConfig & {
+  driver: "redis";
+  url: string;
+  namespace?: string;
+  /** Use the Redis lock (`SET NX PX`). @default true */
+  lock?: boolean;
+};
+
+/** One store, by driver. Extra properties are passed to the adapter's factory. */
+export type StoreConfig = (
+  | MemoryStoreConfig
+  | FileStoreConfig
+  | SqliteStoreConfig
+  | KeyvStoreConfig
+  | RedisStoreConfig
+) &
+  Record<string, unknown>;
+
+/**
+ * Laravel `config/cache.php` style: named stores and the name of the default one.
+ *
+ * @example
+ * ```ts
+ * { default: "file", stores: { file: { driver: "file" }, redis: { driver: "redis", url: "redis://127.0.0.1:6379" } } }
+ * ```
+ */
+export interface CacheStoresConfig {
+  default: string;
+  stores: Record<string, StoreConfig | string>;
+}
+
+/** A URL (`memory:`, `file:///dir`, `sqlite:///path.db`, `redis://host:port`), a store, or named stores. */
+export type CacheConfig = string | StoreConfig | CacheStoresConfig;
+
+const DRIVERS = {
+  memory: { pkg: "@credcache/memory", factory: "memoryCache" },
+  file: { pkg: "@credcache/fs", factory: "fileCache" },
+  sqlite: { pkg: "@credcache/sqlite", factory: "sqliteCache" },
+  keyv: { pkg: "@credcache/keyv", factory: "keyvCache" },
+  redis: { pkg: "@credcache/keyv", factory: "createRedisCache" },
+} as const;
+
+type Driver = keyof typeof DRIVERS;
+
+const URL_HELP =
+  "Use memory:, file:///absolute/dir, sqlite:///absolute/path.db or redis://host:port (rediss:// for TLS)";
+
+/** Hides a password in a URL before it goes into an error message. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^/@:]*:)[^/@]*@/, "$1***@");
+}
+
+function isModuleNotFound(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
+}
+
+/**
+ * Loads an adapter package. It is resolved from beside `@credcache/core` first, then
+ * from the application's directory (strict layouts such as pnpm's do not let core see
+ * its siblings).
+ */
+async function loadAdapter(pkg: string, driver: string): Promise<Record<string, unknown>> {
+  try {
+    return (await import(pkg)) as Record<string, unknown>;
+  } catch (error) {
+    if (!isModuleNotFound(error)) throw error;
+    try {
+      const resolved = createRequire(join(process.cwd(), "package.json")).resolve(pkg);
+      return (await import(pathToFileURL(resolved).href)) as Record<string, unknown>;
+    } catch (cause) {
+      if (!isModuleNotFound(cause)) throw cause;
+      throw new MissingAdapterError(pkg, driver, { cause: error });
+    }
+  }
+}
+
+function positiveInteger(value: string | null, name: string, url: string): number | undefined {
+  if (value === null) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new CacheConfigError(`${name} in "${redactUrl(url)}" must be a positive integer, got "${value}"`);
+  }
+  return n;
+}
+
+/** Turns a cache URL into a store config. Throws {@link CacheConfigError} that says what to fix. */
+export function parseCacheUrl(input: string): StoreConfig {
+  const text = input.trim();
+  if (text === "") throw new CacheConfigError(`The cache URL is empty. ${URL_HELP}`);
+  if (text === "memory" || text === "memory:" || text === "memory://") return { driver: "memory" };
+  if (text === "file:" || text === "file://") return { driver: "file" };
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (cause) {
+    throw new CacheConfigError(`"${redactUrl(text)}" is not a valid cache URL. ${URL_HELP}`, { cause });
+  }
+  switch (url.protocol) {
+    case "memory:": {
+      const max = positiveInteger(url.searchParams.get("max"), "max", text);
+      return { driver: "memory", ...(max !== undefined && { max }) };
+    }
+    case "file:": {
+      if (url.host !== "" && url.host !== "localhost") {
+        throw new CacheConfigError(
+          `"${text}" names a host; a file cache URL needs three slashes and an absolute path, e.g. file:///var/cache/credcache`,
+        );
+      }
+      return { driver: "file", dir: fileURLToPath(url) };
+    }
+    case "sqlite:": {
+      // sqlite:///abs/path.db (absolute) or sqlite:relative/path.db
+      const path = decodeURIComponent(url.host ? `${url.host}${url.pathname}` : url.pathname);
+      if (path === "" || path === "/" || path.endsWith("/")) {
+        throw new CacheConfigError(
+          `"${text}" has no database file name, e.g. sqlite:///var/cache/credcache.db`,
+        );
+      }
+      return { driver: "sqlite", path };
+    }
+    case "redis:":
+    case "rediss:": {
+      if (!url.hostname) throw new CacheConfigError(`"${redactUrl(text)}" has no host. ${URL_HELP}`);
+      const namespace = url.searchParams.get("namespace") ?? undefined;
+      const lock = url.searchParams.get("lock");
+      if (lock !== null && lock !== "true" && lock !== "false") {
+        throw new CacheConfigError(`lock in "${redactUrl(text)}" must be true or false, got "${lock}"`);
+      }
+      url.searchParams.delete("namespace");
+      url.searchParams.delete("lock");
+      return {
+        driver: "redis",
+        url: url.toString(),
+        ...(namespace && { namespace }),
+        ...(lock !== null && { lock: lock === "true" }),
+      };
+    }
+    default:
+      throw new CacheConfigError(
+        `Unknown cache URL scheme "${url.protocol}" in "${redactUrl(text)}". ${URL_HELP}`,
+      );
+  }
+}
+
+function isStoresConfig(config: object): config is CacheStoresConfig {
+  return "stores" in config || "default" in config;
+}
+
+/** Picks the store config out of any accepted form. */
+export function resolveStoreConfig(config: CacheConfig | undefined, storeName?: string): StoreConfig {
+  if (config === undefined || config === null) {
+    const env = process.env.CREDCACHE_URL;
+    if (!env) {
+      throw new CacheConfigError(
+        `No cache configured: pass a config to createCache() or set CREDCACHE_URL. ${URL_HELP}`,
+      );
+    }
+    return parseCacheUrl(env);
+  }
+  if (typeof config === "string") return parseCacheUrl(config);
+  if (typeof config !== "object" || Array.isArray(config)) {
+    throw new CacheConfigError(
+      `A cache config must be a URL string or an object with a "driver", got ${Array.isArray(config) ? "an array" : typeof config}`,
+    );
+  }
+  if (isStoresConfig(config)) {
+    const { stores } = config;
+    if (typeof stores !== "object" || stores === null || Array.isArray(stores)) {
+      throw new CacheConfigError(
+        '"stores" must be an object of named store configs, e.g. { file: { driver: "file" } }',
+      );
+    }
+    const name = storeName ?? config.default;
+    if (typeof name !== "string" || name === "") {
+      throw new CacheConfigError(
+        'Named stores need a "default" store name, e.g. { default: "file", stores: { ... } }',
+      );
+    }
+    if (!Object.hasOwn(stores, name)) {
+      throw new CacheConfigError(
+        `No store named "${name}" in "stores"; the stores are: ${Object.keys(stores).join(", ") || "(none)"}`,
+      );
+    }
+    const picked = stores[name];
+    if (typeof picked === "object" && picked !== null && isStoresConfig(picked)) {
+      throw new CacheConfigError(`Store "${name}" must be a single store, not named stores`);
+    }
+    return resolveStoreConfig(picked as StoreConfig | string);
+  }
+  const { driver } = config as { driver?: unknown };
+  if (typeof driver !== "string" || !Object.hasOwn(DRIVERS, driver)) {
+    throw new CacheConfigError(
+      `Unknown cache driver ${JSON.stringify(driver)}; use one of: ${Object.keys(DRIVERS).join(", ")}`,
+    );
+  }
+  return config as StoreConfig;
+}
+
+function checkStoreConfig(config: StoreConfig): void {
+  const c = config as Record<string, unknown>;
+  switch (config.driver) {
+    case "memory":
+      if (c.max !== undefined && !(Number.isInteger(c.max) && (c.max as number) > 0)) {
+        throw new CacheConfigError(
+          `memory driver: "max" must be a positive integer, got ${JSON.stringify(c.max)}`,
+        );
+      }
+      break;
+    case "file":
+      if (c.dir !== undefined && (typeof c.dir !== "string" || c.dir === "")) {
+        throw new CacheConfigError(
+          `file driver: "dir" must be a non-empty path, got ${JSON.stringify(c.dir)}`,
+        );
+      }
+      break;
+    case "sqlite":
+      if (typeof c.path !== "string" || c.path === "") {
+        throw new CacheConfigError(
+          `sqlite driver: "path" must be the database file, e.g. "/var/cache/credcache.db", got ${JSON.stringify(c.path)}`,
+        );
+      }
+      break;
+    case "keyv":
+      if (typeof c.keyv !== "object" || c.keyv === null) {
+        throw new CacheConfigError(
+          'keyv driver: pass your Keyv instance as "keyv", e.g. { driver: "keyv", keyv }',
+        );
+      }
+      break;
+    case "redis":
+      if (typeof c.url !== "string" || !/^rediss?:\/\//.test(c.url)) {
+        throw new CacheConfigError('redis driver: "url" must be a redis:// or rediss:// URL');
+      }
+      break;
+  }
+  if (c.encryptionKeys !== undefined && (!Array.isArray(c.encryptionKeys) || c.encryptionKeys.length === 0)) {
+    throw new CacheConfigError('"encryptionKeys" must be a non-empty array of 32-byte keys');
+  }
+}
+
+/**
+ * Resolves a config to a store, loading the adapter package lazily.
+ *
+ * @param config A URL, a `{ driver, ... }` object, or Laravel-style named stores.
+ *   When omitted, `CREDCACHE_URL` is read.
+ * @param options.store With named stores: which one (defaults to `default`).
+ * @throws {CacheConfigError} malformed config; the message says what to fix.
+ * @throws {MissingAdapterError} the adapter package is not installed; names the package.
+ *
+ * @example
+ * ```ts
+ * const cache = await createCache("sqlite:///var/cache/credcache.db");
+ * const cache2 = await createCache({ driver: "file", dir: "/var/cache/credcache" });
+ * const cache3 = await createCache(); // from CREDCACHE_URL
+ * ```
+ */
+export async function createCache(
+  config?: CacheConfig,
+  options: { store?: string } = {},
+): Promise<CredentialCache> {
+  const resolved = resolveStoreConfig(config, options.store);
+  checkStoreConfig(resolved);
+  const { driver, encryptionKeys, ...rest } = resolved as StoreConfig & { driver: Driver };
+  const { pkg, factory } = DRIVERS[driver];
+  const adapter = await loadAdapter(pkg, driver);
+  const create = adapter[factory];
+  if (typeof create !== "function") {
+    throw new CacheConfigError(
+      `${pkg} does not export ${factory}(); install a version that matches @credcache/core`,
+    );
+  }
+  let store: CredentialCache;
+  if (driver === "keyv") {
+    const { keyv, ...keyvOptions } = rest as { keyv: unknown };
+    store = await create(keyv, keyvOptions);
+  } else {
+    store = await create(rest);
+  }
+  return encryptionKeys ? encryptedCache(store, { keys: encryptionKeys }) : store;
+}

@@ -1,0 +1,51 @@
+/** Base class of every error credcache throws on purpose. `code` is stable; match on it. */
+export class CredcacheError extends Error {
+  readonly code: string;
+  constructor(message: string, code: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Malformed configuration: a bad URL, an unknown driver, an option out of range. */
+export class CacheConfigError extends CredcacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, "ERR_CREDCACHE_CONFIG", options);
+  }
+}
+
+/** The adapter package a driver needs is not installed. `packageName` says which to install. */
+export class MissingAdapterError extends CredcacheError {
+  readonly packageName: string;
+  constructor(packageName: string, driver: string, options?: { cause?: unknown }) {
+    super(
+      `The "${driver}" cache driver needs the package ${packageName}, which is not installed. ` +
+        `Install it: npm install ${packageName}`,
+      "ERR_CREDCACHE_MISSING_ADAPTER",
+      options,
+    );
+    this.packageName = packageName;
+  }
+}
+
+/** A store call took longer than `cacheTimeoutMs`. */
+export class CacheTimeoutError extends CredcacheError {
+  constructor(operation: string, ms: number) {
+    super(`cache ${operation} did not answer within ${ms} ms`, "ERR_CREDCACHE_TIMEOUT");
+  }
+}
+
+/** A store refused to work: unsafe directory, unusable database file, and so on. */
+export class CacheUnavailableError extends CredcacheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, "ERR_CREDCACHE_UNAVAILABLE", options);
+  }
+}
+
+/** A store method was called with a bad argument (empty key, negative TTL, ...). */
+export class CacheArgumentError extends CredcacheError {
+  constructor(message: string) {
+    super(message, "ERR_CREDCACHE_ARGUMENT");
+  }
+}

@@ -1,0 +1,739 @@
+import { CredentialsProviderError } from "@smithy/property-provider";
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Logger } from "@smithy/types";
+import { CacheConfigError, CacheTimeoutError } from "./errors.js";
+import { parseRecord, toIdentity, toRecord } from "./record.js";
+import { describeError, redactOnInspect, truncateAccessKeyId } from "./redact.js";
+import type {
+  CacheEvent,
+  CacheLock,
+  CacheRecord,
+  CacheStats,
+  Clock,
+  CredentialCache,
+  RefreshReason,
+  RefreshWindow,
+} from "./types.js";
+
+const MINUTE = 60_000;
+/** The PHP SDK's default cache key. */
+export const DEFAULT_CACHE_KEY = "aws_cached_credentials";
+/** The SDK client re-calls its credential provider when this much time is left. */
+const SDK_REFRESH_WINDOW_MS = 5 * MINUTE;
+/** setTimeout's longest delay; beyond it the proactive refresh timer is not set. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const LOG_PREFIX = "@credcache/core - fromCache";
+
+/** Options of {@link fromCache}. */
+export interface FromCacheInit {
+  /** Where credentials come from on a miss: any SDK v3 credential provider. */
+  provider: AwsCredentialIdentityProvider;
+  /** The shared (L2) store. Without one, `fromCache` is an in-process memo with refresh windows. */
+  cache?: CredentialCache;
+  /**
+   * The store key.
+   * @default "aws_cached_credentials" (the PHP SDK's key)
+   */
+  key?: string;
+  /** A label stored with the record (`imds`, `sts`, ...), shown by `credcache inspect`. */
+  source?: string;
+  /**
+   * Start refreshing in the background when this much time is left before expiry.
+   * Each process picks its own point between this and `mandatoryRefreshMs`, so a
+   * fleet does not try at the same second.
+   * @default 900_000 (15 min)
+   */
+  advisoryRefreshMs?: number;
+  /**
+   * Refresh before answering when this much time is left. Keep it above the SDK
+   * client's own 5 min window, or the client will call back on every request.
+   * @default 600_000 (10 min)
+   */
+  mandatoryRefreshMs?: number;
+  /**
+   * When the source fails and the credentials in hand have expired, serve them for
+   * another 5–10 min with a warning and try again after that (the SDK's static
+   * stability). Off by default; on in the instance-metadata preset.
+   * @default false
+   */
+  staleIfError?: boolean;
+  /**
+   * How long a cross-process refresh lock lives if its holder dies.
+   * @default 10_000
+   */
+  lockTtlMs?: number;
+  /**
+   * How long a caller that must refresh waits for another holder of the lock,
+   * re-reading the store meanwhile, before it fetches on its own.
+   * @default lockTtlMs + 2_000
+   */
+  lockWaitMs?: number;
+  /**
+   * Poll interval while waiting for the lock (jittered ±50%).
+   * @default 50
+   */
+  lockPollMs?: number;
+  /**
+   * Longest time any single store call may take before it counts as failed.
+   * @default 1_000
+   */
+  cacheTimeoutMs?: number;
+  /**
+   * First retry delay after a failed refresh; doubles per failure up to `retryMaxMs`,
+   * with jitter (50–100% of the step). Also the minimum gap between two fetches in the
+   * mandatory window while the source keeps returning the same near-expiry set.
+   * @default 5_000
+   */
+  retryBaseMs?: number;
+  /** @default 60_000 */
+  retryMaxMs?: number;
+  /**
+   * Refresh in the background on a timer at the advisory point, so a long-running
+   * process never waits for a fetch (the SDK client only calls back when 5 min are
+   * left, which is inside the mandatory window). Timers are `unref`'d.
+   * @default true
+   */
+  proactiveRefresh?: boolean;
+  /** Injectable clock (epoch ms). @default Date */
+  clock?: Clock;
+  /** Injectable random source in [0, 1), for jitter. @default Math.random */
+  random?: () => number;
+  /** An SDK-compatible logger. Lines are prefixed `@credcache/core - fromCache`. */
+  logger?: Logger;
+  /** Called with every {@link CacheEvent}. Exceptions it throws are ignored. */
+  onEvent?: (event: CacheEvent) => void;
+}
+
+/** Options the SDK passes when it calls a credential provider. */
+export interface CachedProviderOptions {
+  /** Ignore L1 and L2 freshness and fetch from the source. */
+  forceRefresh?: boolean;
+  [property: string]: unknown;
+}
+
+/** What {@link fromCache} returns: an SDK credential provider plus cache controls. */
+export interface CachedCredentialProvider extends AwsCredentialIdentityProvider {
+  (options?: CachedProviderOptions): Promise<AwsCredentialIdentity>;
+  /**
+   * Drops the cached credentials from L1 and the store. The store entry is removed
+   * only if it still holds the same access key id, so a racing refresh by another
+   * process is not undone.
+   */
+  invalidate(): Promise<void>;
+  /** Counters since creation. */
+  stats(): CacheStats;
+  /** Cancels the proactive refresh timer. */
+  close(): void;
+}
+
+/** Credentials held in L1, with the points in time at which their window changes. */
+interface Held {
+  record: CacheRecord;
+  identity: AwsCredentialIdentity;
+  /** Until then: fresh. Infinity when the credentials never expire. */
+  freshUntil: number;
+  /** From then: mandatory refresh. */
+  mandatoryAt: number;
+  /** From then: expired. */
+  expiresAt: number;
+  /** Set when static stability extended the credentials past their real expiry. */
+  extended?: boolean;
+}
+
+const NO_LOCK: CacheLock = { release: async () => {} };
+
+function checkMs(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    throw new CacheConfigError(
+      `fromCache: ${name} must be a non-negative number of milliseconds, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Wraps a credential provider with an in-process memo (L1) and a shared store (L2)
+ * that every process on a host, or every host in a fleet, can read. Credentials are
+ * fetched once, ahead of expiry, under the store's lock, and good credentials keep
+ * being served while the source is slow or down. A failing store never fails a
+ * resolution: it degrades to "no L2" for that call and raises a `cache-error` event.
+ *
+ * @example
+ * ```ts
+ * import { fromInstanceMetadata } from "@aws-sdk/credential-providers";
+ * import { fromCache } from "@credcache/core";
+ * import { fileCache } from "@credcache/fs";
+ *
+ * const credentials = fromCache({
+ *   provider: fromInstanceMetadata({ timeout: 1000, maxRetries: 2 }),
+ *   cache: fileCache(),
+ *   key: "imds",
+ *   staleIfError: true,
+ * });
+ * const sqs = new SQSClient({ credentials });
+ * ```
+ */
+export function fromCache(init: FromCacheInit): CachedCredentialProvider {
+  if (typeof init?.provider !== "function") {
+    throw new CacheConfigError("fromCache: `provider` must be a credential provider function");
+  }
+  const source = init.provider;
+  const cache = init.cache;
+  const key = init.key ?? DEFAULT_CACHE_KEY;
+  if (typeof key !== "string" || key.length === 0) {
+    throw new CacheConfigError("fromCache: `key` must be a non-empty string");
+  }
+  const advisoryMs = checkMs("advisoryRefreshMs", init.advisoryRefreshMs, 15 * MINUTE);
+  const mandatoryMs = checkMs("mandatoryRefreshMs", init.mandatoryRefreshMs, 10 * MINUTE);
+  if (mandatoryMs > advisoryMs) {
+    throw new CacheConfigError(
+      `fromCache: mandatoryRefreshMs (${mandatoryMs}) must not exceed advisoryRefreshMs (${advisoryMs})`,
+    );
+  }
+  const lockTtlMs = checkMs("lockTtlMs", init.lockTtlMs, 10_000);
+  const lockWaitMs = checkMs("lockWaitMs", init.lockWaitMs, lockTtlMs + 2_000);
+  const lockPollMs = Math.max(1, checkMs("lockPollMs", init.lockPollMs, 50));
+  const cacheTimeoutMs = checkMs("cacheTimeoutMs", init.cacheTimeoutMs, 1_000);
+  const retryBaseMs = checkMs("retryBaseMs", init.retryBaseMs, 5_000);
+  const retryMaxMs = checkMs("retryMaxMs", init.retryMaxMs, 60_000);
+  const clock = init.clock ?? Date;
+  const random = init.random ?? Math.random;
+  const logger = init.logger;
+  const onEvent = init.onEvent;
+  const staleIfError = init.staleIfError ?? false;
+  const proactive = init.proactiveRefresh ?? true;
+  const sourceLabel = init.source;
+  if (mandatoryMs <= SDK_REFRESH_WINDOW_MS && mandatoryMs !== 0) {
+    logger?.warn?.(
+      `${LOG_PREFIX} mandatoryRefreshMs (${mandatoryMs}) is not above the SDK client's 5 min window; ` +
+        "the client may call the provider on every request near expiry",
+    );
+  }
+
+  // This process's own refresh point inside the advisory window, so a fleet spreads out.
+  const advisoryPointMs = mandatoryMs + random() * (advisoryMs - mandatoryMs);
+
+  const stats: CacheStats = {
+    hitsL1: 0,
+    hitsL2: 0,
+    misses: 0,
+    sourceCalls: 0,
+    sourceFailures: 0,
+    lockWaits: 0,
+    cacheErrors: 0,
+    recordsRejected: 0,
+    staleServed: 0,
+    extended: 0,
+  };
+
+  let held: Held | undefined;
+  let blocking: Promise<AwsCredentialIdentity> | undefined;
+  let background: Promise<void> | undefined;
+  /** No source call before this time (backoff after failures, or same-set refetches). */
+  let nextAttemptAt = 0;
+  let failures = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+
+  const secrets = () => [held?.record.secretAccessKey, held?.record.sessionToken];
+
+  function emit(event: CacheEvent): void {
+    if (!onEvent) return;
+    try {
+      onEvent(event);
+    } catch {
+      // A faulty listener must not break credential resolution.
+    }
+  }
+
+  function hold(record: CacheRecord, extendedUntil?: number): Held {
+    const expiresAt = extendedUntil ?? record.expiration ?? Number.POSITIVE_INFINITY;
+    const next: Held = {
+      record,
+      identity: toIdentity(extendedUntil ? { ...record, expiration: extendedUntil } : record),
+      freshUntil: extendedUntil ? 0 : expiresAt - advisoryPointMs,
+      mandatoryAt: extendedUntil ? 0 : expiresAt - mandatoryMs,
+      expiresAt,
+      ...(extendedUntil !== undefined && { extended: true }),
+    };
+    held = next;
+    scheduleProactiveRefresh();
+    return next;
+  }
+
+  function windowOf(h: Held, now: number): RefreshWindow {
+    if (now >= h.expiresAt) return "expired";
+    if (now >= h.mandatoryAt) return "mandatory";
+    if (now >= h.freshUntil) return "advisory";
+    return "fresh";
+  }
+
+  function scheduleProactiveRefresh(): void {
+    if (!proactive || closed) return;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    const h = held;
+    if (!h || !Number.isFinite(h.expiresAt)) return;
+    const at = Math.max(h.freshUntil, nextAttemptAt);
+    const delay = at - clock.now();
+    if (delay > MAX_TIMER_MS || at >= h.expiresAt) return;
+    timer = setTimeout(
+      () => {
+        timer = undefined;
+        const now = clock.now();
+        if (held && windowOf(held, now) !== "fresh") startBackground("advisory");
+      },
+      Math.max(0, delay),
+    );
+    timer.unref?.();
+  }
+
+  function backoff(): number {
+    failures += 1;
+    const step = Math.min(retryMaxMs, retryBaseMs * 2 ** (failures - 1));
+    return step * (0.5 + random() * 0.5);
+  }
+
+  // ---- the store, wrapped so that it can never throw, hang or lie to the caller ----
+
+  async function guarded<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    let timeout: NodeJS.Timeout | undefined;
+    const call = Promise.resolve().then(run);
+    try {
+      return await Promise.race([
+        call,
+        new Promise<never>((_, reject) => {
+          timeout = setTimeout(
+            () => reject(new CacheTimeoutError(operation, cacheTimeoutMs)),
+            cacheTimeoutMs,
+          );
+          timeout.unref?.();
+        }),
+      ]);
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+
+  function reportCacheError(operation: "get" | "set" | "remove" | "acquireLock" | "release", error: unknown) {
+    stats.cacheErrors += 1;
+    const described = describeError(error, secrets());
+    logger?.warn?.(`${LOG_PREFIX} cache ${operation} failed for key "${key}": ${described.message}`);
+    emit({ type: "cache-error", key, time: clock.now(), operation, error: described });
+  }
+
+  async function readStore(): Promise<CacheRecord | undefined> {
+    if (!cache) return undefined;
+    let value: unknown;
+    try {
+      value = await guarded("get", () => cache.get(key));
+    } catch (error) {
+      reportCacheError("get", error);
+      return undefined;
+    }
+    if (value === undefined || value === null) return undefined;
+    const parsed = parseRecord(value);
+    if (parsed.ok) return parsed.record;
+    stats.recordsRejected += 1;
+    logger?.warn?.(`${LOG_PREFIX} rejected the record under "${key}" (${parsed.reason}); removing it`);
+    emit({ type: "record-rejected", key, time: clock.now(), reason: parsed.reason });
+    try {
+      await guarded("remove", () => cache.remove(key));
+    } catch (error) {
+      reportCacheError("remove", error);
+    }
+    return undefined;
+  }
+
+  async function writeStore(record: CacheRecord): Promise<void> {
+    if (!cache) return;
+    const ttlSeconds =
+      record.expiration === undefined ? 0 : Math.max(1, Math.ceil((record.expiration - clock.now()) / 1000));
+    try {
+      await guarded("set", () => cache.set(key, { ...record }, ttlSeconds));
+    } catch (error) {
+      reportCacheError("set", error);
+    }
+  }
+
+  async function tryLock(): Promise<CacheLock | undefined> {
+    if (!cache?.acquireLock) return NO_LOCK;
+    const acquire = cache.acquireLock.bind(cache);
+    const pending = Promise.resolve().then(() => acquire(key, { ttlMs: lockTtlMs }));
+    try {
+      const lock = await guarded("acquireLock", () => pending);
+      if (lock) emit({ type: "lock-acquired", key, time: clock.now(), takenOver: lock.takenOver === true });
+      return lock;
+    } catch (error) {
+      // A lock that arrives after we gave up must still be released.
+      pending.then((late) => late?.release()).catch(() => {});
+      reportCacheError("acquireLock", error);
+      // The store cannot lock: behave as if there were no lock capability.
+      return NO_LOCK;
+    }
+  }
+
+  async function release(lock: CacheLock): Promise<void> {
+    if (lock === NO_LOCK) return;
+    try {
+      await guarded("release", () => lock.release());
+    } catch (error) {
+      reportCacheError("release", error);
+    }
+  }
+
+  // ---- the source ----
+
+  async function fetchFromSource(
+    options: CachedProviderOptions | undefined,
+    reason: RefreshReason,
+    isBackground: boolean,
+  ): Promise<Held> {
+    const started = clock.now();
+    emit({ type: "refresh-start", key, time: started, reason, background: isBackground });
+    logger?.debug?.(`${LOG_PREFIX} fetching credentials for "${key}" (${reason})`);
+    stats.sourceCalls += 1;
+    const { forceRefresh: _ignored, ...identityProperties } = options ?? {};
+    const identity = await source(identityProperties);
+    const now = clock.now();
+    if (
+      !identity ||
+      typeof identity.accessKeyId !== "string" ||
+      typeof identity.secretAccessKey !== "string"
+    ) {
+      throw new CredentialsProviderError("credcache: the source returned no credentials", {
+        tryNextLink: false,
+      });
+    }
+    const expiration = identity.expiration?.getTime();
+    if (expiration !== undefined && !(expiration > now)) {
+      throw new CredentialsProviderError(
+        `credcache: the source returned credentials that expired at ${new Date(expiration).toISOString()}`,
+        { tryNextLink: false },
+      );
+    }
+    const record = toRecord(identity, now, sourceLabel);
+    const next = hold(record);
+    failures = 0;
+    // A set that is already inside the mandatory window is kept, but the next try
+    // waits a little: the source has nothing newer yet (EC2 rotates as late as 5 min
+    // before expiry) and every caller would otherwise fetch on every call.
+    nextAttemptAt = windowOf(next, now) === "mandatory" ? now + retryBaseMs * (0.5 + random() * 0.5) : 0;
+    scheduleProactiveRefresh();
+    await writeStore(record);
+    emit({
+      type: "refresh-success",
+      key,
+      time: clock.now(),
+      accessKeyId: truncateAccessKeyId(record.accessKeyId),
+      ...(record.expiration !== undefined && { expiration: record.expiration }),
+      durationMs: clock.now() - started,
+    });
+    return next;
+  }
+
+  /** A record from the store is worth adopting when it is better than what we hold. */
+  function adoptable(record: CacheRecord, now: number, mustBeFresherThanMandatory: boolean): boolean {
+    const exp = record.expiration ?? Number.POSITIVE_INFINITY;
+    if (exp <= now) return false;
+    if (exp - now > mandatoryMs) return true;
+    if (mustBeFresherThanMandatory) {
+      // Inside the mandatory window, a set fetched moments ago by anyone is as good as
+      // it gets: fetching again would return the same set.
+      return now - record.cachedAt < retryBaseMs;
+    }
+    return held === undefined || held.expiresAt <= now || exp > held.expiresAt;
+  }
+
+  function handleFailure(error: unknown, isBackground: boolean): AwsCredentialIdentity {
+    stats.sourceFailures += 1;
+    const now = clock.now();
+    const described = describeError(error, secrets());
+    const h = held;
+    if (h && now < h.expiresAt) {
+      // Valid credentials in hand: serve them and try again later.
+      nextAttemptAt = now + backoff();
+      scheduleProactiveRefresh();
+      emit({
+        type: "refresh-failure",
+        key,
+        time: now,
+        error: described,
+        retryAt: nextAttemptAt,
+        background: isBackground,
+      });
+      if (!isBackground) {
+        stats.staleServed += 1;
+        emit({
+          type: "stale-served",
+          key,
+          time: now,
+          accessKeyId: truncateAccessKeyId(h.record.accessKeyId),
+          ...(h.record.expiration !== undefined && { expiration: h.record.expiration }),
+          error: described,
+        });
+      }
+      logger?.warn?.(
+        `${LOG_PREFIX} refreshing "${key}" failed (${described.message}); serving credentials valid until ` +
+          `${new Date(h.expiresAt).toISOString()}, next try at ${new Date(nextAttemptAt).toISOString()}`,
+      );
+      return h.identity;
+    }
+    emit({ type: "refresh-failure", key, time: now, error: described, background: isBackground });
+    if (h && staleIfError) {
+      // The SDK's static stability: keep expired credentials for 5–10 min more.
+      const until = now + 5 * MINUTE + Math.floor(random() * 5 * MINUTE);
+      const extended = hold(h.record, until);
+      nextAttemptAt = until;
+      stats.extended += 1;
+      emit({
+        type: "extended",
+        key,
+        time: now,
+        accessKeyId: truncateAccessKeyId(h.record.accessKeyId),
+        expiration: until,
+        error: described,
+      });
+      logger?.warn?.(
+        "Attempting credential expiration extension due to a credential service availability issue. " +
+          `A refresh of these credentials will be attempted after ${new Date(until).toISOString()}. ` +
+          `(${LOG_PREFIX}, key "${key}": ${described.message})`,
+      );
+      return extended.identity;
+    }
+    logger?.warn?.(`${LOG_PREFIX} refreshing "${key}" failed: ${described.message}`);
+    if (h) {
+      throw new CredentialsProviderError(
+        `credcache: the source failed and the cached credentials for "${key}" expired at ` +
+          `${new Date(h.expiresAt).toISOString()} (${described.message}). Enable staleIfError to keep serving them.`,
+        { tryNextLink: false },
+      );
+    }
+    throw error;
+  }
+
+  // ---- refresh paths ----
+
+  /** Refresh before answering: lock, wait for another holder, double-check, fetch. */
+  function refreshBlocking(options: CachedProviderOptions | undefined, reason: RefreshReason) {
+    if (blocking) return blocking;
+    const run = (async (): Promise<AwsCredentialIdentity> => {
+      const force = reason === "force";
+      let now = clock.now();
+      if (!force) {
+        const stored = await readStore();
+        if (stored && adoptable(stored, clock.now(), true)) {
+          stats.hitsL2 += 1;
+          return hold(stored).identity;
+        }
+      }
+      let lock = await tryLock();
+      if (!lock) {
+        stats.lockWaits += 1;
+        const waitStarted = clock.now();
+        const realStart = Date.now();
+        emit({ type: "lock-busy", key, time: waitStarted });
+        // Another process is refreshing: re-read the store until it writes, or the lock frees.
+        while (!lock) {
+          await new Promise((r) => setTimeout(r, lockPollMs * (0.5 + random())));
+          now = clock.now();
+          const stored = await readStore();
+          if (stored && adoptable(stored, now, true)) {
+            emit({
+              type: "lock-waited",
+              key,
+              time: now,
+              waitedMs: Date.now() - realStart,
+              outcome: "adopted",
+            });
+            stats.hitsL2 += 1;
+            return hold(stored).identity;
+          }
+          lock = await tryLock();
+          if (lock) {
+            emit({
+              type: "lock-waited",
+              key,
+              time: now,
+              waitedMs: Date.now() - realStart,
+              outcome: "acquired",
+            });
+            break;
+          }
+          if (Date.now() - realStart >= lockWaitMs) {
+            emit({
+              type: "lock-waited",
+              key,
+              time: now,
+              waitedMs: Date.now() - realStart,
+              outcome: "timeout",
+            });
+            logger?.warn?.(
+              `${LOG_PREFIX} waited ${lockWaitMs} ms for the refresh lock on "${key}"; fetching anyway`,
+            );
+            lock = NO_LOCK;
+          }
+        }
+      }
+      try {
+        if (!force && lock !== NO_LOCK) {
+          // Double check: the previous holder may have written fresh credentials.
+          const stored = await readStore();
+          if (stored && adoptable(stored, clock.now(), true)) {
+            stats.hitsL2 += 1;
+            return hold(stored).identity;
+          }
+        }
+        try {
+          return (await fetchFromSource(options, reason, false)).identity;
+        } catch (error) {
+          return handleFailure(error, false);
+        }
+      } finally {
+        await release(lock);
+      }
+    })();
+    blocking = run;
+    const clear = () => {
+      if (blocking === run) blocking = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  /** Serve now, refresh behind: try-lock only, never waits. */
+  function startBackground(reason: RefreshReason): void {
+    if (background || blocking || closed) return;
+    if (clock.now() < nextAttemptAt) return;
+    const run = (async () => {
+      const stored = await readStore();
+      if (
+        stored &&
+        held &&
+        adoptable(stored, clock.now(), false) &&
+        stored.accessKeyId !== held.record.accessKeyId
+      ) {
+        const next = hold(stored);
+        if (windowOf(next, clock.now()) === "fresh") {
+          stats.hitsL2 += 1;
+          return;
+        }
+      }
+      const lock = await tryLock();
+      if (!lock) {
+        // Someone else is refreshing; look again after a pause.
+        nextAttemptAt = clock.now() + retryBaseMs * (0.5 + random() * 0.5);
+        scheduleProactiveRefresh();
+        return;
+      }
+      try {
+        if (lock !== NO_LOCK) {
+          const again = await readStore();
+          if (
+            again &&
+            held &&
+            adoptable(again, clock.now(), false) &&
+            again.accessKeyId !== held.record.accessKeyId
+          ) {
+            hold(again);
+            return;
+          }
+        }
+        try {
+          await fetchFromSource(undefined, reason, true);
+        } catch (error) {
+          handleFailure(error, true);
+        }
+      } finally {
+        await release(lock);
+      }
+    })().catch((error) => {
+      // Nothing above should throw; if it does, the foreground path still works.
+      logger?.error?.(
+        `${LOG_PREFIX} background refresh of "${key}" failed: ${describeError(error, secrets()).message}`,
+      );
+    });
+    background = run;
+    run.finally(() => {
+      if (background === run) background = undefined;
+    });
+  }
+
+  async function resolveSlow(options: CachedProviderOptions | undefined): Promise<AwsCredentialIdentity> {
+    if (options?.forceRefresh) return refreshBlocking(options, "force");
+    let h = held;
+    let layer: "l1" | "l2" = "l1";
+    if (!h) {
+      if (blocking) return blocking;
+      const stored = await readStore();
+      const now = clock.now();
+      if (stored && (stored.expiration ?? Number.POSITIVE_INFINITY) > now) {
+        h = held && held.record.cachedAt > stored.cachedAt ? held : hold(stored);
+        layer = "l2";
+      } else {
+        stats.misses += 1;
+        emit({ type: "miss", key, time: now });
+        return refreshBlocking(options, "miss");
+      }
+    }
+    const now = clock.now();
+    const window = windowOf(h, now);
+    switch (window) {
+      case "fresh":
+      case "advisory":
+        if (layer === "l2") stats.hitsL2 += 1;
+        else stats.hitsL1 += 1;
+        if (onEvent) emit({ type: "hit", key, time: now, layer, window });
+        if (window === "advisory") startBackground("advisory");
+        return h.identity;
+      case "mandatory":
+        if (now < nextAttemptAt || h.extended) {
+          // A recent attempt failed or returned this same set: serve it, it is still valid.
+          if (layer === "l2") stats.hitsL2 += 1;
+          else stats.hitsL1 += 1;
+          if (onEvent) emit({ type: "hit", key, time: now, layer, window });
+          return h.identity;
+        }
+        return refreshBlocking(options, "mandatory");
+      default:
+        return refreshBlocking(options, "expired");
+    }
+  }
+
+  const provider = (async (options?: CachedProviderOptions) => {
+    // Hot path: fresh credentials in L1 cost one clock read.
+    const h = held;
+    if (h !== undefined && (options === undefined || !options.forceRefresh)) {
+      const now = clock.now();
+      if (now < h.freshUntil) {
+        stats.hitsL1 += 1;
+        if (onEvent) emit({ type: "hit", key, time: now, layer: "l1", window: "fresh" });
+        return h.identity;
+      }
+    }
+    return resolveSlow(options);
+  }) as CachedCredentialProvider;
+
+  provider.invalidate = async () => {
+    const dropped = held?.record.accessKeyId;
+    held = undefined;
+    nextAttemptAt = 0;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (!cache) return;
+    const stored = await readStore();
+    if (stored && dropped !== undefined && stored.accessKeyId !== dropped) return;
+    try {
+      await guarded("remove", () => cache.remove(key));
+    } catch (error) {
+      reportCacheError("remove", error);
+    }
+  };
+  provider.stats = () => ({ ...stats });
+  provider.close = () => {
+    closed = true;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+  };
+  return redactOnInspect(provider);
+}

@@ -1,0 +1,62 @@
+export {
+  type CacheConfig,
+  type CacheStoresConfig,
+  createCache,
+  type FileStoreConfig,
+  type KeyvStoreConfig,
+  type MemoryStoreConfig,
+  parseCacheUrl,
+  type RedisStoreConfig,
+  redactUrl,
+  resolveStoreConfig,
+  type SqliteStoreConfig,
+  type StoreConfig,
+} from "./createCache.js";
+export { type EncryptedCacheOptions, encryptedCache } from "./encryptedCache.js";
+export {
+  CacheArgumentError,
+  CacheConfigError,
+  CacheTimeoutError,
+  CacheUnavailableError,
+  CredcacheError,
+  MissingAdapterError,
+} from "./errors.js";
+export {
+  type CachedCredentialProvider,
+  type CachedProviderOptions,
+  DEFAULT_CACHE_KEY,
+  type FromCacheInit,
+  fromCache,
+} from "./fromCache.js";
+export {
+  type CachedContainerMetadataInit,
+  type CachedIniInit,
+  type CachedInstanceMetadataInit,
+  type CachedTemporaryCredentialsInit,
+  fromCachedContainerMetadata,
+  fromCachedIni,
+  fromCachedInstanceMetadata,
+  fromCachedTemporaryCredentials,
+  type PresetCacheOptions,
+} from "./presets.js";
+export { MAX_RECORD_CHARS, type ParseResult, parseRecord, toIdentity, toRecord } from "./record.js";
+export { describeError, redactOnInspect, scrub, truncateAccessKeyId } from "./redact.js";
+export { assertCacheKey, assertLockTtl, expiresAtFromTtl, MAX_KEY_LENGTH, newLockToken } from "./store.js";
+export type {
+  AwsCredentialIdentity,
+  AwsCredentialIdentityProvider,
+  CacheEvent,
+  CacheEventType,
+  CacheLock,
+  CacheOperation,
+  CacheRecord,
+  CacheStats,
+  Clock,
+  CredentialCache,
+  EventError,
+  Logger,
+  RefreshReason,
+  RefreshWindow,
+} from "./types.js";
+/** Which refresh window a record is in, for tools such as `credcache inspect`. */
+export { windowOfRecord } from "./windows.js";

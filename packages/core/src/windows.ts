@@ -1,0 +1,18 @@
+import type { CacheRecord, RefreshWindow } from "./types.js";
+
+/**
+ * The refresh window of a stored record at `now`, with the default (or given) windows.
+ * `fromCache` itself adds per-process jitter inside the advisory window.
+ */
+export function windowOfRecord(
+  record: Pick<CacheRecord, "expiration">,
+  now: number,
+  windows: { advisoryRefreshMs?: number; mandatoryRefreshMs?: number } = {},
+): RefreshWindow {
+  if (record.expiration === undefined) return "fresh";
+  const left = record.expiration - now;
+  if (left <= 0) return "expired";
+  if (left <= (windows.mandatoryRefreshMs ?? 600_000)) return "mandatory";
+  if (left <= (windows.advisoryRefreshMs ?? 900_000)) return "advisory";
+  return "fresh";
+}

@@ -1,0 +1,27 @@
+import { defineConfig } from "vitest/config";
+
+const project = (name: string, root: string) => ({
+  extends: true as const,
+  test: { name, root, include: ["test/**/*.test.ts"] },
+});
+
+export default defineConfig({
+  // Inside vitest, workspace packages resolve to their TypeScript source, so a test
+  // never runs against a stale build. Child processes use plain node and the built dist.
+  resolve: { conditions: ["@credcache/source"] },
+  test: {
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    projects: [
+      project("core", "packages/core"),
+      project("memory", "packages/memory"),
+      project("fs", "packages/fs"),
+      project("sqlite", "packages/sqlite"),
+      project("keyv", "packages/keyv"),
+      project("test-suite", "packages/test-suite"),
+      project("imds-emulator", "packages/imds-emulator"),
+      project("cli", "packages/cli"),
+      project("sqs-consumer", "examples/sqs-consumer"),
+    ],
+  },
+});
