@@ -1,8 +1,8 @@
 import { defineConfig } from "vitest/config";
 
-const project = (name: string, root: string) => ({
+const project = (name: string, root: string, setupFiles: string[] = []) => ({
   extends: true as const,
-  test: { name, root, include: ["test/**/*.test.ts"] },
+  test: { name, root, include: ["test/**/*.test.ts"], setupFiles },
 });
 
 export default defineConfig({
@@ -13,7 +13,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     projects: [
-      project("core", "packages/core"),
+      project("core", "packages/core", ["./test/setup.ts"]),
       project("memory", "packages/memory"),
       project("fs", "packages/fs"),
       project("sqlite", "packages/sqlite"),

@@ -211,7 +211,8 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
   }
 
   // This process's own refresh point inside the advisory window, so a fleet spreads out.
-  const advisoryPointMs = mandatoryMs + random() * (advisoryMs - mandatoryMs);
+  // (1 - random) is in (0, 1], so the point lies in (mandatory, advisory].
+  const advisoryPointMs = mandatoryMs + (1 - random()) * (advisoryMs - mandatoryMs);
 
   const stats: CacheStats = {
     hitsL1: 0,
@@ -235,7 +236,15 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
 
-  const secrets = () => [held?.record.secretAccessKey, held?.record.sessionToken];
+  /** Secrets of the last few credential sets, scrubbed from every error text we report. */
+  const recentSecrets: string[] = [];
+  const remember = (record: CacheRecord) => {
+    for (const secret of [record.secretAccessKey, record.sessionToken]) {
+      if (secret && !recentSecrets.includes(secret)) recentSecrets.push(secret);
+    }
+    if (recentSecrets.length > 8) recentSecrets.splice(0, recentSecrets.length - 8);
+  };
+  const secrets = () => recentSecrets;
 
   function emit(event: CacheEvent): void {
     if (!onEvent) return;
@@ -248,6 +257,7 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
 
   function hold(record: CacheRecord, extendedUntil?: number): Held {
     const expiresAt = extendedUntil ?? record.expiration ?? Number.POSITIVE_INFINITY;
+    remember(record);
     const next: Held = {
       record,
       identity: toIdentity(extendedUntil ? { ...record, expiration: extendedUntil } : record),

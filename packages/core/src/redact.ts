@@ -31,9 +31,16 @@ export function redactOnInspect<T extends object>(target: T): T {
   return target;
 }
 
-/** Replaces every occurrence of the given secrets in `text`. */
+/**
+ * Shapes of AWS secrets: a 40-character secret access key and a long session token,
+ * both base64-ish with mixed case and digits (so hex digests and paths are kept).
+ */
+const SECRET_SHAPES =
+  /(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+=]*[a-z])(?=[A-Za-z0-9/+=]*[A-Z])(?=[A-Za-z0-9/+=]*[0-9])(?:[A-Za-z0-9/+=]{40}|[A-Za-z0-9/+=]{100,})(?![A-Za-z0-9/+=])/g;
+
+/** Replaces every occurrence of the given secrets, and anything shaped like one, in `text`. */
 export function scrub(text: string, secrets: Iterable<string | undefined>): string {
-  let out = text;
+  let out = text.replace(SECRET_SHAPES, "[redacted]");
   for (const secret of secrets) {
     if (secret && secret.length >= 8) out = out.split(secret).join("[redacted]");
   }

@@ -1,0 +1,134 @@
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { CacheConfigError, createCache, parseCacheUrl, redactUrl, resolveStoreConfig } from "../src/index.js";
+
+describe("parseCacheUrl", () => {
+  it("understands every scheme", () => {
+    expect(parseCacheUrl("memory:")).toEqual({ driver: "memory" });
+    expect(parseCacheUrl("memory://?max=5")).toEqual({ driver: "memory", max: 5 });
+    expect(parseCacheUrl("file:///var/cache/credcache")).toEqual({
+      driver: "file",
+      dir: "/var/cache/credcache",
+    });
+    expect(parseCacheUrl("file:")).toEqual({ driver: "file" });
+    expect(parseCacheUrl("sqlite:///var/cache/c.db")).toEqual({ driver: "sqlite", path: "/var/cache/c.db" });
+    expect(parseCacheUrl("sqlite:relative/c.db")).toEqual({ driver: "sqlite", path: "relative/c.db" });
+    expect(parseCacheUrl("redis://127.0.0.1:6379/2?namespace=app")).toEqual({
+      driver: "redis",
+      url: "redis://127.0.0.1:6379/2",
+      namespace: "app",
+    });
+  });
+
+  const bad: Array<[string, RegExp]> = [
+    ["", /empty/],
+    ["   ", /empty/],
+    ["not a url", /not a valid cache URL.*memory:/],
+    ["ftp://host/x", /Unknown cache URL scheme "ftp:".*redis:\/\//],
+    ["memory://?max=-1", /max .* positive integer/],
+    ["file://host/dir", /three slashes/],
+    ["sqlite:///", /no database file name/],
+    ["redis:///0", /no host/],
+    ["redis://h:1?lock=maybe", /lock .* true or false/],
+  ];
+  for (const [url, message] of bad) {
+    it(`rejects ${JSON.stringify(url)} with a CacheConfigError that says what to fix`, () => {
+      expect(() => parseCacheUrl(url)).toThrow(CacheConfigError);
+      expect(() => parseCacheUrl(url)).toThrow(message);
+    });
+  }
+
+  it("never puts a Redis password in an error", () => {
+    let message = "";
+    try {
+      parseCacheUrl("rediss://user:hunter2secret@/x");
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).not.toContain("hunter2secret");
+    expect(redactUrl("redis://u:pw@h:1")).toBe("redis://u:***@h:1");
+  });
+});
+
+describe("resolveStoreConfig", () => {
+  it("reads CREDCACHE_URL when no config is given", () => {
+    const saved = process.env.CREDCACHE_URL;
+    process.env.CREDCACHE_URL = "sqlite:///tmp/x.db";
+    try {
+      expect(resolveStoreConfig(undefined)).toEqual({ driver: "sqlite", path: "/tmp/x.db" });
+      delete process.env.CREDCACHE_URL;
+      expect(() => resolveStoreConfig(undefined)).toThrow(/CREDCACHE_URL/);
+    } finally {
+      if (saved === undefined) delete process.env.CREDCACHE_URL;
+      else process.env.CREDCACHE_URL = saved;
+    }
+  });
+
+  it("picks the default of Laravel-style named stores, or the one asked for", () => {
+    const config = { default: "file", stores: { file: { driver: "file" as const }, mem: "memory:" } };
+    expect(resolveStoreConfig(config)).toEqual({ driver: "file" });
+    expect(resolveStoreConfig(config, "mem")).toEqual({ driver: "memory" });
+    expect(() => resolveStoreConfig(config, "redis")).toThrow(/No store named "redis".*file, mem/);
+    expect(() => resolveStoreConfig({ default: "x", stores: [] as never })).toThrow(
+      /"stores" must be an object/,
+    );
+  });
+
+  it("rejects unknown drivers and wrong shapes", () => {
+    expect(() => resolveStoreConfig({ driver: "mongo" } as never)).toThrow(
+      /Unknown cache driver "mongo"; use one of: memory, file/,
+    );
+    expect(() => resolveStoreConfig(42 as never)).toThrow(/URL string or an object/);
+    expect(() => resolveStoreConfig([] as never)).toThrow(/an array/);
+  });
+});
+
+describe("createCache", () => {
+  it("validates driver options before loading anything", async () => {
+    await expect(createCache({ driver: "memory", max: 0 })).rejects.toThrow(
+      /"max" must be a positive integer/,
+    );
+    await expect(createCache({ driver: "sqlite" } as never)).rejects.toThrow(
+      /"path" must be the database file/,
+    );
+    await expect(createCache({ driver: "keyv" } as never)).rejects.toThrow(/pass your Keyv instance/);
+    await expect(createCache({ driver: "redis", url: "http://x" })).rejects.toThrow(/redis:\/\//);
+    await expect(createCache({ driver: "memory", encryptionKeys: [] })).rejects.toThrow(/encryptionKeys/);
+  });
+
+  it("names the package to install when an adapter is missing (real install layout, child process)", () => {
+    // An application directory holding @credcache/core and its own dependencies, but no adapter.
+    const here = dirname(fileURLToPath(import.meta.url));
+    const coreDir = join(here, "..");
+    const app = mkdtempSync(join(tmpdir(), "credcache-missing-"));
+    const target = join(app, "node_modules", "@credcache", "core");
+    mkdirSync(target, { recursive: true });
+    cpSync(join(coreDir, "dist"), join(target, "dist"), { recursive: true });
+    writeFileSync(join(target, "package.json"), readFileSync(join(coreDir, "package.json")));
+    mkdirSync(join(app, "node_modules", "@smithy"), { recursive: true });
+    for (const dep of ["property-provider", "types"]) {
+      symlinkSync(join(coreDir, "node_modules", "@smithy", dep), join(app, "node_modules", "@smithy", dep));
+    }
+    writeFileSync(join(app, "package.json"), '{"type":"module"}');
+    const script = `
+      import { createCache, MissingAdapterError } from "@credcache/core";
+      try { await createCache("sqlite:///tmp/x.db"); console.log("no error"); }
+      catch (e) { console.log(JSON.stringify({ is: e instanceof MissingAdapterError, code: e.code, pkg: e.packageName, message: e.message })); }
+    `;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: app,
+      encoding: "utf8",
+    });
+    const result = JSON.parse(out.trim().split("\n").at(-1)!);
+    expect(result).toMatchObject({
+      is: true,
+      code: "ERR_CREDCACHE_MISSING_ADAPTER",
+      pkg: "@credcache/sqlite",
+    });
+    expect(result.message).toContain("npm install @credcache/sqlite");
+  });
+});
