@@ -1,0 +1,54 @@
+// Shared measuring helpers for the benchmarks: side-by-side, interleaved rounds, so a
+// noisy shared machine slows both sides of a ratio alike.
+
+/** Percentile of a sorted copy of `samples`. */
+export function percentile(samples, p) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index];
+}
+
+/**
+ * Runs each case in turn for `rounds` rounds. A case is `{ name, run, batch }`: `run()`
+ * may be async; `batch` calls are timed together (for sub-microsecond operations) and
+ * the per-call time of each batch is one sample, in microseconds.
+ */
+export async function interleave(cases, { rounds = 30, perRound = 200, warmup = 2 } = {}) {
+  const samples = new Map(cases.map((c) => [c.name, []]));
+  for (let round = 0; round < rounds + warmup; round++) {
+    for (const c of cases) {
+      const batch = c.batch ?? 1;
+      for (let i = 0; i < perRound; i++) {
+        const start = process.hrtime.bigint();
+        for (let j = 0; j < batch; j++) await c.run();
+        const micros = Number(process.hrtime.bigint() - start) / 1000 / batch;
+        if (round >= warmup) samples.get(c.name).push(micros);
+      }
+    }
+  }
+  return cases.map((c) => {
+    const s = samples.get(c.name);
+    return { name: c.name, p50: percentile(s, 50), p99: percentile(s, 99), n: s.length };
+  });
+}
+
+export function fmtMicros(us) {
+  if (!Number.isFinite(us)) return "–";
+  if (us >= 1000) return `${(us / 1000).toFixed(2)} ms`;
+  if (us >= 10) return `${us.toFixed(0)} µs`;
+  return `${us.toFixed(2)} µs`;
+}
+
+export function fmtRatio(r) {
+  return Number.isFinite(r) ? `${r.toFixed(2)}×` : "–";
+}
+
+/** Prints a Markdown table and returns its text. */
+export function table(headers, rows) {
+  const lines = [`| ${headers.join(" | ")} |`, `| ${headers.map(() => "---").join(" | ")} |`];
+  for (const row of rows) lines.push(`| ${row.join(" | ")} |`);
+  const text = lines.join("\n");
+  console.log(text);
+  return text;
+}
