@@ -78,7 +78,7 @@ export interface EventError {
   code?: string;
 }
 
-interface EventBase {
+export interface EventBase {
   /** The cache key. */
   key: string;
   /** Epoch ms, from the provider's clock. */
