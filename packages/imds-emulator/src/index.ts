@@ -1,1 +1,4 @@
-export {};
+export type { Clock, CredentialSummary } from "./credentials.js";
+export type { ImdsFault, ImdsFaultRoute, ImdsFaults } from "./faults.js";
+export type { ImdsEmulator, ImdsEmulatorOptions, ImdsRoute, ImdsStats } from "./server.js";
+export { startImdsEmulator } from "./server.js";
