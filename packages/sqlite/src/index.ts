@@ -1,1 +1,409 @@
-export {};
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  statSync,
+} from "node:fs";
+import { dirname, resolve } from "node:path";
+import {
+  assertCacheKey,
+  assertLockTtl,
+  CacheArgumentError,
+  CacheConfigError,
+  type CacheLock,
+  CacheUnavailableError,
+  type Clock,
+  CredcacheError,
+  type CredentialCache,
+  expiresAtFromTtl,
+  newLockToken,
+} from "@credcache/core";
+import Database from "better-sqlite3";
+import { migrate, SCHEMA_VERSION } from "./schema.js";
+
+export { SCHEMA_VERSION };
+
+/** Options of {@link sqliteCache}. */
+export interface SqliteCacheOptions {
+  /**
+   * The database file. Created 0600 (with its `-wal` and `-shm` files) whatever the
+   * umask; its directory is created 0700 when missing. Give each application its own file.
+   */
+  path: string;
+  /**
+   * Source of time for entry TTLs and lock leases. Inject one in tests instead of sleeping.
+   * @default Date
+   */
+  clock?: Clock;
+  /**
+   * How long a call waits for another connection's write lock before it gives up and
+   * rejects (`fromCache` then goes on without the cache for that call). better-sqlite3 is
+   * synchronous, so this also bounds how long a call can block the event loop; keep it at
+   * or below `fromCache`'s `cacheTimeoutMs`.
+   * @default 1000
+   */
+  busyTimeoutMs?: number;
+}
+
+/** A {@link CredentialCache} in one SQLite file, shared by every process on a host. */
+export interface SqliteCache extends CredentialCache {
+  /** The absolute path of the database file. */
+  readonly path: string;
+  acquireLock(key: string, opts: { ttlMs: number }): Promise<CacheLock | undefined>;
+  /** Deletes expired entries and expired lock leases. Resolves to the number of entries deleted. */
+  prune(): Promise<number>;
+  /** Closes the connection. Later calls reject; a held lock's lease simply runs out. */
+  close(): Promise<void>;
+}
+
+interface Statements {
+  get: Database.Statement<[string], [string, number | null]>;
+  write(key: string, value: string, expiresAt: number | null, now: number): void;
+  remove: Database.Statement<[string]>;
+  takeLease(key: string, token: string, expiresAt: number, now: number): { takenOver: boolean } | undefined;
+  releaseLease: Database.Statement<[string, string]>;
+  prune(now: number): number;
+}
+
+const SIDECARS = ["-wal", "-shm"];
+const OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
+
+function fileId(path: string): number | undefined {
+  return statSync(path, { throwIfNoEntry: false })?.ino;
+}
+
+/** SQLite creates `-wal` and `-shm` with the database file's mode already; this makes sure. */
+function secureSidecars(path: string): void {
+  for (const suffix of SIDECARS) {
+    try {
+      chmodSync(path + suffix, 0o600);
+    } catch {
+      // Not created yet, or already gone after a checkpoint: nothing to protect.
+    }
+  }
+}
+
+function serialize(value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    throw new CacheArgumentError(
+      `value must be JSON-serializable (${error instanceof Error ? error.name : "error"})`,
+    );
+  }
+  if (text === undefined)
+    throw new CacheArgumentError(`value must be JSON-serializable, got ${typeof value}`);
+  return text;
+}
+
+class SqliteStore implements SqliteCache {
+  readonly path: string;
+  readonly #clock: Clock;
+  readonly #busyTimeoutMs: number;
+  #db: Database.Database | undefined;
+  #statements: Statements | undefined;
+  /** The inode opened, to notice the file being replaced or removed under us. */
+  #fileId: number | undefined;
+  #sidecarsSecured = false;
+  #closed = false;
+
+  constructor(options: SqliteCacheOptions) {
+    const { path, clock = Date, busyTimeoutMs = 1000 } = options ?? ({} as SqliteCacheOptions);
+    if (typeof path !== "string" || path === "" || path === ":memory:") {
+      throw new CacheConfigError(
+        `sqliteCache: "path" must be a database file, e.g. "/var/cache/credcache.db", got ${JSON.stringify(path)}` +
+          (path === ":memory:" ? " (for an in-process cache use @credcache/memory)" : ""),
+      );
+    }
+    if (typeof clock?.now !== "function") {
+      throw new CacheConfigError('sqliteCache: "clock" must have a now() method returning epoch ms');
+    }
+    if (typeof busyTimeoutMs !== "number" || !Number.isInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw new CacheConfigError(
+        `sqliteCache: "busyTimeoutMs" must be a non-negative integer of milliseconds, got ${busyTimeoutMs}`,
+      );
+    }
+    this.path = resolve(path);
+    this.#clock = clock;
+    this.#busyTimeoutMs = busyTimeoutMs;
+  }
+
+  async get(key: string): Promise<unknown | undefined> {
+    assertCacheKey(key);
+    let row: [string, number | null] | undefined;
+    try {
+      row = (this.#statements ?? this.#open()).get.get(key);
+    } catch (error) {
+      this.#fail("get", error);
+    }
+    if (row === undefined) return undefined;
+    // Expired rows are left for the next write to purge: the read path never writes,
+    // so in WAL mode it never waits for another process.
+    if (row[1] !== null && row[1] <= this.#clock.now()) return undefined;
+    try {
+      return JSON.parse(row[0]);
+    } catch {
+      // The parser's message quotes the value, which may hold a secret: leave it out.
+      throw new CacheUnavailableError(`sqlite cache "${this.path}": the value under this key is not JSON`);
+    }
+  }
+
+  async set(key: string, value: unknown, ttlSeconds?: number): Promise<void> {
+    assertCacheKey(key);
+    const now = this.#clock.now();
+    const expiresAt = expiresAtFromTtl(ttlSeconds, now) ?? null;
+    const text = serialize(value);
+    try {
+      this.#writable().write(key, text, expiresAt, now);
+    } catch (error) {
+      this.#fail("set", error);
+    }
+    if (!this.#sidecarsSecured) {
+      this.#sidecarsSecured = true;
+      secureSidecars(this.path);
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    assertCacheKey(key);
+    try {
+      this.#writable().remove.run(key);
+    } catch (error) {
+      this.#fail("remove", error);
+    }
+  }
+
+  async acquireLock(key: string, opts: { ttlMs: number }): Promise<CacheLock | undefined> {
+    assertCacheKey(key);
+    assertLockTtl(opts?.ttlMs);
+    const token = newLockToken();
+    const now = this.#clock.now();
+    let taken: { takenOver: boolean } | undefined;
+    try {
+      taken = this.#writable().takeLease(key, token, now + opts.ttlMs, now);
+    } catch (error) {
+      this.#fail("acquireLock", error);
+    }
+    if (!taken) return undefined;
+    let released = false;
+    return {
+      takenOver: taken.takenOver,
+      release: async () => {
+        if (released || this.#closed) return;
+        try {
+          // Deletes only our own lease: after a takeover the row holds the new holder's token.
+          (this.#statements ?? this.#open()).releaseLease.run(key, token);
+        } catch (error) {
+          this.#fail("release", error);
+        }
+        released = true;
+      },
+    };
+  }
+
+  async prune(): Promise<number> {
+    try {
+      return this.#writable().prune(this.#clock.now());
+    } catch (error) {
+      this.#fail("prune", error);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#drop();
+  }
+
+  /** Opens the connection: file and directory permissions, WAL, schema, statements. */
+  #open(): Statements {
+    if (this.#closed) throw new CacheUnavailableError(`sqlite cache "${this.path}" is closed`);
+    const path = this.path;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // Create the file ourselves so that it is 0600 whatever the umask (SQLite gives the
+    // -wal and -shm files the database file's mode), and check, before SQLite opens it, that
+    // the file is not a symlink someone planted, and it is ours.
+    const fd = openSync(path, OPEN_FLAGS, 0o600);
+    try {
+      const stat = fstatSync(fd);
+      const uid = process.getuid?.();
+      if (uid !== undefined && stat.uid !== uid) {
+        throw new CacheUnavailableError(
+          `sqlite cache "${path}": the file is owned by uid ${stat.uid}, not by this process (uid ${uid}); ` +
+            "refusing to share credentials through it",
+        );
+      }
+      if ((stat.mode & 0o777) !== 0o600) fchmodSync(fd, 0o600);
+      // Known before SQLite reads the file, so that a corrupt one can be told from a
+      // fresh one another process has put in its place meanwhile.
+      this.#fileId = stat.ino;
+    } finally {
+      closeSync(fd);
+    }
+    const db = new Database(path, { timeout: this.#busyTimeoutMs });
+    let statements: Statements;
+    try {
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = NORMAL");
+      migrate(db);
+      statements = prepare(db);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    secureSidecars(path);
+    this.#db = db;
+    this.#statements = statements;
+    this.#sidecarsSecured = false;
+    return statements;
+  }
+
+  /**
+   * The connection for a write or a lock. If the file was replaced (another process moved
+   * a corrupt one aside) or removed, reopen, or this process would lock and write a file
+   * nobody else reads.
+   */
+  #writable(): Statements {
+    const statements = this.#statements;
+    if (statements !== undefined && fileId(this.path) === this.#fileId) return statements;
+    this.#drop();
+    return this.#open();
+  }
+
+  #drop(): void {
+    const db = this.#db;
+    this.#db = undefined;
+    this.#statements = undefined;
+    this.#fileId = undefined;
+    try {
+      db?.close();
+    } catch {
+      // Closing a broken connection can fail too; it is gone either way.
+    }
+  }
+
+  /**
+   * Turns any failure into a `CacheUnavailableError` naming the file and the reason, and
+   * recovers for the next call: a busy database is simply tried again, a corrupt one is
+   * moved aside and replaced, anything else gets a fresh connection.
+   */
+  #fail(operation: string, error: unknown): never {
+    if (error instanceof CredcacheError) throw error;
+    const code = (error as { code?: unknown } | undefined)?.code;
+    const reason = error instanceof Error ? error.message : String(error);
+    const where = `sqlite cache "${this.path}"`;
+    if (typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))) {
+      throw new CacheUnavailableError(
+        `${where}: ${operation} skipped, the database is locked by another connection (${reason}, ${code}); ` +
+          "the next call tries again",
+        { cause: error },
+      );
+    }
+    if (code === "SQLITE_NOTADB" || (typeof code === "string" && code.startsWith("SQLITE_CORRUPT"))) {
+      const aside = this.#quarantine();
+      throw new CacheUnavailableError(
+        `${where}: ${operation} failed, the database is unusable (${reason}, ${code}); ` +
+          (aside ? `moved it aside to "${aside}", ` : "") +
+          "the next call starts a fresh database",
+        { cause: error },
+      );
+    }
+    this.#drop();
+    throw new CacheUnavailableError(
+      `${where}: ${operation} failed (${reason}${typeof code === "string" ? `, ${code}` : ""})`,
+      { cause: error },
+    );
+  }
+
+  /** Moves a corrupt database and its -wal/-shm aside, unless another process already did. */
+  #quarantine(): string | undefined {
+    const opened = this.#fileId;
+    this.#drop();
+    const current = fileId(this.path);
+    if (current === undefined || (opened !== undefined && current !== opened)) return undefined;
+    const aside = `${this.path}.corrupt-${Date.now()}`;
+    try {
+      renameSync(this.path, aside);
+    } catch {
+      return undefined;
+    }
+    for (const suffix of SIDECARS) {
+      try {
+        renameSync(this.path + suffix, aside + suffix);
+      } catch {
+        // No such file.
+      }
+    }
+    return aside;
+  }
+}
+
+function prepare(db: Database.Database): Statements {
+  const get = db.prepare<[string], [string, number | null]>(
+    "SELECT value, expires_at FROM entries WHERE key = ?",
+  );
+  get.raw(true);
+  const upsert = db.prepare<[string, string, number | null]>(
+    `INSERT INTO entries (key, value, expires_at) VALUES (?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+  );
+  const purge = db.prepare<[number]>("DELETE FROM entries WHERE expires_at <= ?");
+  const purgeLeases = db.prepare<[number]>("DELETE FROM locks WHERE expires_at <= ?");
+  const leaseExists = db.prepare<[string]>("SELECT 1 FROM locks WHERE key = ?").pluck();
+  // The lock itself: one statement that succeeds only when there is no lease or it has run out.
+  const lease = db.prepare<{ key: string; token: string; expiresAt: number; now: number }>(
+    `INSERT INTO locks (key, token, expires_at) VALUES (:key, :token, :expiresAt)
+     ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
+     WHERE locks.expires_at <= :now`,
+  );
+  return {
+    get,
+    // Expired rows are purged lazily here: writes are rare (one per rotation), reads are not.
+    write: db.transaction((key: string, value: string, expiresAt: number | null, now: number) => {
+      purge.run(now);
+      upsert.run(key, value, expiresAt);
+    }).immediate,
+    remove: db.prepare<[string]>("DELETE FROM entries WHERE key = ?"),
+    // IMMEDIATE: the write lock is held from the look to the upsert, so takenOver is exact.
+    takeLease: db.transaction((key: string, token: string, expiresAt: number, now: number) => {
+      const existed = leaseExists.get(key) !== undefined;
+      const { changes } = lease.run({ key, token, expiresAt, now });
+      return changes === 1 ? { takenOver: existed } : undefined;
+    }).immediate,
+    releaseLease: db.prepare<[string, string]>("DELETE FROM locks WHERE key = ? AND token = ?"),
+    prune: db.transaction((now: number) => {
+      purgeLeases.run(now);
+      return purge.run(now).changes;
+    }).immediate,
+  };
+}
+
+/**
+ * A {@link CredentialCache} in one SQLite file (WAL mode) on better-sqlite3: every process
+ * on a host shares it, a hit is one indexed read, and the refresh lock is a lease row taken
+ * with one atomic statement. The connection opens on first use. A busy, corrupt or
+ * unreadable database never crashes the caller: the call rejects with
+ * `CacheUnavailableError` (which `fromCache` reports as a `cache-error` event and works
+ * around), a corrupt file is moved aside and replaced, and the next call tries again.
+ *
+ * @example
+ * ```ts
+ * import { fromCache } from "@credcache/core";
+ * import { sqliteCache } from "@credcache/sqlite";
+ * import { fromInstanceMetadata } from "@aws-sdk/credential-providers";
+ *
+ * const credentials = fromCache({
+ *   provider: fromInstanceMetadata(),
+ *   cache: sqliteCache({ path: "/var/cache/credcache/credentials.db" }),
+ *   key: "imds",
+ * });
+ * ```
+ */
+export function sqliteCache(options: SqliteCacheOptions): SqliteCache {
+  return new SqliteStore(options);
+}

@@ -1,0 +1,179 @@
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { CacheArgumentError, CacheConfigError, CacheUnavailableError } from "@credcache/core";
+import { sqliteCache } from "@credcache/sqlite";
+import { describe, expect, it } from "vitest";
+import { inspect, manualClock, tempDir } from "./helpers.js";
+
+function open(options: { clock?: { now(): number } } = {}) {
+  const path = join(tempDir(), "cache.db");
+  return { path, store: sqliteCache({ path, ...options }) };
+}
+
+const count = (path: string, table: string) =>
+  inspect(path, (db) => db.prepare(`SELECT count(*) FROM ${table}`).pluck().get());
+
+describe("sqliteCache: the store", () => {
+  it("round-trips JSON values, overwrites, removes", async () => {
+    const { store } = open();
+    expect(await store.get("k")).toBeUndefined();
+    await store.set("k", { v: 1, list: [1, "two", null], nested: { ok: true } });
+    expect(await store.get("k")).toEqual({ v: 1, list: [1, "two", null], nested: { ok: true } });
+    await store.set("k", "second");
+    expect(await store.get("k")).toBe("second");
+    await store.remove("k");
+    await store.remove("k");
+    expect(await store.get("k")).toBeUndefined();
+    await store.close();
+  });
+
+  it("shares entries between connections to the same file", async () => {
+    const { path, store } = open();
+    const other = sqliteCache({ path });
+    await store.set("k", { from: "one" }, 60);
+    expect(await other.get("k")).toEqual({ from: "one" });
+    await store.close();
+    await other.close();
+  });
+
+  it("expires entries on the injected clock and purges them on the next write", async () => {
+    const clock = manualClock();
+    const { path, store } = open({ clock });
+    await store.set("short", 1, 1);
+    await store.set("forever", 2, 0);
+    await store.set("default", 3);
+    clock.advance(999);
+    expect(await store.get("short")).toBe(1);
+    clock.advance(1);
+    expect(await store.get("short")).toBeUndefined();
+    expect(await store.get("forever")).toBe(2);
+    expect(await store.get("default")).toBe(3);
+    // Reads never write: the expired row is still there until a write comes by.
+    expect(count(path, "entries")).toBe(3);
+    await store.set("other", 4, 60);
+    expect(count(path, "entries")).toBe(3);
+    expect(inspect(path, (db) => db.prepare("SELECT key FROM entries ORDER BY key").pluck().all())).toEqual([
+      "default",
+      "forever",
+      "other",
+    ]);
+    await store.close();
+  });
+
+  it("prune() deletes expired entries and leases and says how many entries went", async () => {
+    const clock = manualClock();
+    const { path, store } = open({ clock });
+    await store.set("a", 1, 1);
+    await store.set("b", 1, 2);
+    await store.set("c", 1, 60);
+    await store.set("d", 1);
+    await store.acquireLock("dead-holder", { ttlMs: 500 });
+    clock.advance(2_000);
+    expect(await store.prune()).toBe(2);
+    expect(await store.prune()).toBe(0);
+    expect(count(path, "entries")).toBe(2);
+    expect(count(path, "locks")).toBe(0);
+    await store.close();
+  });
+
+  it("rejects bad input with typed errors and loses nothing", async () => {
+    const { store } = open();
+    await store.set("k", "kept");
+    await expect(store.set("", 1)).rejects.toBeInstanceOf(CacheArgumentError);
+    await expect(store.get("")).rejects.toMatchObject({ code: "ERR_CREDCACHE_ARGUMENT" });
+    await expect(store.remove("")).rejects.toBeInstanceOf(CacheArgumentError);
+    await expect(store.set("k", 1, -1)).rejects.toBeInstanceOf(CacheArgumentError);
+    await expect(store.set("k", 1, Number.NaN)).rejects.toBeInstanceOf(CacheArgumentError);
+    await expect(store.set("k", undefined)).rejects.toBeInstanceOf(CacheArgumentError);
+    await expect(store.set("k", { n: 1n })).rejects.toBeInstanceOf(CacheArgumentError);
+    await expect(store.acquireLock("k", { ttlMs: 0 })).rejects.toBeInstanceOf(CacheArgumentError);
+    expect(await store.get("k")).toBe("kept");
+    await store.close();
+  });
+
+  it("fails at construction on a bad option, saying what to pass", () => {
+    expect(() => sqliteCache({ path: "" })).toThrow(CacheConfigError);
+    expect(() => sqliteCache({} as never)).toThrow(/"path" must be a database file/);
+    expect(() => sqliteCache({ path: ":memory:" })).toThrow(/@credcache\/memory/);
+    expect(() => sqliteCache({ path: "/tmp/x.db", busyTimeoutMs: -1 })).toThrow(/busyTimeoutMs/);
+    expect(() => sqliteCache({ path: "/tmp/x.db", clock: {} as never })).toThrow(/clock/);
+  });
+
+  it("opens nothing until first used, resolves a relative path, and rejects after close()", async () => {
+    const dir = tempDir();
+    const store = sqliteCache({ path: join(dir, "lazy", "cache.db") });
+    expect(sqliteCache({ path: "relative.db" }).path).toBe(resolve("relative.db"));
+    expect(existsSync(join(dir, "lazy"))).toBe(false);
+    await store.set("k", 1);
+    expect(existsSync(join(dir, "lazy", "cache.db"))).toBe(true);
+    await store.close();
+    await store.close();
+    await expect(store.get("k")).rejects.toBeInstanceOf(CacheUnavailableError);
+    await expect(store.get("k")).rejects.toThrow(/is closed/);
+  });
+
+  it("keeps a stored value that is not JSON out of the error message", async () => {
+    const { path, store } = open();
+    await store.set("k", 1);
+    const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    inspect(path, (db) => db.prepare("UPDATE entries SET value = ? WHERE key = 'k'").run(`{"s":"${secret}"`));
+    const error = await store.get("k").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheUnavailableError);
+    expect(String((error as Error).message)).not.toContain(secret);
+    expect(String((error as Error).message)).not.toContain("wJal");
+    await store.set("k", 2);
+    expect(await store.get("k")).toBe(2);
+    await store.close();
+  });
+});
+
+describe("sqliteCache: the lease lock", () => {
+  it("gives the lock to exactly one of many callers across connections", async () => {
+    const { path, store } = open();
+    const others = [sqliteCache({ path }), sqliteCache({ path })];
+    const attempts = await Promise.all(
+      [store, ...others, store, ...others].map((s) => s.acquireLock("k", { ttlMs: 10_000 })),
+    );
+    expect(attempts.filter(Boolean)).toHaveLength(1);
+    expect(attempts.find(Boolean)?.takenOver).toBe(false);
+    for (const s of [store, ...others]) await s.close();
+  });
+
+  it("is undefined while held, free after release, per key", async () => {
+    const { store } = open();
+    const held = await store.acquireLock("k", { ttlMs: 10_000 });
+    expect(held).toBeDefined();
+    expect(await store.acquireLock("k", { ttlMs: 10_000 })).toBeUndefined();
+    const otherKey = await store.acquireLock("other", { ttlMs: 10_000 });
+    expect(otherKey).toBeDefined();
+    await held!.release();
+    const next = await store.acquireLock("k", { ttlMs: 10_000 });
+    expect(next).toBeDefined();
+    expect(next!.takenOver).toBe(false);
+    await next!.release();
+    await otherKey!.release();
+    await store.close();
+  });
+
+  it("takes over a lease that ran out on the clock; the old holder cannot free the new one", async () => {
+    const clock = manualClock();
+    const { path, store } = open({ clock });
+    const first = await store.acquireLock("k", { ttlMs: 1_000 });
+    clock.advance(999);
+    expect(await store.acquireLock("k", { ttlMs: 1_000 })).toBeUndefined();
+    clock.advance(1);
+    const second = await store.acquireLock("k", { ttlMs: 1_000 });
+    expect(second?.takenOver).toBe(true);
+    await first!.release();
+    await first!.release();
+    expect(await store.acquireLock("k", { ttlMs: 1_000 })).toBeUndefined();
+    await second!.release();
+    await second!.release();
+    expect(count(path, "locks")).toBe(0);
+    const third = await store.acquireLock("k", { ttlMs: 1_000 });
+    expect(third?.takenOver).toBe(false);
+    await store.close();
+    // After close the lease is left to run out; releasing is harmless.
+    await third!.release();
+  });
+});
