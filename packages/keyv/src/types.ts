@@ -1,0 +1,97 @@
+import type { CacheLock } from "@credcache/core";
+
+/**
+ * The part of a Keyv 5 instance that `keyvCache` uses. Any `new Keyv(...)` fits;
+ * the type is structural so this package needs no type dependency on `keyv`.
+ */
+export interface KeyvLike {
+  get(key: string): Promise<unknown>;
+  set(key: string, value: unknown, ttl?: number): Promise<boolean>;
+  delete(key: string): Promise<boolean>;
+  /** Keyv's own namespace. */
+  namespace?: string | undefined;
+  /** Whether Keyv prefixes keys with its namespace itself. */
+  useKeyPrefix?: boolean;
+  disconnect?(): Promise<void>;
+}
+
+/**
+ * Something that hands out cross-process locks, such as {@link redisLock}. `acquire`
+ * is a try-lock: it resolves to a handle when the caller now holds the lock for
+ * `key`, and to `undefined` when someone else does. A lock whose holder died must
+ * free itself after `ttlMs`.
+ */
+export interface LockProvider {
+  acquire(key: string, ttlMs: number): Promise<CacheLock | undefined>;
+}
+
+/** Options of `keyvCache`. */
+export interface KeyvCacheOptions {
+  /**
+   * Prefix for every key this store writes (`<namespace>:<key>`), inside whatever
+   * namespace the Keyv instance itself uses. Lets several stores share one Keyv.
+   * Lock keys get the same prefix.
+   * @default none
+   */
+  namespace?: string;
+  /**
+   * Where `acquireLock` takes its locks. Without it the store has no `acquireLock`,
+   * and `fromCache` falls back to in-process single flight only.
+   * @default none
+   */
+  lock?: LockProvider;
+}
+
+/**
+ * A node-redis v4/v5 client (`createClient()`, or `keyvRedis.client` from
+ * `@keyv/redis` 5), the commands `redisLock` sends through it.
+ */
+export interface NodeRedisClient {
+  readonly isOpen: boolean;
+  set(key: string, value: string, options: { NX: true; PX: number }): Promise<unknown>;
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+}
+
+/** An ioredis client, the commands `redisLock` sends through it. */
+export interface IoRedisClient {
+  readonly status: string;
+  set(key: string, value: string, px: "PX", ttlMs: number, nx: "NX"): Promise<unknown>;
+  eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>;
+}
+
+/** A Redis client `redisLock` can drive. Told apart by shape: node-redis has `isOpen`, ioredis `status`. */
+export type RedisLockClient = NodeRedisClient | IoRedisClient;
+
+/** Options of `redisLock`. */
+export interface RedisLockOptions {
+  /**
+   * Goes into every lock key: `credcache:lock:<namespace>:<key>`.
+   * @default none (`credcache:lock:<key>`)
+   */
+  namespace?: string;
+}
+
+/** Options of `createRedisCache`. */
+export interface RedisCacheOptions {
+  /** `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. */
+  url: string;
+  /**
+   * Keyv namespace: values live under `<namespace>::<key>` and locks under
+   * `credcache:lock:<namespace>:<key>`.
+   * @default "credcache"
+   */
+  namespace?: string;
+  /**
+   * Take the cross-process refresh lock in Redis (`SET NX PX`), so one host in the
+   * fleet refreshes per rotation.
+   * @default true
+   */
+  lock?: boolean;
+  /**
+   * How long one connection attempt may take. The client never retries in the
+   * background: a store call that finds no connection opens one, and fails (a
+   * `cache-error` for `fromCache`) if that does not succeed within this time.
+   * @default 1000
+   */
+  connectTimeoutMs?: number;
+}

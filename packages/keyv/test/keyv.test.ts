@@ -1,0 +1,196 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  CacheArgumentError,
+  CacheConfigError,
+  CacheUnavailableError,
+  createCache,
+  MissingAdapterError,
+} from "@credcache/core";
+import KeyvSqlite from "@keyv/sqlite";
+import { Keyv } from "keyv";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { importPeer } from "../src/createRedisCache.js";
+import { createRedisCache, keyvCache, type LockProvider } from "../src/index.js";
+
+let dir: string;
+const opened: Keyv[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "credcache-keyv-"));
+});
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((keyv) => keyv.disconnect()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A Keyv on a real SQLite file in this test's temp dir. */
+function sqliteKeyv(options: { namespace?: string; file?: string } = {}): Keyv {
+  const keyv = new Keyv({
+    store: new KeyvSqlite(`sqlite://${join(dir, options.file ?? "keyv.db")}`),
+    throwOnErrors: true,
+    ...(options.namespace !== undefined && { namespace: options.namespace }),
+  });
+  opened.push(keyv);
+  return keyv;
+}
+
+describe("keyvCache on @keyv/sqlite", () => {
+  it("writes through Keyv: another Keyv on the same file reads the value", async () => {
+    const store = keyvCache(sqliteKeyv());
+    await store.set("sts:role", { v: 1, expiration: 1_700_000_000_000 }, 60);
+    const other = keyvCache(sqliteKeyv());
+    expect(await other.get("sts:role")).toEqual({ v: 1, expiration: 1_700_000_000_000 });
+  });
+
+  it("stores plain JSON under the key Keyv itself would use", async () => {
+    const keyv = sqliteKeyv();
+    await keyvCache(keyv).set("k", { n: 1 }, 60);
+    expect(await keyv.get("k")).toEqual({ n: 1 });
+    const raw = (await keyv.store.get("keyv:k")) as string;
+    const parsed = JSON.parse(raw) as { value: unknown; expires: unknown };
+    expect(parsed.value).toEqual({ n: 1 });
+    expect(typeof parsed.expires).toBe("number");
+  });
+
+  it("keeps keys that start with Keyv's own namespace apart from the rest", async () => {
+    const store = keyvCache(sqliteKeyv());
+    await store.set("x", "plain");
+    await store.set("keyv:x", "prefixed");
+    expect(await store.get("x")).toBe("plain");
+    expect(await store.get("keyv:x")).toBe("prefixed");
+    await store.remove("keyv:x");
+    expect(await store.get("x")).toBe("plain");
+  });
+
+  it("namespaces isolate stores sharing one Keyv, and lock keys carry the namespace", async () => {
+    const keyv = sqliteKeyv();
+    const acquired: string[] = [];
+    const lock: LockProvider = {
+      acquire: async (key) => {
+        acquired.push(key);
+        return { release: async () => {} };
+      },
+    };
+    const a = keyvCache(keyv, { namespace: "a", lock });
+    const b = keyvCache(keyv, { namespace: "b", lock });
+    const none = keyvCache(keyv);
+    await a.set("k", "from a");
+    expect(await b.get("k")).toBeUndefined();
+    expect(await none.get("k")).toBeUndefined();
+    expect(await none.get("a:k")).toBe("from a");
+    await b.set("k", "from b");
+    expect(await a.get("k")).toBe("from a");
+    await a.remove("k");
+    expect(await b.get("k")).toBe("from b");
+    await a.acquireLock!("k", { ttlMs: 1_000 });
+    await b.acquireLock!("k", { ttlMs: 1_000 });
+    expect(acquired).toEqual(["a:k", "b:k"]);
+  });
+
+  it("converts TTL seconds to Keyv milliseconds; 0 and undefined mean no expiry", async () => {
+    const keyv = sqliteKeyv();
+    const store = keyvCache(keyv);
+    const before = Date.now();
+    await store.set("ttl", 1, 120);
+    await store.set("fraction", 1, 0.0001);
+    await store.set("zero", 1, 0);
+    await store.set("none", 1);
+    const expires = async (key: string) =>
+      (JSON.parse((await keyv.store.get(`keyv:${key}`)) as string) as { expires?: number }).expires;
+    const ttlExpires = (await expires("ttl"))!;
+    expect(ttlExpires).toBeGreaterThanOrEqual(before + 120_000);
+    expect(ttlExpires).toBeLessThanOrEqual(Date.now() + 120_000);
+    // A tiny TTL still expires (rounded up to 1 ms), it never turns into "no expiry".
+    expect(await expires("fraction")).toBeTypeOf("number");
+    expect(await expires("zero")).toBeUndefined();
+    expect(await expires("none")).toBeUndefined();
+  });
+
+  it("has acquireLock only when given a lock provider", () => {
+    expect(keyvCache(sqliteKeyv()).acquireLock).toBeUndefined();
+    const lock: LockProvider = { acquire: async () => undefined };
+    expect(keyvCache(sqliteKeyv(), { lock }).acquireLock).toBeTypeOf("function");
+  });
+
+  it("is what createCache builds for the keyv driver", async () => {
+    const store = await createCache({ driver: "keyv", keyv: sqliteKeyv(), namespace: "cfg" });
+    await store.set("k", { via: "createCache" });
+    expect(await keyvCache(sqliteKeyv()).get("cfg:k")).toEqual({ via: "createCache" });
+  });
+});
+
+describe("keyvCache: bad input and failing stores", () => {
+  it("rejects something that is not a Keyv, and malformed options, with CacheConfigError", () => {
+    for (const keyv of [undefined, null, {}, "redis://x", { get() {}, set() {} }]) {
+      expect(() => keyvCache(keyv as never)).toThrow(CacheConfigError);
+    }
+    const keyv = new Keyv();
+    expect(() => keyvCache(keyv, { namespace: "" })).toThrow(CacheConfigError);
+    expect(() => keyvCache(keyv, { lock: {} as never })).toThrow(/acquire\(key, ttlMs\)/);
+  });
+
+  it("rejects bad keys, TTLs and lock TTLs with CacheArgumentError", async () => {
+    const store = keyvCache(new Keyv(), { lock: { acquire: async () => undefined } });
+    for (const call of [
+      () => store.get(""),
+      () => store.set("k", 1, -5),
+      () => store.set("k", 1, Number.POSITIVE_INFINITY),
+      () => store.remove(""),
+      () => store.acquireLock!("k", { ttlMs: 0 }),
+    ]) {
+      await expect(call()).rejects.toBeInstanceOf(CacheArgumentError);
+    }
+  });
+
+  it("turns a write that Keyv swallowed into CacheUnavailableError", async () => {
+    // A Keyv without throwOnErrors reports a failed write only through its return value.
+    const broken = new Map<string, unknown>();
+    const failing = Object.assign(broken, {
+      set: () => {
+        throw new Error("disk full");
+      },
+    });
+    const store = keyvCache(new Keyv({ store: failing }));
+    await expect(store.set("k", 1)).rejects.toBeInstanceOf(CacheUnavailableError);
+  });
+});
+
+describe("createRedisCache: configuration", () => {
+  it("rejects malformed options without echoing a password", async () => {
+    const attempts: Array<[unknown, RegExp]> = [
+      [undefined, /pass options/],
+      [{ url: "http://user:hunter2pw@example.com" }, /redis:\/\/ or rediss:\/\//],
+      [{ url: "redis://user:hunter2pw@[bad" }, /redis:\/\/ or rediss:\/\//],
+      [{ url: 6379 }, /got number/],
+      [{ url: "redis://127.0.0.1:6379", namespace: "" }, /"namespace"/],
+      [{ url: "redis://127.0.0.1:6379", lock: "yes" }, /"lock" must be true or false/],
+      [{ url: "redis://127.0.0.1:6379", connectTimeoutMs: 0 }, /"connectTimeoutMs"/],
+    ];
+    for (const [options, message] of attempts) {
+      const error = await createRedisCache(options as never).then(
+        () => undefined,
+        (caught: unknown) => caught as Error,
+      );
+      expect(error).toBeInstanceOf(CacheConfigError);
+      expect(error!.message).toMatch(message);
+      expect(error!.message).not.toContain("hunter2pw");
+      expect(String((error as Error & { cause?: unknown }).cause ?? "")).not.toContain("hunter2pw");
+    }
+  });
+
+  it("names the package to install when keyv or @keyv/redis is missing", async () => {
+    const error = await importPeer(
+      () => import("@credcache/not-an-installed-package" as string),
+      "@keyv/redis",
+    ).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(error).toBeInstanceOf(MissingAdapterError);
+    expect((error as MissingAdapterError).packageName).toBe("@keyv/redis");
+    expect((error as Error).message).toContain("npm install @keyv/redis");
+  });
+});

@@ -1,0 +1,261 @@
+import { randomUUID } from "node:crypto";
+import { createServer } from "node:net";
+import {
+  type AwsCredentialIdentity,
+  type CacheEvent,
+  type CredentialCache,
+  createCache,
+  fromCache,
+} from "@credcache/core";
+import KeyvRedis from "@keyv/redis";
+import { Keyv } from "keyv";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { createRedisCache, type IoRedisClient, keyvCache, redisLock } from "../src/index.js";
+import { deleteKeys, describeWithRedis, type RawRedis, REDIS_URL, rawRedis, redisProxy } from "./redis.js";
+
+const RUN = `cc-keyv-test-${randomUUID().slice(0, 8)}`;
+
+function credentials(id = "ASIAREDISTEST0000001"): AwsCredentialIdentity {
+  return {
+    accessKeyId: id,
+    secretAccessKey: `redis-secret-${randomUUID()}`,
+    sessionToken: `redis-token-${randomUUID()}`,
+    expiration: new Date(Date.now() + 3_600_000),
+  };
+}
+
+/** A port nothing listens on: bind an ephemeral one, then let it go. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** An ioredis-shaped client (`set(k, v, "PX", ms, "NX")`, `eval(script, 1, k, v)`) over node-redis. */
+function ioredisShaped(client: RawRedis): IoRedisClient {
+  return {
+    status: "ready",
+    set: (key, value, px, ttlMs, nx) => client.sendCommand(["SET", key, value, px, String(ttlMs), nx]),
+    eval: (script, numKeys, ...args) => client.sendCommand(["EVAL", script, String(numKeys), ...args]),
+  };
+}
+
+describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
+  let raw: RawRedis;
+  const stores: CredentialCache[] = [];
+
+  async function redisStore(namespace: string, lock = true): Promise<CredentialCache> {
+    const store = await createRedisCache({ url: REDIS_URL, namespace: `${RUN}-${namespace}`, lock });
+    stores.push(store);
+    return store;
+  }
+
+  beforeAll(async () => {
+    raw = await rawRedis();
+  });
+
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((store) => store.close?.()));
+  });
+
+  afterAll(async () => {
+    await deleteKeys(raw, `${RUN}*`);
+    await deleteKeys(raw, `credcache:lock:${RUN}*`);
+    await raw.close();
+  });
+
+  it("stores a record as plain JSON: numbers for times, no Date, under <namespace>::<key>", async () => {
+    const store = await redisStore("json");
+    const record = {
+      v: 1,
+      accessKeyId: "ASIAREDISTEST0000001",
+      secretAccessKey: "s",
+      expiration: 1_700_003_600_000,
+      cachedAt: 1_700_000_000_000,
+    };
+    await store.set("sts:arn:aws:iam::123456789012:role/x:credcache", record, 3_600);
+    const text = await raw.get(`${RUN}-json::sts:arn:aws:iam::123456789012:role/x:credcache`);
+    expect(text).toBeTypeOf("string");
+    const parsed = JSON.parse(text!) as { value: Record<string, unknown>; expires: unknown };
+    expect(parsed.value).toEqual(record);
+    expect(parsed.value.expiration).toBeTypeOf("number");
+    expect(parsed.value.cachedAt).toBeTypeOf("number");
+    expect(typeof parsed.expires).toBe("number");
+    expect(await store.get("sts:arn:aws:iam::123456789012:role/x:credcache")).toEqual(record);
+  });
+
+  it("turns TTL seconds into a Redis PTTL in milliseconds; 0 and undefined mean no expiry", async () => {
+    const store = await redisStore("ttl");
+    const key = (name: string) => `${RUN}-ttl::${name}`;
+    await store.set("two-minutes", 1, 120);
+    await store.set("fraction", 1, 1.5);
+    await store.set("sub-millisecond", 1, 1.0005); // PX takes whole milliseconds only
+    await store.set("zero", 1, 0);
+    await store.set("none", 1);
+    const twoMinutes = await raw.pTTL(key("two-minutes"));
+    expect(twoMinutes).toBeGreaterThan(110_000);
+    expect(twoMinutes).toBeLessThanOrEqual(120_000);
+    const fraction = await raw.pTTL(key("fraction"));
+    expect(fraction).toBeGreaterThan(1_000);
+    expect(fraction).toBeLessThanOrEqual(1_500);
+    const subMillisecond = await raw.pTTL(key("sub-millisecond"));
+    expect(subMillisecond).toBeGreaterThan(500);
+    expect(subMillisecond).toBeLessThanOrEqual(1_001);
+    expect(await raw.pTTL(key("zero"))).toBe(-1);
+    expect(await raw.pTTL(key("none"))).toBe(-1);
+  });
+
+  it("isolates namespaces: values and locks", async () => {
+    const a = await redisStore("ns-a");
+    const b = await redisStore("ns-b");
+    await a.set("k", "from a");
+    expect(await b.get("k")).toBeUndefined();
+    await b.set("k", "from b");
+    expect(await a.get("k")).toBe("from a");
+    const lockA = await a.acquireLock!("k", { ttlMs: 10_000 });
+    expect(lockA).toBeDefined();
+    expect(await raw.exists(`credcache:lock:${RUN}-ns-a:k`)).toBe(1);
+    const lockB = await b.acquireLock!("k", { ttlMs: 10_000 });
+    expect(lockB, "the same key in another namespace").toBeDefined();
+    await lockA!.release();
+    await lockB!.release();
+    expect(await raw.exists(`credcache:lock:${RUN}-ns-a:k`)).toBe(0);
+  });
+
+  it("has no acquireLock with lock: false", async () => {
+    expect((await redisStore("nolock", false)).acquireLock).toBeUndefined();
+  });
+
+  it("is what createCache builds for redis:// URLs", async () => {
+    const store = await createCache(`${REDIS_URL}?namespace=${RUN}-url`);
+    stores.push(store);
+    await store.set("k", { via: "url" });
+    expect(JSON.parse((await raw.get(`${RUN}-url::k`))!).value).toEqual({ via: "url" });
+    expect(store.acquireLock).toBeTypeOf("function");
+  });
+
+  it("fails fast while Redis is away and reconnects on a later call, with no retry loop in between", async () => {
+    const proxy = await redisProxy();
+    try {
+      const store = await createRedisCache({
+        url: `redis://127.0.0.1:${proxy.port}`,
+        namespace: `${RUN}-proxy`,
+      });
+      stores.push(store);
+      await store.set("k", "before");
+      expect(proxy.connections()).toBe(1);
+      proxy.down();
+      await expect(store.get("k")).rejects.toThrow();
+      await expect(store.get("k")).rejects.toThrow();
+      proxy.up();
+      expect(await store.get("k")).toBe("before");
+      expect(await store.acquireLock!("k", { ttlMs: 10_000 })).toBeDefined();
+      expect(proxy.connections(), "one new connection, opened by the call after Redis came back").toBe(2);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  for (const [shape, client] of [
+    ["node-redis", () => raw],
+    ["ioredis-shaped", () => ioredisShaped(raw)],
+  ] as const) {
+    it(`redisLock (${shape}): SET NX PX to take, compare-and-delete to release`, async () => {
+      const lock = redisLock(client(), { namespace: `${RUN}-lock-${shape}` });
+      const lockKey = `credcache:lock:${RUN}-lock-${shape}:k`;
+      const first = await lock.acquire("k", 10_000);
+      expect(first).toBeDefined();
+      const pttl = await raw.pTTL(lockKey);
+      expect(pttl).toBeGreaterThan(9_000);
+      expect(pttl).toBeLessThanOrEqual(10_000);
+      expect(await lock.acquire("k", 10_000)).toBeUndefined();
+      await first!.release();
+      expect(await raw.exists(lockKey)).toBe(0);
+
+      // A holder whose lease ran out releases after someone else took over: the new holder keeps the lock.
+      const stale = await lock.acquire("k", 50);
+      expect(stale).toBeDefined();
+      while ((await raw.exists(lockKey)) === 1) await new Promise((resolve) => setTimeout(resolve, 20));
+      const current = await lock.acquire("k", 10_000);
+      expect(current, "taken over after the lease ran out").toBeDefined();
+      const currentToken = await raw.get(lockKey);
+      await stale!.release();
+      expect(await raw.get(lockKey), "the stale release left the new holder's token").toBe(currentToken);
+      expect(await lock.acquire("k", 10_000)).toBeUndefined();
+      await current!.release();
+      await current!.release();
+      expect(await raw.exists(lockKey)).toBe(0);
+    });
+  }
+
+  it("redisLock refuses a client it cannot drive", () => {
+    for (const client of [{}, null, { set() {}, eval() {} }, { isOpen: true, set() {} }]) {
+      expect(() => redisLock(client as never)).toThrow(/pass a node-redis \(v4\/v5\) or ioredis client/);
+    }
+  });
+
+  it("keyvCache + redisLock on a caller's own Keyv and KeyvRedis", async () => {
+    const keyvRedis = new KeyvRedis(REDIS_URL, { throwOnErrors: true });
+    const keyv = new Keyv({
+      store: keyvRedis,
+      namespace: `${RUN}-own`,
+      useKeyPrefix: false,
+      throwOnErrors: true,
+    });
+    try {
+      const store = keyvCache(keyv, {
+        lock: redisLock(() => keyvRedis.getClient()),
+      });
+      await store.set("k", { own: true }, 60);
+      expect(await store.get("k")).toEqual({ own: true });
+      const held = await store.acquireLock!("k", { ttlMs: 10_000 });
+      expect(held).toBeDefined();
+      expect(await raw.exists("credcache:lock:k")).toBe(1);
+      await held!.release();
+    } finally {
+      await keyv.disconnect();
+    }
+  });
+
+  it("fromCache shares one source call between processes' providers through Redis", async () => {
+    const namespace = "shared";
+    const sourceCalls: number[] = [];
+    const provider = async () => {
+      sourceCalls.push(Date.now());
+      return credentials();
+    };
+    const providers = await Promise.all(
+      Array.from({ length: 4 }, async () =>
+        fromCache({ provider, cache: await redisStore(namespace), key: "sts:role", proactiveRefresh: false }),
+      ),
+    );
+    const identities = await Promise.all(providers.map((resolve) => resolve()));
+    expect(new Set(identities.map((identity) => identity.accessKeyId)).size).toBe(1);
+    expect(sourceCalls).toHaveLength(1);
+  });
+
+  it("an unreachable Redis is a cache-error event; credentials still resolve and no password leaks", async () => {
+    const port = await closedPort();
+    const store = await createRedisCache({ url: `redis://user:hunter2pw@127.0.0.1:${port}`, namespace: RUN });
+    stores.push(store);
+    const events: CacheEvent[] = [];
+    const source = credentials("ASIAUNREACHABLE00001");
+    const provider = fromCache({
+      provider: async () => source,
+      cache: store,
+      key: "k",
+      proactiveRefresh: false,
+      onEvent: (event) => events.push(event),
+    });
+    const identity = await provider();
+    expect(identity.accessKeyId).toBe("ASIAUNREACHABLE00001");
+    const errors = events.filter((event) => event.type === "cache-error");
+    expect(errors.map((event) => event.operation)).toContain("get");
+    expect(errors.map((event) => event.error.code)).not.toContain("ERR_CREDCACHE_TIMEOUT");
+    expect(JSON.stringify(events)).not.toContain("hunter2pw");
+    // Each call fails on its own (no retry loop): a second resolution still works.
+    provider.close();
+  });
+});

@@ -1,0 +1,110 @@
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
+import { createClient } from "@keyv/redis";
+import { describe, it } from "vitest";
+
+export const REDIS_URL = "redis://127.0.0.1:6379";
+
+function newClient() {
+  return createClient({ url: REDIS_URL, socket: { connectTimeout: 1_000, reconnectStrategy: false } });
+}
+
+export type RawRedis = ReturnType<typeof newClient>;
+
+/** A plain node-redis client on the test Redis, for looking at what the store wrote. */
+export async function rawRedis(): Promise<RawRedis> {
+  const client = newClient();
+  client.on("error", () => {});
+  await client.connect();
+  return client;
+}
+
+async function redisIsUp(): Promise<boolean> {
+  try {
+    const client = await rawRedis();
+    await client.ping();
+    await client.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const redisUp = await redisIsUp();
+
+/**
+ * Registers `body` when Redis answers at 127.0.0.1:6379. Without Redis the tests fail
+ * under CI (a missing service must not pass silently) and are skipped, with a message
+ * saying why, on a developer machine.
+ */
+export function describeWithRedis(name: string, body: () => void): void {
+  if (redisUp) {
+    describe(name, body);
+  } else if (process.env.CI) {
+    describe(name, () => {
+      it("needs Redis at 127.0.0.1:6379", () => {
+        throw new Error(`Redis is not reachable at ${REDIS_URL}, and CI is set: start Redis for these tests`);
+      });
+    });
+  } else {
+    console.warn(
+      `[keyv tests] skipping "${name}": no Redis at ${REDIS_URL} (start one, or set CI to make this fail)`,
+    );
+    describe.skip(name, body);
+  }
+}
+
+/** Deletes every key matching `pattern` (SCAN, not KEYS, so a shared Redis is not blocked). */
+export async function deleteKeys(client: RawRedis, pattern: string): Promise<void> {
+  for await (const keys of client.scanIterator({ MATCH: pattern, COUNT: 500 })) {
+    if (keys.length > 0) await client.del(keys);
+  }
+}
+
+/**
+ * A TCP proxy in front of the test Redis that can be switched off (open connections
+ * cut, new ones refused) and on again: a Redis outage without touching the real
+ * server or anyone else's connections to it.
+ */
+export async function redisProxy() {
+  const open = new Set<Socket>();
+  let accepted = 0;
+  let isUp = true;
+  const server = createServer((socket) => {
+    if (!isUp) {
+      socket.destroy();
+      return;
+    }
+    accepted += 1;
+    const upstream = connect(6379, "127.0.0.1");
+    for (const [from, to] of [
+      [socket, upstream],
+      [upstream, socket],
+    ] as const) {
+      open.add(from);
+      from.pipe(to);
+      from.on("error", () => to.destroy());
+      from.on("close", () => {
+        open.delete(from);
+        to.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    /** Connections accepted while up. */
+    connections: () => accepted,
+    down() {
+      isUp = false;
+      for (const socket of open) socket.destroy();
+    },
+    up() {
+      isUp = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of open) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
