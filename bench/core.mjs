@@ -1,6 +1,7 @@
 // Warm L1 hit of fromCache against the SDK's own memoize over the same source.
-import { memoize } from "@smithy/property-provider";
+
 import { fromCache } from "@credcache/core";
+import { memoize } from "@smithy/property-provider";
 import { fmtMicros, fmtRatio, interleave, table } from "./measure.mjs";
 
 export async function runCoreBench({ rounds = 30 } = {}) {

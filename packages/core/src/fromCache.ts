@@ -141,6 +141,53 @@ interface Held {
 
 const NO_LOCK: CacheLock = { release: async () => {} };
 
+/**
+ * Store calls race a deadline. One shared, unref'd sweeper checks every pending call
+ * instead of a timer per call: a timer costs more than a whole memory-store hit.
+ */
+interface Deadline {
+  at: number;
+  fail: () => void;
+}
+const deadlines = new Set<Deadline>();
+let sweeper: NodeJS.Timeout | undefined;
+const SWEEP_MS = 20;
+
+function sweepDeadlines(): void {
+  const now = Date.now();
+  for (const deadline of deadlines) {
+    if (deadline.at <= now) {
+      deadlines.delete(deadline);
+      deadline.fail();
+    }
+  }
+  if (deadlines.size === 0 && sweeper) {
+    clearInterval(sweeper);
+    sweeper = undefined;
+  }
+}
+
+function withDeadline<T>(call: Promise<T>, ms: number, timeoutError: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const deadline: Deadline = { at: Date.now() + ms, fail: () => reject(timeoutError()) };
+    deadlines.add(deadline);
+    if (!sweeper) {
+      sweeper = setInterval(sweepDeadlines, Math.max(1, Math.min(SWEEP_MS, ms)));
+      sweeper.unref();
+    }
+    call.then(
+      (value) => {
+        deadlines.delete(deadline);
+        resolve(value);
+      },
+      (error) => {
+        deadlines.delete(deadline);
+        reject(error);
+      },
+    );
+  });
+}
+
 function checkMs(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
@@ -306,23 +353,14 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
 
   // ---- the store, wrapped so that it can never throw, hang or lie to the caller ----
 
-  async function guarded<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    let timeout: NodeJS.Timeout | undefined;
-    const call = Promise.resolve().then(run);
+  function guarded<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    let call: Promise<T>;
     try {
-      return await Promise.race([
-        call,
-        new Promise<never>((_, reject) => {
-          timeout = setTimeout(
-            () => reject(new CacheTimeoutError(operation, cacheTimeoutMs)),
-            cacheTimeoutMs,
-          );
-          timeout.unref?.();
-        }),
-      ]);
-    } finally {
-      clearTimeout(timeout);
+      call = Promise.resolve(run());
+    } catch (error) {
+      return Promise.reject(error);
     }
+    return withDeadline(call, cacheTimeoutMs, () => new CacheTimeoutError(operation, cacheTimeoutMs));
   }
 
   function reportCacheError(operation: "get" | "set" | "remove" | "acquireLock" | "release", error: unknown) {

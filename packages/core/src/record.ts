@@ -1,12 +1,11 @@
 import type { AwsCredentialIdentity } from "@smithy/types";
-import { redactOnInspect } from "./redact.js";
+import { redactedPrototype } from "./redact.js";
 import type { CacheRecord } from "./types.js";
 
 /** Largest string a record field may hold; an STS session token is a few KiB. */
 const MAX_FIELD_CHARS = 16 * 1024;
 /** Largest serialized record `parseRecord` will look at when handed a string. */
 export const MAX_RECORD_CHARS = 64 * 1024;
-const MAX_RECORD_KEYS = 32;
 
 export type ParseResult = { ok: true; record: CacheRecord } | { ok: false; reason: string };
 
@@ -14,7 +13,7 @@ export type ParseResult = { ok: true; record: CacheRecord } | { ok: false; reaso
 export function toRecord(identity: AwsCredentialIdentity, cachedAt: number, source?: string): CacheRecord {
   const expiration = identity.expiration?.getTime();
   const { accountId, credentialScope } = identity as { accountId?: string; credentialScope?: string };
-  return redactOnInspect({
+  return withRedactedInspect({
     v: 1 as const,
     accessKeyId: identity.accessKeyId,
     secretAccessKey: identity.secretAccessKey,
@@ -29,7 +28,7 @@ export function toRecord(identity: AwsCredentialIdentity, cachedAt: number, sour
 
 /** The SDK identity for a record (`expiration` back to a `Date`). */
 export function toIdentity(record: CacheRecord): AwsCredentialIdentity {
-  return redactOnInspect({
+  return withRedactedInspect({
     accessKeyId: record.accessKeyId,
     secretAccessKey: record.secretAccessKey,
     ...(record.sessionToken && { sessionToken: record.sessionToken }),
@@ -37,6 +36,11 @@ export function toIdentity(record: CacheRecord): AwsCredentialIdentity {
     ...(record.credentialScope && { credentialScope: record.credentialScope }),
     ...(record.expiration !== undefined && { expiration: new Date(record.expiration) }),
   });
+}
+
+/** The same data on the redacting prototype (see `redactedPrototype`). */
+function withRedactedInspect<T extends object>(data: T): T {
+  return Object.assign(Object.create(redactedPrototype) as T, data);
 }
 
 function own(value: object, name: string): unknown {
@@ -66,11 +70,10 @@ export function parseRecord(value: unknown): ParseResult {
     }
   }
   if (!isPlainObject(data)) return { ok: false, reason: "not-an-object" };
-  const keys = Object.keys(data);
-  if (keys.length > MAX_RECORD_KEYS) return { ok: false, reason: "oversized" };
   if (own(data, "v") !== 1) return { ok: false, reason: "wrong-version" };
 
-  const record: Record<string, unknown> = { v: 1 };
+  const record: Record<string, unknown> = Object.create(redactedPrototype);
+  record.v = 1;
   const strings: Array<[string, boolean]> = [
     ["accessKeyId", true],
     ["secretAccessKey", true],
@@ -103,5 +106,5 @@ export function parseRecord(value: unknown): ParseResult {
     return { ok: false, reason: "bad-cachedAt" };
   }
   record.cachedAt = cachedAt;
-  return { ok: true, record: redactOnInspect(record as unknown as CacheRecord) };
+  return { ok: true, record: record as unknown as CacheRecord };
 }

@@ -8,22 +8,37 @@ export function truncateAccessKeyId(accessKeyId: string): string {
   return `${accessKeyId.slice(0, 4)}…${accessKeyId.slice(-4)}`;
 }
 
+/** What `util.inspect` shows for an object that holds credentials. */
+function redactedView(target: object): Record<string, unknown> {
+  const shown: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(target)) {
+    if (name === "secretAccessKey" || name === "sessionToken") shown[name] = "[redacted]";
+    else if (name === "accessKeyId" && typeof value === "string") shown[name] = truncateAccessKeyId(value);
+    else shown[name] = value;
+  }
+  return shown;
+}
+
 /**
- * Makes `util.inspect` (and so `console.log`) of an object that holds credentials
- * print a redacted copy. The property is a non-enumerable symbol: JSON, spreads and
- * the SDK never see it.
+ * A prototype whose only member makes `util.inspect` (and so `console.log`) print a
+ * redacted copy. Objects made with it are ordinary data to JSON, spreads and the SDK;
+ * one shared prototype costs nothing per object, unlike a property on each.
  */
+export const redactedPrototype: object = Object.freeze(
+  Object.create(Object.prototype, {
+    [inspectCustom]: {
+      value: function inspectRedacted(this: object) {
+        return redactedView(this);
+      },
+    },
+  }),
+);
+
+/** Gives an existing object (a function, say) the redacting `util.inspect`. */
 export function redactOnInspect<T extends object>(target: T): T {
   Object.defineProperty(target, inspectCustom, {
-    value: function inspectRedacted(this: Record<string, unknown>) {
-      const shown: Record<string, unknown> = {};
-      for (const [name, value] of Object.entries(this)) {
-        if (name === "secretAccessKey" || name === "sessionToken") shown[name] = "[redacted]";
-        else if (name === "accessKeyId" && typeof value === "string")
-          shown[name] = truncateAccessKeyId(value);
-        else shown[name] = value;
-      }
-      return shown;
+    value: function inspectRedacted(this: object) {
+      return redactedView(this);
     },
     enumerable: false,
     configurable: true,

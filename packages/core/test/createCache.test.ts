@@ -122,6 +122,8 @@ describe("createCache", () => {
     const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
       cwd: app,
       encoding: "utf8",
+      // npx/pnpm put the workspace's node_modules on NODE_PATH; a real app has no such path.
+      env: { ...process.env, NODE_PATH: "" },
     });
     const result = JSON.parse(out.trim().split("\n").at(-1)!);
     expect(result).toMatchObject({
