@@ -1,1 +1,244 @@
-export {};
+import { promises as fsp, lstatSync, unlinkSync } from "node:fs";
+import { join, resolve } from "node:path";
+import {
+  assertCacheKey,
+  assertLockTtl,
+  CacheArgumentError,
+  CacheConfigError,
+  type CacheLock,
+  CacheUnavailableError,
+  type Clock,
+  type CredentialCache,
+  expiresAtFromTtl,
+} from "@credcache/core";
+import writeFileAtomic from "write-file-atomic";
+import { defaultCacheDir, prepareDirectory } from "./directory.js";
+import { discardEntry, ENTRY_FILE, type Envelope, entryFileName, readEntry, TEMP_FILE } from "./entry.js";
+import { leaseLocks } from "./lock.js";
+
+export { defaultCacheDir } from "./directory.js";
+export { entryFileName } from "./entry.js";
+
+/** Options of {@link fileCache}. */
+export interface FileCacheOptions {
+  /**
+   * The cache directory. Created with mode 0700 when missing. Refused (every call
+   * rejects with `CacheUnavailableError`, which `fromCache` reports and bypasses) when it
+   * is a symlink, is not owned by the current user, or is writable by group or others.
+   * @default `$XDG_CACHE_HOME/credcache`, or `~/.cache/credcache`
+   */
+  dir?: string;
+  /**
+   * The clock that TTLs and lock leases are measured with (epoch ms).
+   * @default Date
+   */
+  clock?: Clock;
+  /**
+   * Largest entry file read or written, in bytes. A larger file is treated as garbage:
+   * a miss, and removed. A credential record is about 1–2 KiB.
+   * @default 65_536 (64 KiB)
+   */
+  maxFileBytes?: number;
+}
+
+/** A {@link CredentialCache} kept as one file per key in a private directory. */
+export interface FileCache extends CredentialCache {
+  /** The absolute path of the cache directory. */
+  readonly dir: string;
+  acquireLock(key: string, opts: { ttlMs: number }): Promise<CacheLock | undefined>;
+  /**
+   * Deletes expired, unparseable and oversized entries, names planted where an entry
+   * belongs (symlinks, FIFOs, other users' files: the name is unlinked, never what it
+   * points at), and temp files that crashed writers left more than a minute ago.
+   * Resolves to the number of names removed.
+   */
+  prune(): Promise<number>;
+  /** Releases the locks this store still holds. The store stays usable. */
+  close(): Promise<void>;
+}
+
+/** Temp files younger than this may belong to a write in progress. */
+const STALE_TEMP_MS = 60_000;
+
+/**
+ * A credential store for every process on one host: one 0600 JSON file per key,
+ * named by the SHA-256 of the key, in a 0700 directory that must belong to the
+ * current user. Writes are atomic (temp file, fsync, rename), reads never follow
+ * symlinks, and `acquireLock` is a cross-process try-lock with a lease.
+ *
+ * @example
+ * ```ts
+ * import { fromCache } from "@credcache/core";
+ * import { fileCache } from "@credcache/fs";
+ * import { fromInstanceMetadata } from "@aws-sdk/credential-providers";
+ *
+ * const credentials = fromCache({
+ *   provider: fromInstanceMetadata({ maxRetries: 2 }),
+ *   cache: fileCache(), // ~/.cache/credcache
+ *   key: "imds",
+ * });
+ * ```
+ */
+export function fileCache(options: FileCacheOptions = {}): FileCache {
+  const dir = resolve(options.dir ?? defaultCacheDir());
+  const clock = options.clock ?? Date;
+  const maxFileBytes = options.maxFileBytes ?? 64 * 1024;
+  if (!Number.isSafeInteger(maxFileBytes) || maxFileBytes < 64) {
+    throw new CacheConfigError(
+      `fileCache: maxFileBytes must be an integer of at least 64 bytes, got ${maxFileBytes}`,
+    );
+  }
+  if (typeof clock?.now !== "function") {
+    throw new CacheConfigError("fileCache: clock must have a now() method returning epoch ms");
+  }
+  const owner =
+    process.getuid && process.getgid ? { uid: process.getuid(), gid: process.getgid() } : undefined;
+  const locks = leaseLocks(clock);
+  let ready = false;
+  let lastSweep = 0;
+
+  /** Reads: the full check (and mkdir) on first use; then the per-file checks suffice. */
+  function ensureDirectory(): void {
+    if (ready) return;
+    prepareDirectory(dir);
+    ready = true;
+  }
+
+  /**
+   * Changes: the check again every time (one lstat), so a directory swapped after first
+   * use is caught, and one removed meanwhile is made again.
+   */
+  function recheckDirectory(): void {
+    ready = false;
+    prepareDirectory(dir);
+    ready = true;
+  }
+
+  function refused(file: string, reason: string): CacheUnavailableError {
+    return new CacheUnavailableError(`@credcache/fs refuses the entry "${file}": ${reason}`);
+  }
+
+  async function sweepTempFiles(): Promise<number> {
+    lastSweep = Date.now();
+    let removed = 0;
+    for (const name of await fsp.readdir(dir)) {
+      if (!TEMP_FILE.test(name)) continue;
+      const file = join(dir, name);
+      try {
+        // Temp-file age is real time: compare the file's mtime with the real clock.
+        if (Date.now() - (await fsp.lstat(file)).mtimeMs < STALE_TEMP_MS) continue;
+        await fsp.unlink(file);
+        removed += 1;
+      } catch {
+        // Renamed or removed by its writer meanwhile.
+      }
+    }
+    return removed;
+  }
+
+  return {
+    dir,
+
+    async get(key) {
+      assertCacheKey(key);
+      ensureDirectory();
+      const file = join(dir, entryFileName(key));
+      const read = readEntry(file, key, maxFileBytes, clock.now());
+      switch (read.kind) {
+        case "hit":
+          return read.value;
+        case "missing":
+          return undefined;
+        case "discard":
+          discardEntry(file, read.stats);
+          return undefined;
+        default:
+          throw refused(file, read.reason);
+      }
+    },
+
+    async set(key, value, ttlSeconds) {
+      assertCacheKey(key);
+      const expiresAt = expiresAtFromTtl(ttlSeconds, clock.now());
+      if (value === undefined || typeof value === "function" || typeof value === "symbol") {
+        throw new CacheArgumentError(`value for "${key}" must be JSON data, got ${typeof value}`);
+      }
+      let body: string;
+      try {
+        const envelope: Envelope = { key, ...(expiresAt !== undefined && { expiresAt }), value };
+        body = JSON.stringify(envelope);
+      } catch (error) {
+        throw new CacheArgumentError(
+          `value for "${key}" is not JSON-serializable: ${(error as Error).message}`,
+        );
+      }
+      const size = Buffer.byteLength(body);
+      if (size > maxFileBytes) {
+        throw new CacheArgumentError(
+          `value for "${key}" takes ${size} bytes as a file; maxFileBytes is ${maxFileBytes}`,
+        );
+      }
+      recheckDirectory();
+      if (Date.now() - lastSweep > STALE_TEMP_MS) await sweepTempFiles().catch(() => 0);
+      const file = join(dir, entryFileName(key));
+      // write-file-atomic resolves the target with realpath(): a symlink planted as the
+      // entry would redirect the write to wherever it points. Remove the link itself
+      // first (unlink never follows), so the rename lands a new file in our directory.
+      try {
+        const st = lstatSync(file);
+        if (st.isSymbolicLink()) unlinkSync(file);
+        else if (st.isDirectory()) throw refused(file, "it is a directory");
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      }
+      // mode: the temp file is opened with 0600 and chmod'ed to exactly 0600 before the
+      // rename. chown to ourselves: otherwise the owner of an existing file is copied.
+      await writeFileAtomic(file, body, { mode: 0o600, fsync: true, ...(owner && { chown: owner }) });
+    },
+
+    async remove(key) {
+      assertCacheKey(key);
+      recheckDirectory();
+      await fsp.unlink(join(dir, entryFileName(key))).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== "ENOENT") throw error;
+      });
+    },
+
+    async acquireLock(key, opts) {
+      assertCacheKey(key);
+      assertLockTtl(opts?.ttlMs);
+      recheckDirectory();
+      const lease = join(dir, entryFileName(key).replace(/\.json$/, ".lease"));
+      return locks.acquire(lease, opts.ttlMs);
+    },
+
+    async prune() {
+      recheckDirectory();
+      let removed = await sweepTempFiles();
+      const now = clock.now();
+      for (const name of await fsp.readdir(dir)) {
+        if (!ENTRY_FILE.test(name)) continue;
+        const file = join(dir, name);
+        let read: ReturnType<typeof readEntry>;
+        try {
+          read = readEntry(file, undefined, maxFileBytes, now);
+        } catch {
+          continue;
+        }
+        if (read.kind === "discard" && discardEntry(file, read.stats)) removed += 1;
+        else if (read.kind === "refused") {
+          // Not ours (a symlink, a FIFO, a foreign file): drop the name, never the target.
+          try {
+            await fsp.unlink(file);
+            removed += 1;
+          } catch {}
+        }
+      }
+      return removed;
+    },
+
+    async close() {
+      await locks.releaseAll();
+    },
+  };
+}

@@ -1,0 +1,141 @@
+import { createHash } from "node:crypto";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readSync,
+  type Stats,
+  unlinkSync,
+} from "node:fs";
+import { CacheUnavailableError } from "@credcache/core";
+
+/**
+ * `O_NOFOLLOW`: a symlink planted as an entry fails with ELOOP instead of being followed.
+ * `O_NONBLOCK`: a FIFO planted as an entry cannot block `open` (and the event loop);
+ * `fstat` then refuses it. Neither changes anything for a regular file.
+ */
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+
+/** What an entry file holds. `key` lets tools list entries and catches a misplaced file. */
+export interface Envelope {
+  key: string;
+  /** Epoch ms, by the store's clock. Absent: never expires. */
+  expiresAt?: number;
+  value: unknown;
+}
+
+/** The outcome of reading one entry file. */
+export type EntryRead =
+  | { kind: "hit"; value: unknown; expiresAt: number | undefined }
+  | { kind: "missing" }
+  /** Expired, unparseable, a wrong envelope or over the size cap: remove it. */
+  | { kind: "discard"; reason: string; stats: Stats }
+  /** Not something we wrote: refuse it, never read through it. */
+  | { kind: "refused"; reason: string };
+
+const names = new Map<string, string>();
+
+/** `sha256(key)` in hex + `.json`: no key can name a path outside the directory. */
+export function entryFileName(key: string): string {
+  let name = names.get(key);
+  if (name === undefined) {
+    name = `${createHash("sha256").update(key).digest("hex")}.json`;
+    // The hash costs more than the read of a small file; keep the few keys a process uses.
+    if (names.size >= 1024) names.clear();
+    names.set(key, name);
+  }
+  return name;
+}
+
+/** Entry files and write-file-atomic's temp files beside them (`<entry>.<uint32>`). */
+export const ENTRY_FILE = /^[0-9a-f]{64}\.json$/;
+export const TEMP_FILE = /^[0-9a-f]{64}\.json\.\d+$/;
+
+/**
+ * Reads one entry with synchronous calls: for a file of a few KiB, `open` + `fstat` +
+ * `read` + `close` take microseconds, while each async fs call pays a libuv threadpool
+ * round trip worth tens of such reads.
+ */
+export function readEntry(file: string, key: string | undefined, maxBytes: number, now: number): EntryRead {
+  let fd: number;
+  try {
+    fd = openSync(file, READ_FLAGS);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return { kind: "missing" };
+    if (code === "ELOOP") return { kind: "refused", reason: "it is a symbolic link" };
+    throw new CacheUnavailableError(`@credcache/fs cannot open "${file}" (${code})`, { cause: error });
+  }
+  let text: string;
+  let stats: Stats;
+  try {
+    stats = fstatSync(fd);
+    const refusal = refusalOf(stats);
+    if (refusal) return { kind: "refused", reason: refusal };
+    if (stats.size > maxBytes) {
+      return { kind: "discard", reason: `it is ${stats.size} bytes, over the ${maxBytes} byte cap`, stats };
+    }
+    const buffer = Buffer.allocUnsafe(stats.size);
+    let length = 0;
+    while (length < buffer.length) {
+      const n = readSync(fd, buffer, length, buffer.length - length, length);
+      if (n === 0) break;
+      length += n;
+    }
+    text = buffer.toString("utf8", 0, length);
+  } finally {
+    closeSync(fd);
+  }
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(text);
+  } catch {
+    return { kind: "discard", reason: "it is not JSON", stats };
+  }
+  if (!isEnvelope(envelope) || (key !== undefined && envelope.key !== key)) {
+    return { kind: "discard", reason: "it is not a credcache entry", stats };
+  }
+  if (envelope.expiresAt !== undefined && envelope.expiresAt <= now) {
+    return { kind: "discard", reason: "it has expired", stats };
+  }
+  return { kind: "hit", value: envelope.value, expiresAt: envelope.expiresAt };
+}
+
+function refusalOf(stats: Stats): string | undefined {
+  if (!stats.isFile()) return "it is not a regular file";
+  const uid = process.getuid?.();
+  if (uid !== undefined && stats.uid !== uid) {
+    return `it is owned by uid ${stats.uid}, not by the current user (uid ${uid})`;
+  }
+  // Every entry is written by rename of a fresh file: one link, or none when a writer
+  // renamed a newer one over it after we opened it (we then read the complete old one).
+  // More means a hard link to some other file: a read would expose that file.
+  if (stats.nlink > 1) return `it has ${stats.nlink} hard links`;
+  if (stats.mode & 0o022)
+    return `it is writable by group or others (mode ${(stats.mode & 0o777).toString(8)})`;
+  return undefined;
+}
+
+function isEnvelope(data: unknown): data is Envelope {
+  if (typeof data !== "object" || data === null || Array.isArray(data)) return false;
+  const e = data as Partial<Envelope>;
+  if (typeof e.key !== "string" || !("value" in e)) return false;
+  return e.expiresAt === undefined || (typeof e.expiresAt === "number" && Number.isFinite(e.expiresAt));
+}
+
+/**
+ * Unlinks `file` if it is still the file that was read (same inode), so a value another
+ * process renamed into place meanwhile is not thrown away. Unlink never follows symlinks.
+ */
+export function discardEntry(file: string, read: Stats): boolean {
+  try {
+    const current = lstatSync(file);
+    if (current.ino !== read.ino || current.dev !== read.dev) return false;
+    unlinkSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,305 @@
+import fs, {
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { CacheArgumentError, CacheConfigError } from "@credcache/core";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { defaultCacheDir, entryFileName, fileCache } from "../src/index.js";
+import {
+  entryFile,
+  HOUR_MS as HOUR,
+  leaseFile,
+  manualClock,
+  mode,
+  resolveThrough,
+  tempDir,
+  withUmask,
+} from "./helpers.js";
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("fileCache: entries", () => {
+  it("stores one envelope per key, named by the SHA-256 of the key", async () => {
+    const dir = join(tempDir(), "cache");
+    const clock = manualClock();
+    const store = fileCache({ dir, clock });
+    await store.set("../../etc/passwd", { a: 1 }, 60);
+    await store.set("plain", [1, "two"]);
+    expect(readdirSync(dir).sort()).toEqual(
+      [entryFileName("../../etc/passwd"), entryFileName("plain")].sort(),
+    );
+    expect(JSON.parse(readFileSync(entryFile(dir, "../../etc/passwd"), "utf8"))).toEqual({
+      key: "../../etc/passwd",
+      expiresAt: clock.now() + 60_000,
+      value: { a: 1 },
+    });
+    expect(JSON.parse(readFileSync(entryFile(dir, "plain"), "utf8"))).toEqual({
+      key: "plain",
+      value: [1, "two"],
+    });
+    expect(await store.get("../../etc/passwd")).toEqual({ a: 1 });
+    expect(await store.get("plain")).toEqual([1, "two"]);
+    await store.remove("plain");
+    await store.remove("plain");
+    expect(await store.get("plain")).toBeUndefined();
+  });
+
+  it("deletes an expired entry when it is read; TTL 0 never expires", async () => {
+    const dir = tempDir();
+    const clock = manualClock();
+    const store = fileCache({ dir, clock });
+    await store.set("short", "s", 60);
+    await store.set("forever", "f", 0);
+    clock.advance(59_999);
+    expect(await store.get("short")).toBe("s");
+    clock.advance(1);
+    expect(existsSync(entryFile(dir, "short"))).toBe(true);
+    expect(await store.get("short")).toBeUndefined();
+    expect(existsSync(entryFile(dir, "short")), "the expired file is gone").toBe(false);
+    clock.advance(10 * 365 * 24 * HOUR);
+    expect(await store.get("forever")).toBe("f");
+  });
+
+  it.each([
+    ["not JSON", "{not json"],
+    ["an empty file", ""],
+    ["JSON that is not an envelope", JSON.stringify({ v: 1, accessKeyId: "AKIA" })],
+    ["an envelope without value", JSON.stringify({ key: "k" })],
+    ["an envelope of another key", JSON.stringify({ key: "other", value: 1 })],
+    ["an envelope with a string expiresAt", JSON.stringify({ key: "k", expiresAt: "soon", value: 1 })],
+    ["an array", "[1,2]"],
+  ])("treats %s as a miss and removes the file", async (_label, contents) => {
+    const dir = tempDir();
+    const store = fileCache({ dir });
+    writeFileSync(entryFile(dir, "k"), contents, { mode: 0o600 });
+    expect(await store.get("k")).toBeUndefined();
+    expect(existsSync(entryFile(dir, "k"))).toBe(false);
+  });
+
+  it("treats a file over maxFileBytes as a miss, removes it, and refuses to write one", async () => {
+    const dir = tempDir();
+    const store = fileCache({ dir, maxFileBytes: 1024 });
+    writeFileSync(entryFile(dir, "k"), JSON.stringify({ key: "k", value: "x".repeat(2000) }), {
+      mode: 0o600,
+    });
+    expect(await store.get("k")).toBeUndefined();
+    expect(existsSync(entryFile(dir, "k"))).toBe(false);
+
+    await store.set("k", "small");
+    const error = await store.set("k", "x".repeat(2000)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheArgumentError);
+    expect((error as Error).message).toContain("maxFileBytes is 1024");
+    expect(await store.get("k"), "the old value is kept").toBe("small");
+  });
+
+  it("rejects bad input with CacheArgumentError and loses nothing", async () => {
+    const store = fileCache({ dir: tempDir() });
+    await store.set("k", 1);
+    const bad: Array<() => Promise<unknown>> = [
+      () => store.get(""),
+      () => store.set("", 1),
+      () => store.set("k", 2, -1),
+      () => store.set("k", 2, Number.NaN),
+      () => store.set("k", undefined),
+      () => store.set("k", { big: 1n }),
+      () => store.set("k", () => 1),
+      () => store.remove(""),
+      () => store.acquireLock("k", { ttlMs: 0 }),
+      () => store.get("x".repeat(5000)),
+    ];
+    for (const call of bad) {
+      await expect(call()).rejects.toMatchObject({ code: "ERR_CREDCACHE_ARGUMENT" });
+    }
+    expect(await store.get("k")).toBe(1);
+  });
+
+  it("rejects bad options with CacheConfigError", () => {
+    expect(() => fileCache({ maxFileBytes: 0 })).toThrow(CacheConfigError);
+    expect(() => fileCache({ clock: {} as never })).toThrow(CacheConfigError);
+  });
+
+  it("defaults to $XDG_CACHE_HOME/credcache, else ~/.cache/credcache", () => {
+    vi.stubEnv("XDG_CACHE_HOME", "/var/cache/me");
+    expect(defaultCacheDir()).toBe("/var/cache/me/credcache");
+    expect(fileCache().dir).toBe("/var/cache/me/credcache");
+    vi.stubEnv("XDG_CACHE_HOME", "relative/path");
+    expect(defaultCacheDir()).toMatch(/\/\.cache\/credcache$/);
+    vi.unstubAllEnvs();
+  });
+});
+
+describe("fileCache: housekeeping", () => {
+  it("prune() removes expired and unreadable entries and stale temp files, and counts them", async () => {
+    const dir = tempDir();
+    const clock = manualClock();
+    const store = fileCache({ dir, clock });
+    await store.set("expired-1", 1, 10);
+    await store.set("expired-2", 2, 10);
+    await store.set("fresh", 3, 3600);
+    await store.set("forever", 4);
+    writeFileSync(entryFile(dir, "garbage"), "garbage", { mode: 0o600 });
+    const staleTemp = `${entryFile(dir, "fresh")}.123456`;
+    const freshTemp = `${entryFile(dir, "fresh")}.654321`;
+    writeFileSync(staleTemp, "half a wri", { mode: 0o600 });
+    writeFileSync(freshTemp, "in progres", { mode: 0o600 });
+    const twoMinutesAgo = new Date(Date.now() - 120_000);
+    utimesSync(staleTemp, twoMinutesAgo, twoMinutesAgo);
+    writeFileSync(join(dir, "unrelated.txt"), "not ours to judge");
+    clock.advance(11_000);
+
+    expect(await store.prune()).toBe(4);
+    expect(readdirSync(dir).sort()).toEqual(
+      [entryFileName("fresh"), entryFileName("forever"), "unrelated.txt", freshTemp.split("/").pop()].sort(),
+    );
+    expect(await store.get("fresh")).toBe(3);
+    expect(await store.prune()).toBe(0);
+  });
+
+  it("a write cleans up temp files that crashed writers left more than a minute ago", async () => {
+    const dir = tempDir();
+    const store = fileCache({ dir });
+    await store.get("k"); // creates the directory
+    const leftover = `${entryFile(dir, "other")}.99`;
+    writeFileSync(leftover, "partial", { mode: 0o600 });
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(leftover, old, old);
+    await store.set("k", 1);
+    expect(existsSync(leftover)).toBe(false);
+  });
+});
+
+describe("fileCache: permissions whatever the umask", () => {
+  it("creates the directory 0700, entries and their temp files 0600, lock files 0600 and 0700 (umask 0)", async () => {
+    const base = tempDir();
+    const dir = join(base, "a", "b", "cache");
+    const tempModes: string[] = [];
+    const mutexModes: string[] = [];
+    const rename = fs.rename;
+    // write-file-atomic renames its temp file into place last: look at it just before.
+    vi.spyOn(fs, "rename").mockImplementation(((from: string, to: string, cb: fs.NoParamCallback) => {
+      tempModes.push(mode(lstatSync(from)));
+      return rename(from, to, cb);
+    }) as typeof fs.rename);
+    const rmdir = fs.rmdir;
+    // proper-lockfile removes its mutex directory with rmdir when it unlocks.
+    vi.spyOn(fs, "rmdir").mockImplementation(((path: string, cb: fs.NoParamCallback) => {
+      mutexModes.push(mode(lstatSync(path)));
+      return rmdir(path, cb);
+    }) as typeof fs.rmdir);
+
+    await withUmask(0, async () => {
+      const store = fileCache({ dir });
+      await store.set("k", { v: 1 }, 60);
+      await store.set("k", { v: 2 }, 60);
+      const lock = await store.acquireLock("k", { ttlMs: 5000 });
+      expect(lock).toBeDefined();
+      expect(mode(statSync(leaseFile(dir, "k")))).toBe("600");
+      await lock!.release();
+    });
+    expect(mode(statSync(dir))).toBe("700");
+    expect(mode(statSync(join(base, "a")))).toBe("700");
+    expect(mode(statSync(entryFile(dir, "k")))).toBe("600");
+    expect(tempModes).toEqual(["600", "600"]);
+    expect(mutexModes.length).toBeGreaterThan(0);
+    expect(new Set(mutexModes)).toEqual(new Set(["700"]));
+  });
+
+  it("writes exactly 0600 under a umask that would strip the owner's bits (0o277)", async () => {
+    const dir = join(tempDir(), "cache");
+    await withUmask(0o277, async () => {
+      const store = fileCache({ dir });
+      await store.set("k", 1);
+      expect(await store.get("k")).toBe(1);
+    });
+    expect(mode(statSync(dir))).toBe("700");
+    expect(mode(statSync(entryFile(dir, "k")))).toBe("600");
+  });
+
+  it("keeps an existing safe directory's mode (0755 is accepted, never changed)", async () => {
+    const dir = tempDir();
+    fs.chmodSync(dir, 0o755);
+    const store = fileCache({ dir });
+    await store.set("k", 1);
+    expect(mode(statSync(dir))).toBe("755");
+    expect(mode(statSync(entryFile(dir, "k")))).toBe("600");
+  });
+});
+
+describe("fileCache: locks", () => {
+  it("close() releases the locks the store still holds", async () => {
+    const dir = tempDir();
+    const store = fileCache({ dir });
+    expect(await store.acquireLock("k", { ttlMs: 60_000 })).toBeDefined();
+    expect(await store.acquireLock("k", { ttlMs: 60_000 })).toBeUndefined();
+    await store.close();
+    expect(existsSync(leaseFile(dir, "k"))).toBe(false);
+    const again = await fileCache({ dir }).acquireLock("k", { ttlMs: 60_000 });
+    expect(again?.takenOver).toBe(false);
+  });
+
+  it("a lease by the injected clock: takeover is reported, garbage in the lease file is taken over", async () => {
+    const dir = tempDir();
+    const clock = manualClock();
+    const store = fileCache({ dir, clock });
+    const first = await store.acquireLock("k", { ttlMs: 300 });
+    expect(first?.takenOver).toBe(false);
+    clock.advance(299);
+    expect(await store.acquireLock("k", { ttlMs: 300 })).toBeUndefined();
+    clock.advance(1);
+    const second = await store.acquireLock("k", { ttlMs: 300 });
+    expect(second?.takenOver).toBe(true);
+    await first!.release();
+    expect(
+      await store.acquireLock("k", { ttlMs: 300 }),
+      "the old holder's release freed nothing",
+    ).toBeUndefined();
+    await second!.release();
+
+    writeFileSync(leaseFile(dir, "k"), "garbage", { mode: 0o600 });
+    const third = await store.acquireLock("k", { ttlMs: 300 });
+    expect(third?.takenOver).toBe(true);
+    await third!.release();
+  });
+
+  it("a lock on a key does not create or touch the entry", async () => {
+    const dir = tempDir();
+    const store = fileCache({ dir });
+    const lock = await store.acquireLock("k", { ttlMs: 1000 });
+    expect(existsSync(entryFile(dir, "k"))).toBe(false);
+    await lock!.release();
+    expect(await store.get("k")).toBeUndefined();
+  });
+});
+
+describe("fileCache with fromCache", () => {
+  it("a second provider reads what the first one stored: the source is called once", async () => {
+    const dir = tempDir();
+    const first = await resolveThrough(fileCache({ dir }));
+    expect(first.source.state.calls).toBe(1);
+    const second = await resolveThrough(fileCache({ dir }));
+    expect(second.identity.accessKeyId).toBe(first.identity.accessKeyId);
+    expect(second.source.state.calls).toBe(0);
+    expect(second.events.map((e) => e.type)).toContain("hit");
+  });
+});
+
+describe("fileCache: the directory", () => {
+  it("is made again, 0700, when it was removed after first use", async () => {
+    const dir = join(tempDir(), "cache");
+    const store = fileCache({ dir });
+    await store.set("k", 1);
+    fs.rmSync(dir, { recursive: true });
+    expect(await store.get("k")).toBeUndefined();
+    await store.set("k", 2);
+    expect(await store.get("k")).toBe(2);
+    expect(mode(statSync(dir))).toBe("700");
+  });
+});
