@@ -2,7 +2,7 @@ import { CredentialsProviderError } from "@smithy/property-provider";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Logger } from "@smithy/types";
 import { CacheConfigError, CacheTimeoutError } from "./errors.js";
 import { parseRecord, toIdentity, toRecord } from "./record.js";
-import { describeError, redactOnInspect, truncateAccessKeyId } from "./redact.js";
+import { describeError, truncateAccessKeyId } from "./redact.js";
 import type {
   CacheEvent,
   CacheLock,
@@ -783,5 +783,6 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     if (timer) clearTimeout(timer);
     timer = undefined;
   };
-  return redactOnInspect(provider);
+  // Credentials live in the closure, which util.inspect never shows.
+  return provider;
 }
