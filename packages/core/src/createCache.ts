@@ -86,9 +86,13 @@ function isModuleNotFound(error: unknown): boolean {
  * from the application's directory (strict layouts such as pnpm's do not let core see
  * its siblings).
  */
-async function loadAdapter(pkg: string, driver: string): Promise<Record<string, unknown>> {
+async function loadAdapter(
+  pkg: string,
+  driver: string,
+  importAdapter: ((packageName: string) => Promise<unknown>) | undefined,
+): Promise<Record<string, unknown>> {
   try {
-    return (await import(pkg)) as Record<string, unknown>;
+    return (await (importAdapter ? importAdapter(pkg) : import(pkg))) as Record<string, unknown>;
   } catch (error) {
     if (!isModuleNotFound(error)) throw error;
     try {
@@ -265,12 +269,25 @@ function checkStoreConfig(config: StoreConfig): void {
   }
 }
 
+/** Options of {@link createCache}. */
+export interface CreateCacheOptions {
+  /** With named stores: which one (defaults to `default`). */
+  store?: string;
+  /**
+   * Loads an adapter package. Pass `(name) => import(name)` from your own module when
+   * a strict layout (pnpm, a globally installed tool) keeps `@credcache/core` from
+   * seeing the adapters your package depends on.
+   * @default import() from beside @credcache/core, then from the working directory
+   */
+  importAdapter?: (packageName: string) => Promise<unknown>;
+}
+
 /**
  * Resolves a config to a store, loading the adapter package lazily.
  *
  * @param config A URL, a `{ driver, ... }` object, or Laravel-style named stores.
  *   When omitted, `CREDCACHE_URL` is read.
- * @param options.store With named stores: which one (defaults to `default`).
+ * @param options Which named store, and how to load adapters.
  * @throws {CacheConfigError} malformed config; the message says what to fix.
  * @throws {MissingAdapterError} the adapter package is not installed; names the package.
  *
@@ -283,13 +300,13 @@ function checkStoreConfig(config: StoreConfig): void {
  */
 export async function createCache(
   config?: CacheConfig,
-  options: { store?: string } = {},
+  options: CreateCacheOptions = {},
 ): Promise<CredentialCache> {
   const resolved = resolveStoreConfig(config, options.store);
   checkStoreConfig(resolved);
   const { driver, encryptionKeys, ...rest } = resolved as StoreConfig & { driver: Driver };
   const { pkg, factory } = DRIVERS[driver];
-  const adapter = await loadAdapter(pkg, driver);
+  const adapter = await loadAdapter(pkg, driver, options.importAdapter);
   const create = adapter[factory];
   if (typeof create !== "function") {
     throw new CacheConfigError(

@@ -123,5 +123,7 @@ export function encryptedCache(inner: CredentialCache, options: EncryptedCacheOp
       acquire(key, opts);
   }
   if (inner.close) wrapped.close = inner.close.bind(inner);
+  if (inner.keys) wrapped.keys = inner.keys.bind(inner);
+  if (inner.prune) wrapped.prune = inner.prune.bind(inner);
   return wrapped;
 }

@@ -49,3 +49,16 @@ export class CacheArgumentError extends CredcacheError {
     super(message, "ERR_CREDCACHE_ARGUMENT");
   }
 }
+
+/**
+ * Credentials could not be had: the source failed with nothing valid cached, or it
+ * returned credentials that had already expired. Like the SDK's own
+ * `CredentialsProviderError` it carries `tryNextLink: false`, so a provider chain stops
+ * here instead of silently trying other credentials.
+ */
+export class CredentialsUnavailableError extends CredcacheError {
+  readonly tryNextLink = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, "ERR_CREDCACHE_CREDENTIALS", options);
+  }
+}

@@ -1,6 +1,5 @@
-import { CredentialsProviderError } from "@smithy/property-provider";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Logger } from "@smithy/types";
-import { CacheConfigError, CacheTimeoutError } from "./errors.js";
+import { CacheConfigError, CacheTimeoutError, CredentialsUnavailableError } from "./errors.js";
 import { parseRecord, toIdentity, toRecord } from "./record.js";
 import { describeError, truncateAccessKeyId } from "./redact.js";
 import type {
@@ -449,15 +448,12 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
       typeof identity.accessKeyId !== "string" ||
       typeof identity.secretAccessKey !== "string"
     ) {
-      throw new CredentialsProviderError("credcache: the source returned no credentials", {
-        tryNextLink: false,
-      });
+      throw new CredentialsUnavailableError("credcache: the source returned no credentials");
     }
     const expiration = identity.expiration?.getTime();
     if (expiration !== undefined && !(expiration > now)) {
-      throw new CredentialsProviderError(
+      throw new CredentialsUnavailableError(
         `credcache: the source returned credentials that expired at ${new Date(expiration).toISOString()}`,
-        { tryNextLink: false },
       );
     }
     const record = toRecord(identity, now, sourceLabel);
@@ -551,10 +547,10 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     }
     logger?.warn?.(`${LOG_PREFIX} refreshing "${key}" failed: ${described.message}`);
     if (h) {
-      throw new CredentialsProviderError(
+      throw new CredentialsUnavailableError(
         `credcache: the source failed and the cached credentials for "${key}" expired at ` +
           `${new Date(h.expiresAt).toISOString()} (${described.message}). Enable staleIfError to keep serving them.`,
-        { tryNextLink: false },
+        { cause: error },
       );
     }
     throw error;

@@ -1,6 +1,7 @@
 export {
   type CacheConfig,
   type CacheStoresConfig,
+  type CreateCacheOptions,
   createCache,
   type FileStoreConfig,
   type KeyvStoreConfig,
@@ -19,6 +20,7 @@ export {
   CacheTimeoutError,
   CacheUnavailableError,
   CredcacheError,
+  CredentialsUnavailableError,
   MissingAdapterError,
 } from "./errors.js";
 export {
@@ -33,11 +35,16 @@ export {
   type CachedIniInit,
   type CachedInstanceMetadataInit,
   type CachedTemporaryCredentialsInit,
+  containerMetadataKey,
+  DEFAULT_SESSION_NAME,
   fromCachedContainerMetadata,
   fromCachedIni,
   fromCachedInstanceMetadata,
   fromCachedTemporaryCredentials,
+  iniKey,
+  instanceMetadataKey,
   type PresetCacheOptions,
+  temporaryCredentialsKey,
 } from "./presets.js";
 export { MAX_RECORD_CHARS, type ParseResult, parseRecord, toIdentity, toRecord } from "./record.js";
 export { describeError, redactOnInspect, scrub, truncateAccessKeyId } from "./redact.js";

@@ -34,8 +34,7 @@ function lazyProvider(
 }
 
 /** Where the SDK will look for IMDS, so two endpoints never share a key. */
-function imdsEndpoint(init: { endpoint?: string }): string {
-  if (init.endpoint) return init.endpoint;
+function imdsEndpoint(): string {
   const env = process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
   if (env) return env;
   return process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE?.toLowerCase() === "ipv6"
@@ -43,13 +42,43 @@ function imdsEndpoint(init: { endpoint?: string }): string {
     : "http://169.254.169.254";
 }
 
+/** The session name used when AssumeRole params name none, so the key stays stable. */
+export const DEFAULT_SESSION_NAME = "credcache";
+
+/**
+ * The key {@link fromCachedInstanceMetadata} uses on this host: the IMDS endpoint the
+ * SDK will call (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, or the IPv4/IPv6 link-local
+ * address) and the host name.
+ */
+export function instanceMetadataKey(host: string = hostname()): string {
+  return `imds:${imdsEndpoint()}:${host}`;
+}
+
+/** The key {@link fromCachedContainerMetadata} uses: the credentials URI and the host name. */
+export function containerMetadataKey(host: string = hostname()): string {
+  const uri =
+    process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI ??
+    (process.env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+      ? `http://169.254.170.2${process.env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}`
+      : "unset");
+  return `container:${uri}:${host}`;
+}
+
+/** The key {@link fromCachedTemporaryCredentials} uses. */
+export function temporaryCredentialsKey(roleArn: string, sessionName: string = DEFAULT_SESSION_NAME): string {
+  return `sts:${roleArn}:${sessionName}`;
+}
+
+/** The key {@link fromCachedIni} uses. */
+export function iniKey(profile: string): string {
+  return `profile:${profile}`;
+}
+
 export interface CachedInstanceMetadataInit extends PresetCacheOptions {
   /** Passed to the SDK's `fromInstanceMetadata`. @default 1000 */
   timeout?: number;
   /** Passed to the SDK's `fromInstanceMetadata`. @default 0 */
   maxRetries?: number;
-  /** IMDS endpoint; otherwise `AWS_EC2_METADATA_SERVICE_ENDPOINT` or the link-local address. Part of the key. */
-  endpoint?: string;
   /** Host name in the key. Instance credentials must never be shared across hosts. @default os.hostname() */
   host?: string;
 }
@@ -67,12 +96,11 @@ export interface CachedInstanceMetadataInit extends PresetCacheOptions {
  * ```
  */
 export function fromCachedInstanceMetadata(init: CachedInstanceMetadataInit = {}): CachedCredentialProvider {
-  const { timeout, maxRetries, endpoint, host, key, ...cacheOptions } = init;
-  const resolvedEndpoint = imdsEndpoint({ endpoint });
+  const { timeout, maxRetries, host, key, ...cacheOptions } = init;
   return fromCache({
     staleIfError: true,
     ...cacheOptions,
-    key: key ?? `imds:${resolvedEndpoint}:${host ?? hostname()}`,
+    key: key ?? instanceMetadataKey(host),
     source: "imds",
     provider: lazyProvider((sdk) =>
       sdk.fromInstanceMetadata({
@@ -97,14 +125,9 @@ export function fromCachedContainerMetadata(
   init: CachedContainerMetadataInit = {},
 ): CachedCredentialProvider {
   const { timeout, maxRetries, key, ...cacheOptions } = init;
-  const uri =
-    process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI ??
-    (process.env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
-      ? `http://169.254.170.2${process.env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}`
-      : "unset");
   return fromCache({
     ...cacheOptions,
-    key: key ?? `container:${uri}:${hostname()}`,
+    key: key ?? containerMetadataKey(),
     source: "container",
     provider: lazyProvider((sdk) =>
       sdk.fromContainerMetadata({
@@ -134,10 +157,10 @@ export function fromCachedTemporaryCredentials(
   init: CachedTemporaryCredentialsInit,
 ): CachedCredentialProvider {
   const { params, masterCredentials, clientConfig, key, ...cacheOptions } = init;
-  const sessionName = params.RoleSessionName ?? "credcache";
+  const sessionName = params.RoleSessionName ?? DEFAULT_SESSION_NAME;
   return fromCache({
     ...cacheOptions,
-    key: key ?? `sts:${params.RoleArn}:${sessionName}`,
+    key: key ?? temporaryCredentialsKey(params.RoleArn, sessionName),
     source: "sts",
     provider: lazyProvider((sdk) =>
       sdk.fromTemporaryCredentials({
@@ -161,7 +184,7 @@ export function fromCachedIni(init: CachedIniInit = {}): CachedCredentialProvide
   const name = profile ?? process.env.AWS_PROFILE ?? "default";
   return fromCache({
     ...cacheOptions,
-    key: key ?? `profile:${name}`,
+    key: key ?? iniKey(name),
     source: "profile",
     provider: lazyProvider((sdk) =>
       sdk.fromIni({ profile: name, ...(init.logger && { logger: init.logger }) }),

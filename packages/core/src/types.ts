@@ -31,6 +31,13 @@ export interface CredentialCache {
   acquireLock?(key: string, opts: { ttlMs: number }): Promise<CacheLock | undefined>;
   /** Releases connections, file handles and timers. */
   close?(): Promise<void>;
+  /**
+   * Optional: the live keys, as given to `set` (no namespace prefix, no lock entries).
+   * Lets tools such as `credcache inspect` and `credcache clear` see every entry.
+   */
+  keys?(): Promise<string[]>;
+  /** Optional: deletes every expired entry now; resolves to how many were deleted. */
+  prune?(): Promise<number>;
 }
 
 /** A held lock. */

@@ -289,6 +289,8 @@ describe("fromCache: source failures in each window", () => {
     const { provider, source, clock, store } = setup();
     source.state.expiration = clock.now() - 1000;
     await expect(provider()).rejects.toThrow(/expired at/);
+    // Like the SDK's CredentialsProviderError: a chain must not move on silently.
+    await expect(provider()).rejects.toMatchObject({ tryNextLink: false, code: "ERR_CREDCACHE_CREDENTIALS" });
     expect(store.data.size).toBe(0);
   });
 
