@@ -11,7 +11,6 @@ import {
   type CredentialCache,
   expiresAtFromTtl,
 } from "@credcache/core";
-import writeFileAtomic from "write-file-atomic";
 import { defaultCacheDir, prepareDirectory } from "./directory.js";
 import { discardEntry, ENTRY_FILE, type Envelope, entryFileName, readEntry, TEMP_FILE } from "./entry.js";
 import { leaseLocks } from "./lock.js";
@@ -55,6 +54,19 @@ export interface FileCache extends CredentialCache {
   prune(): Promise<number>;
   /** Releases the locks this store still holds. The store stays usable. */
   close(): Promise<void>;
+}
+
+/**
+ * Loaded on the first write only: a warm read (the common case, and all that
+ * `credcache process` does on a hit) never pays for it at start-up.
+ */
+type WriteFileAtomic = typeof import("write-file-atomic");
+let writeFileAtomicModule: Promise<WriteFileAtomic> | undefined;
+function loadWriteFileAtomic(): Promise<WriteFileAtomic> {
+  writeFileAtomicModule ??= import("write-file-atomic").then(
+    (mod) => ((mod as { default?: WriteFileAtomic }).default ?? mod) as WriteFileAtomic,
+  );
+  return writeFileAtomicModule;
 }
 
 /** Temp files younger than this may belong to a write in progress. */
@@ -193,6 +205,7 @@ export function fileCache(options: FileCacheOptions = {}): FileCache {
       }
       // mode: the temp file is opened with 0600 and chmod'ed to exactly 0600 before the
       // rename. chown to ourselves: otherwise the owner of an existing file is copied.
+      const writeFileAtomic = await loadWriteFileAtomic();
       await writeFileAtomic(file, body, { mode: 0o600, fsync: true, ...(owner && { chown: owner }) });
     },
 

@@ -9,7 +9,16 @@ import fs, {
   writeSync,
 } from "node:fs";
 import { type CacheLock, CacheUnavailableError, type Clock, newLockToken } from "@credcache/core";
-import { lock as lockMutex } from "proper-lockfile";
+
+/** Loaded on the first lock only, so a warm read pays nothing for it at start-up. */
+type ProperLockfile = typeof import("proper-lockfile");
+let properLockfile: Promise<ProperLockfile> | undefined;
+function loadProperLockfile(): Promise<ProperLockfile> {
+  properLockfile ??= import("proper-lockfile").then(
+    (mod) => ((mod as { default?: ProperLockfile }).default ?? mod) as ProperLockfile,
+  );
+  return properLockfile;
+}
 
 /**
  * A try-lock with a lease, kept in a small 0600 file beside the entry (`<hash>.lease`,
@@ -72,6 +81,7 @@ async function withMutex<T>(
 ): Promise<T | typeof BUSY> {
   let unlock: () => Promise<void>;
   try {
+    const { lock: lockMutex } = await loadProperLockfile();
     unlock = await lockMutex(leaseFile, {
       realpath: false,
       stale: MUTEX_STALE_MS,
