@@ -43,6 +43,8 @@ export {
   fromCachedTemporaryCredentials,
   iniKey,
   instanceMetadataKey,
+  type KeyEnv,
+  type KeyOptions,
   type PresetCacheOptions,
   temporaryCredentialsKey,
 } from "./presets.js";

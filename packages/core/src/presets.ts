@@ -34,12 +34,22 @@ function lazyProvider(
 }
 
 /** Where the SDK will look for IMDS, so two endpoints never share a key. */
-function imdsEndpoint(): string {
-  const env = process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
-  if (env) return env;
-  return process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE?.toLowerCase() === "ipv6"
+function imdsEndpoint(env: KeyEnv): string {
+  if (env.AWS_EC2_METADATA_SERVICE_ENDPOINT) return env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+  return env.AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE?.toLowerCase() === "ipv6"
     ? "http://[fd00:ec2::254]"
     : "http://169.254.169.254";
+}
+
+/** Environment variables the instance and container keys are built from. */
+export type KeyEnv = Record<string, string | undefined>;
+
+/** Where a preset key is computed for. */
+export interface KeyOptions {
+  /** @default os.hostname() */
+  host?: string;
+  /** @default process.env */
+  env?: KeyEnv;
 }
 
 /** The session name used when AssumeRole params name none, so the key stays stable. */
@@ -50,18 +60,19 @@ export const DEFAULT_SESSION_NAME = "credcache";
  * SDK will call (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, or the IPv4/IPv6 link-local
  * address) and the host name.
  */
-export function instanceMetadataKey(host: string = hostname()): string {
-  return `imds:${imdsEndpoint()}:${host}`;
+export function instanceMetadataKey(options: KeyOptions = {}): string {
+  return `imds:${imdsEndpoint(options.env ?? process.env)}:${options.host ?? hostname()}`;
 }
 
 /** The key {@link fromCachedContainerMetadata} uses: the credentials URI and the host name. */
-export function containerMetadataKey(host: string = hostname()): string {
+export function containerMetadataKey(options: KeyOptions = {}): string {
+  const env = options.env ?? process.env;
   const uri =
-    process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI ??
-    (process.env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
-      ? `http://169.254.170.2${process.env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}`
+    env.AWS_CONTAINER_CREDENTIALS_FULL_URI ??
+    (env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+      ? `http://169.254.170.2${env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}`
       : "unset");
-  return `container:${uri}:${host}`;
+  return `container:${uri}:${options.host ?? hostname()}`;
 }
 
 /** The key {@link fromCachedTemporaryCredentials} uses. */
@@ -100,7 +111,7 @@ export function fromCachedInstanceMetadata(init: CachedInstanceMetadataInit = {}
   return fromCache({
     staleIfError: true,
     ...cacheOptions,
-    key: key ?? instanceMetadataKey(host),
+    key: key ?? instanceMetadataKey(host === undefined ? {} : { host }),
     source: "imds",
     provider: lazyProvider((sdk) =>
       sdk.fromInstanceMetadata({

@@ -1,0 +1,93 @@
+// Cold start of `credcache process` with a warm cache, against a bare `node -e 0`.
+// Run: node bench/cli-startup.mjs [--runs 30]   (after `pnpm build`)
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { startImdsEmulator } from "@credcache/imds-emulator";
+import { fmtRatio, percentile, table } from "./measure.mjs";
+
+const BIN = fileURLToPath(new URL("../packages/cli/dist/bin.js", import.meta.url));
+
+/** Wall time of one child process, spawn to exit, in ms. Rejects when it fails. */
+function timeRun(args, env) {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (code === 0) resolve(ms);
+      else reject(new Error(`node ${args.join(" ")} exited with ${code}: ${stderr.trim()}`));
+    });
+  });
+}
+
+/**
+ * Runs `node -e 0` and `credcache process` against warm file and sqlite caches, alternating,
+ * `runs` times each. The IMDS emulator runs in this process; the warm runs must not call it.
+ * @returns `{ rows, text, ratio }`: one row per case (p50/p99 in ms, p50 ratio to `node -e 0`),
+ *   the Markdown table (also printed), and the warm file-cache ratio, whose target is <= 1.5.
+ */
+export async function runCliStartupBench({ runs = 30 } = {}) {
+  const emulator = await startImdsEmulator({ port: 0 });
+  const dir = await mkdtemp(join(tmpdir(), "credcache-bench-cli-"));
+  const env = { ...process.env, AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url };
+  delete env.CREDCACHE_URL;
+  delete env.CREDCACHE_CONFIG;
+  const processArgs = (cache) => [BIN, "process", "--source", "imds", "--cache", cache];
+  const cases = [
+    { name: "node -e 0", args: ["-e", "0"] },
+    { name: "credcache process, warm file cache", args: processArgs(pathToFileURL(join(dir, "cache")).href) },
+    { name: "credcache process, warm sqlite cache", args: processArgs(`sqlite://${join(dir, "cache.db")}`) },
+  ];
+  try {
+    // Fill the caches and the OS page cache; none of this is measured.
+    for (const c of cases) await timeRun(c.args, env);
+    emulator.resetStats();
+    const samples = cases.map(() => []);
+    for (let i = 0; i < runs; i++) {
+      for (const [j, c] of cases.entries()) samples[j].push(await timeRun(c.args, env));
+    }
+    if (emulator.stats.requests.total !== 0) {
+      throw new Error(
+        `the warm runs called IMDS ${emulator.stats.requests.total} times: the cache was not warm`,
+      );
+    }
+    const base = percentile(samples[0], 50);
+    const rows = cases.map((c, j) => {
+      const p50Ms = percentile(samples[j], 50);
+      return { name: c.name, runs, p50Ms, p99Ms: percentile(samples[j], 99), ratio: p50Ms / base };
+    });
+    console.log(`\n### credcache process cold start, warm cache (target: p50 <= 1.5x node -e 0)\n`);
+    const text = table(
+      ["case", "runs", "p50", "p99", "p50 / node -e 0"],
+      rows.map((r) => [
+        r.name,
+        r.runs,
+        `${r.p50Ms.toFixed(1)} ms`,
+        `${r.p99Ms.toFixed(1)} ms`,
+        fmtRatio(r.ratio),
+      ]),
+    );
+    return {
+      rows,
+      text: `### credcache process cold start, warm cache (target: p50 <= 1.5x node -e 0)\n\n${text}`,
+      ratio: rows[1].ratio,
+    };
+  } finally {
+    await emulator.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const at = process.argv.indexOf("--runs");
+  const runs = at === -1 ? 30 : Number(process.argv[at + 1]);
+  await runCliStartupBench({ runs });
+}

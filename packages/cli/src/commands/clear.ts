@@ -1,0 +1,42 @@
+import { parseArgs } from "../args.js";
+import { UsageError } from "../errors.js";
+import type { CommandIo } from "../io.js";
+import { wellKnownKeys } from "../sources.js";
+import { listKeys, storeCall } from "../store.js";
+import { requestedKeys, STORE_FLAGS, withStore } from "./shared.js";
+
+const FLAGS = { ...STORE_FLAGS, source: "strings", help: "boolean" } as const;
+
+/** `credcache clear`: remove named entries, or every entry of a store that can list them. */
+export async function run(argv: readonly string[], io: CommandIo): Promise<number> {
+  const { flags, positionals } = parseArgs(argv, FLAGS, "clear");
+  if (flags.help) {
+    io.stdout.write((await import("../help.js")).helpText("clear"));
+    return 0;
+  }
+  const named = [...new Set(requestedKeys(positionals, flags.source, io))];
+  return withStore(flags, io, async (store, spec) => {
+    if (named.length > 0) {
+      for (const key of named) {
+        const present = (await storeCall(`reading "${key}"`, () => store.get(key))) !== undefined;
+        await storeCall(`removing "${key}"`, () => store.remove(key));
+        io.stdout.write(present ? `removed ${key}\n` : `not cached: ${key}\n`);
+      }
+      return 0;
+    }
+    const listed = await listKeys(store);
+    if (listed === undefined) {
+      throw new UsageError(
+        `${spec.label} cannot list its keys, so clear needs the keys to remove, e.g. credcache clear ` +
+          `${wellKnownKeys(io.env)
+            .map((key) => JSON.stringify(key))
+            .join(" ")} (or --source imds); "credcache inspect" shows which exist`,
+      );
+    }
+    for (const key of listed) await storeCall(`removing "${key}"`, () => store.remove(key));
+    io.stdout.write(
+      `removed ${listed.length} ${listed.length === 1 ? "entry" : "entries"} from ${spec.label}\n`,
+    );
+    return 0;
+  });
+}

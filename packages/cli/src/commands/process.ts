@@ -1,0 +1,277 @@
+import type { AwsCredentialIdentity, CacheEvent, CredentialCache } from "@credcache/core";
+import { integerFlag, parseArgs } from "../args.js";
+import { resolveCacheSpec } from "../config.js";
+import { CliError, CommandFailedError, exitCodeOf, messageOf, oneLine, UsageError } from "../errors.js";
+import { formatDuration } from "../format.js";
+import type { CommandIo } from "../io.js";
+import { createSourceProvider, parseSource, type Source, type SourceOptions } from "../sources.js";
+import { closeStore, openStore } from "../store.js";
+
+const FLAGS = {
+  source: "string",
+  cache: "string",
+  config: "string",
+  store: "string",
+  timeout: "string",
+  retries: "string",
+  "session-name": "string",
+  duration: "string",
+  region: "string",
+  "min-validity": "string",
+  "cache-timeout": "string",
+  help: "boolean",
+} as const;
+
+const MINUTE = 60_000;
+/** JS SDK clients treat credentials as expired with 5 min left; botocore and others are close. */
+const SDK_EXPIRY_WINDOW_MS = 5 * MINUTE;
+/** What `--min-validity` defaults to: the SDK window plus a minute for clock and start-up slack. */
+const DEFAULT_MIN_VALIDITY_S = 360;
+/**
+ * How long one store call may take. Core's default (1 s) suits a long-running process;
+ * this command exists for the shared cache and its lock, and giving up on a slow lock on
+ * a loaded host means fetching alongside everyone else, so it waits longer.
+ */
+const DEFAULT_CACHE_TIMEOUT_MS = 3_000;
+/** Core's default mandatory window: refresh under the lock when this much is left. */
+const REFRESH_WINDOW_MS = 10 * MINUTE;
+/** Chain of `credcache process` sources in this process tree, to stop credential_process loops. */
+const CHAIN_VAR = "CREDCACHE_PROCESS_CHAIN";
+
+/** `credcache process`: the AWS `credential_process` contract, answered from the shared cache. */
+export async function run(argv: readonly string[], io: CommandIo): Promise<number> {
+  const { flags, positionals } = parseArgs(argv, FLAGS, "process");
+  if (flags.help) {
+    io.stdout.write((await import("../help.js")).helpText("process"));
+    return 0;
+  }
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument "${positionals[0]}"; run "credcache process --help"`);
+  }
+  const source = parseSource(flags.source);
+  const sourceOptions = readSourceOptions(flags, source);
+  const minValidityMs =
+    (integerFlag(flags["min-validity"], "min-validity", 0, 3600) ?? DEFAULT_MIN_VALIDITY_S) * 1000;
+  const cacheTimeoutMs =
+    integerFlag(flags["cache-timeout"], "cache-timeout", 1, 60_000) ?? DEFAULT_CACHE_TIMEOUT_MS;
+  const spec = resolveCacheSpec(flags, io.env, io.cwd);
+  if (
+    source.kind === "container" &&
+    !io.env.AWS_CONTAINER_CREDENTIALS_FULL_URI &&
+    !io.env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+  ) {
+    throw new UsageError(
+      "--source container needs AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI (set by ECS and EKS Pod Identity)",
+    );
+  }
+
+  // A profile whose credential_process is this very command would recurse forever.
+  const chain = (io.env[CHAIN_VAR] ?? "").split(" ").filter(Boolean);
+  if (chain.includes(source.text)) {
+    throw new UsageError(
+      `--source ${source.text} leads back to credcache itself (${[...chain, source.text].join(" -> ")}); point that profile at a real credential source`,
+    );
+  }
+  const previousChain = process.env[CHAIN_VAR];
+  process.env[CHAIN_VAR] = [...chain, source.text].join(" ");
+
+  const warnings = new Set<string>();
+  let store: CredentialCache | undefined;
+  try {
+    try {
+      store = await openStore(spec);
+    } catch (error) {
+      // An unusable store (unsafe directory, unopenable database) must not stop the
+      // application: fetch without it, like core does when a store fails mid-flight.
+      if ((error as { code?: unknown }).code !== "ERR_CREDCACHE_UNAVAILABLE") throw error;
+      warnings.add(`cache ${spec.label} is unusable, fetched without it: ${messageOf(error)}`);
+    }
+    return await resolveAndPrint(
+      io,
+      source,
+      sourceOptions,
+      store,
+      { minValidityMs, cacheTimeoutMs },
+      warnings,
+    );
+  } finally {
+    await closeStore(store);
+    if (previousChain === undefined) delete process.env[CHAIN_VAR];
+    else process.env[CHAIN_VAR] = previousChain;
+  }
+}
+
+function readSourceOptions(
+  flags: { timeout?: string; retries?: string; "session-name"?: string; duration?: string; region?: string },
+  source: Source,
+): SourceOptions {
+  const remote = source.kind === "imds" || source.kind === "container";
+  const timeout = integerFlag(flags.timeout, "timeout", 1, 60_000);
+  const maxRetries = integerFlag(flags.retries, "retries", 0, 10);
+  if (!remote && (timeout !== undefined || maxRetries !== undefined)) {
+    throw new UsageError(
+      `--timeout and --retries apply to the imds and container sources, not ${source.text}`,
+    );
+  }
+  const sessionName = flags["session-name"];
+  const durationSeconds = integerFlag(flags.duration, "duration", 900, 43_200);
+  const region = flags.region;
+  if (
+    source.kind !== "assume-role" &&
+    (sessionName !== undefined || durationSeconds !== undefined || region !== undefined)
+  ) {
+    throw new UsageError(
+      `--session-name, --duration and --region apply to assume-role:ARN, not ${source.text}`,
+    );
+  }
+  if (sessionName !== undefined && !/^[\w+=,.@-]{2,64}$/.test(sessionName)) {
+    throw new UsageError(
+      `--session-name must be 2-64 characters of letters, digits and +=,.@_-, got "${sessionName}"`,
+    );
+  }
+  if (region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) {
+    throw new UsageError(`--region must be an AWS region such as eu-west-1, got "${region}"`);
+  }
+  return {
+    ...(timeout !== undefined && { timeout }),
+    ...(maxRetries !== undefined && { maxRetries }),
+    ...(sessionName !== undefined && { sessionName }),
+    ...(durationSeconds !== undefined && { durationSeconds }),
+    ...(region !== undefined && { region }),
+  };
+}
+
+async function resolveAndPrint(
+  io: CommandIo,
+  source: Source,
+  sourceOptions: SourceOptions,
+  store: CredentialCache | undefined,
+  { minValidityMs, cacheTimeoutMs }: { minValidityMs: number; cacheTimeoutMs: number },
+  warnings: Set<string>,
+): Promise<number> {
+  let fetched = false;
+  // One cause (say, an unsafe directory) fails get, acquireLock and set alike: one line for it.
+  const cacheErrors = new Map<string, string[]>();
+  const onEvent = (event: CacheEvent): void => {
+    switch (event.type) {
+      case "refresh-success":
+        fetched = true;
+        break;
+      case "cache-error":
+        cacheErrors.set(event.error.message, [
+          ...(cacheErrors.get(event.error.message) ?? []).filter((op) => op !== event.operation),
+          event.operation,
+        ]);
+        break;
+      case "record-rejected":
+        warnings.add(`discarded an unreadable cache entry (${event.reason})`);
+        break;
+      case "stale-served":
+        warnings.add(
+          `refreshing failed (${event.error.message}); served cached credentials that expire at ${isoOrNever(event.expiration)}`,
+        );
+        break;
+      case "lock-waited":
+        if (event.outcome === "timeout") {
+          warnings.add(`waited ${event.waitedMs} ms for another process's refresh, then fetched itself`);
+        }
+        break;
+    }
+  };
+  // The SDK logs through this too (its static-stability notice, for one): each line becomes
+  // one credcache warning. Core's own lines are skipped; its events above say the same.
+  const note = (message: unknown) => {
+    const text = String(message);
+    if (!text.includes("@credcache/core")) warnings.add(text);
+  };
+  const logger = { debug: () => {}, info: () => {}, warn: note, error: note };
+  // A short-lived process has no use for a background refresh that it would abandon on
+  // exit, so there is no advisory window: below the mandatory window, refresh now, under
+  // the lock. The window never drops below --min-validity.
+  const refreshMs = Math.max(REFRESH_WINDOW_MS, minValidityMs);
+  const provider = createSourceProvider(
+    source,
+    {
+      ...(store && { cache: store }),
+      proactiveRefresh: false,
+      advisoryRefreshMs: refreshMs,
+      mandatoryRefreshMs: refreshMs,
+      cacheTimeoutMs,
+      logger,
+      onEvent,
+    },
+    sourceOptions,
+  );
+  const secrets: Array<string | undefined> = [];
+  const noteCacheErrors = () => {
+    for (const [message, operations] of cacheErrors) {
+      warnings.add(`cache ${operations.join(", ")} failed: ${message}`);
+    }
+  };
+  try {
+    let identity = await provider();
+    secrets.push(identity.secretAccessKey, identity.sessionToken);
+    if (timeLeft(identity) < minValidityMs && !fetched) {
+      // Only worth one forced refresh when these did not come from the source just now.
+      identity = await provider({ forceRefresh: true });
+      secrets.push(identity.secretAccessKey, identity.sessionToken);
+    }
+    const left = timeLeft(identity);
+    if (left < minValidityMs) {
+      throw new CommandFailedError(
+        `${describeSource(source, io)} has only credentials that expire in ${formatDuration(left)} ` +
+          `(at ${isoOrNever(identity.expiration?.getTime())}); SDKs treat credentials with less than ` +
+          `${SDK_EXPIRY_WINDOW_MS / MINUTE} min left as expired, so credcache will not hand them out ` +
+          `(--min-validity ${minValidityMs / 1000} s); try again once the source has rotated them`,
+      );
+    }
+    io.stdout.write(processOutput(identity));
+    noteCacheErrors();
+    for (const warning of warnings) {
+      io.stderr.write(`credcache process: warning: ${oneLine(warning, secrets)}\n`);
+    }
+    return 0;
+  } catch (error) {
+    // Configuration problems found late (a missing SDK package) keep their exit code 2.
+    if (!(error instanceof CliError) && exitCodeOf(error) === 2) throw error;
+    const reason =
+      error instanceof CliError
+        ? error.message
+        : `could not get credentials from ${describeSource(source, io)}: ${messageOf(error)}`;
+    noteCacheErrors();
+    const [firstWarning] = warnings;
+    const detail = firstWarning === undefined ? reason : `${reason} (also: ${firstWarning})`;
+    throw new CommandFailedError(oneLine(detail, secrets));
+  } finally {
+    provider.close();
+  }
+}
+
+function timeLeft(identity: AwsCredentialIdentity): number {
+  const expiration = identity.expiration?.getTime();
+  return expiration === undefined ? Number.POSITIVE_INFINITY : expiration - Date.now();
+}
+
+function isoOrNever(epochMs: number | undefined): string {
+  return epochMs === undefined ? "never" : new Date(epochMs).toISOString();
+}
+
+function describeSource(source: Source, io: CommandIo): string {
+  if (source.kind === "imds")
+    return `imds (${io.env.AWS_EC2_METADATA_SERVICE_ENDPOINT || "http://169.254.169.254"})`;
+  return source.text;
+}
+
+/** The credential_process JSON (Version 1), in the field order the AWS docs use. */
+function processOutput(identity: AwsCredentialIdentity): string {
+  const { accountId } = identity as { accountId?: string };
+  const out = {
+    Version: 1,
+    AccessKeyId: identity.accessKeyId,
+    SecretAccessKey: identity.secretAccessKey,
+    ...(identity.sessionToken && { SessionToken: identity.sessionToken }),
+    ...(identity.expiration && { Expiration: identity.expiration.toISOString() }),
+    ...(accountId && { AccountId: accountId }),
+  };
+  return `${JSON.stringify(out, null, 2)}\n`;
+}

@@ -1,0 +1,60 @@
+import { parseRecord } from "@credcache/core";
+import { parseArgs } from "../args.js";
+import { UsageError } from "../errors.js";
+import type { CommandIo } from "../io.js";
+import { wellKnownKeys } from "../sources.js";
+import { canPrune, collectKeys, storeCall } from "../store.js";
+import { requestedKeys, STORE_FLAGS, withStore } from "./shared.js";
+
+const FLAGS = { ...STORE_FLAGS, key: "strings", source: "strings", help: "boolean" } as const;
+
+/**
+ * `credcache prune`: the store's own prune (expired entries, lock leftovers), then a check
+ * of every record it can find, removing those that are expired by their credentials'
+ * expiration or are not valid records (a store's TTL cannot know either).
+ */
+export async function run(argv: readonly string[], io: CommandIo): Promise<number> {
+  const { flags, positionals } = parseArgs(argv, FLAGS, "prune");
+  if (flags.help) {
+    io.stdout.write((await import("../help.js")).helpText("prune"));
+    return 0;
+  }
+  if (positionals.length > 0) {
+    throw new UsageError(
+      `unexpected argument "${positionals[0]}"; to check a key use --key "${positionals[0]}"`,
+    );
+  }
+  const requested = requestedKeys(flags.key, flags.source, io);
+  return withStore(flags, io, async (store, spec) => {
+    let byStore: number | undefined;
+    if (canPrune(store)) {
+      const result = await storeCall("pruning", () => store.prune());
+      byStore = typeof result === "number" ? result : 0;
+    }
+    const { keys, listed } = await collectKeys(store, requested, wellKnownKeys(io.env));
+    const now = Date.now();
+    let checked = 0;
+    let byRecord = 0;
+    for (const key of keys) {
+      const value = await storeCall(`reading "${key}"`, () => store.get(key));
+      if (value === undefined || value === null) continue;
+      checked += 1;
+      const parsed = parseRecord(value);
+      const expired = parsed.ok && parsed.record.expiration !== undefined && parsed.record.expiration <= now;
+      if (!parsed.ok || expired) {
+        await storeCall(`removing "${key}"`, () => store.remove(key));
+        byRecord += 1;
+      }
+    }
+    const total = (byStore ?? 0) + byRecord;
+    const how = [
+      ...(byStore === undefined ? [] : [`store prune: ${byStore}`]),
+      `records checked: ${checked}, removed: ${byRecord}`,
+    ].join("; ");
+    const scope = listed ? "" : `; this store cannot list its keys, so only ${keys.join(", ")} were checked`;
+    io.stdout.write(
+      `removed ${total} expired or unreadable ${total === 1 ? "entry" : "entries"} from ${spec.label} (${how}${scope})\n`,
+    );
+    return 0;
+  });
+}

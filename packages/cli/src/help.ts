@@ -1,0 +1,153 @@
+const STORE_OPTIONS = `Cache options (flags beat the environment; a URL beats a config file):
+  --cache URL        memory:, file:///abs/dir, sqlite:///abs/path.db, redis://host:6379 (rediss:// for TLS)
+  --config FILE      JSON in the Laravel config/cache.php style:
+                     { "default": "file", "stores": { "file": { "driver": "file", "dir": "/var/cache/credcache" } } }
+                     Relative "dir" / "path" values are taken relative to the file.
+  --store NAME       with --config: use this named store instead of "default"
+  CREDCACHE_URL      used when neither --cache nor --config is given
+  CREDCACHE_CONFIG   path of a config file, used when nothing above is set`;
+
+const EXIT_CODES = `Exit codes: 0 ok, 1 the command failed (no credentials, store error), 2 usage or configuration error.`;
+
+const TOP = `credcache - share AWS credentials across processes through a cache
+
+Usage: credcache <command> [options]
+
+Commands:
+  process   print credentials in the AWS credential_process format, from the cache
+  inspect   list cached entries: source, truncated key id, expiry, refresh window
+  clear     remove cached entries
+  prune     remove expired and unreadable entries
+
+Run "credcache <command> --help" for a command's options and examples.
+
+Example ~/.aws/config (any AWS SDK or the AWS CLI then shares one fetch per rotation):
+  [default]
+  credential_process = credcache process --source imds --cache file:///var/cache/credcache
+
+${EXIT_CODES}
+`;
+
+const PROCESS = `credcache process - credentials for credential_process, from the shared cache
+
+Usage: credcache process --source SOURCE (--cache URL | --config FILE [--store NAME]) [options]
+
+Prints {"Version":1,"AccessKeyId",...,"Expiration"} on stdout. On a miss, or when the cached
+credentials have less than 10 min left, one process on the host fetches from the source under
+the store's lock; every other process waits for it and reuses the result.
+
+Sources:
+  imds                   EC2 instance profile (IMDSv2); the key is scoped to this host
+  container              ECS / EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_*_URI)
+  profile:NAME           a profile in ~/.aws/config (assume-role, SSO, ...); never one whose
+                         credential_process is credcache itself
+  assume-role:ARN        STS AssumeRole with the default credential chain
+
+Options:
+  --source SOURCE        where credentials come from on a miss (required)
+  --timeout MS           imds / container: per-request timeout (default 1000)
+  --retries N            imds / container: retries after the first attempt (default 0)
+  --session-name NAME    assume-role: RoleSessionName (default credcache)
+  --duration SECONDS     assume-role: DurationSeconds
+  --region REGION        assume-role: STS region (default: the SDK's region chain)
+  --min-validity SECONDS never print credentials with less time left than this (default 360:
+                         SDKs treat credentials with under 5 min left as expired). Shorter ones
+                         are refreshed once; if the source has nothing newer, the command fails.
+  --cache-timeout MS     longest wait for one store call, lock included, before going on
+                         without the store (default 3000)
+  -h, --help             this help
+
+${STORE_OPTIONS}
+
+Examples:
+  credcache process --source imds --cache file:///var/cache/credcache
+  credcache process --source imds --cache sqlite:///var/cache/credcache.db --timeout 2000 --retries 2
+  credcache process --source assume-role:arn:aws:iam::123456789012:role/worker --cache redis://127.0.0.1:6379
+  CREDCACHE_CONFIG=/etc/credcache.json credcache process --source container --store redis
+
+In ~/.aws/config:
+  [profile app]
+  credential_process = credcache process --source imds --cache file:///var/cache/credcache
+
+Errors are one line on stderr and never contain a secret.
+${EXIT_CODES}
+`;
+
+const INSPECT = `credcache inspect - show what the cache holds
+
+Usage: credcache inspect (--cache URL | --config FILE [--store NAME]) [--key KEY]... [--json]
+
+For each entry: key, source, truncated access key id, account, expiry, time left and the refresh
+window (fresh > 15 min left, advisory 10-15 min, mandatory < 10 min, expired). Secrets are never
+printed.
+
+Stores that can list their keys show every entry. Others show the keys credcache uses on this
+host (the imds and container keys, profile:$AWS_PROFILE, aws_cached_credentials) plus those
+asked for with --key or --source.
+
+Options:
+  --key KEY          also look at this key (repeatable)
+  --source SOURCE    also look at the key this source uses, e.g. --source profile:deploy (repeatable)
+  --json             machine-readable output
+  -h, --help         this help
+
+${STORE_OPTIONS}
+
+Examples:
+  credcache inspect --cache file:///var/cache/credcache
+  credcache inspect --cache redis://127.0.0.1:6379 --json
+  credcache inspect --config /etc/credcache.json --store sqlite --key aws_cached_credentials
+
+${EXIT_CODES}
+`;
+
+const CLEAR = `credcache clear - remove cached credentials
+
+Usage: credcache clear [KEY]... [--source SOURCE]... (--cache URL | --config FILE [--store NAME])
+
+With keys (or --source): removes those entries. Without: removes every entry, which needs a
+store that can list its keys; for other stores name the keys ("credcache inspect" shows them).
+The next "credcache process" fetches from the source again.
+
+Options:
+  --source SOURCE    remove the entry this source uses, e.g. --source imds (repeatable)
+  -h, --help         this help
+
+${STORE_OPTIONS}
+
+Examples:
+  credcache clear --source imds --cache file:///var/cache/credcache
+  credcache clear aws_cached_credentials --cache sqlite:///var/cache/credcache.db
+  credcache clear --cache redis://127.0.0.1:6379          # everything (the store lists its keys)
+
+${EXIT_CODES}
+`;
+
+const PRUNE = `credcache prune - remove expired and unreadable entries
+
+Usage: credcache prune (--cache URL | --config FILE [--store NAME]) [--key KEY]... [--source SOURCE]...
+
+Uses the store's own prune when it has one. Otherwise reads each entry it can find (every key
+when the store can list them; else the well-known keys plus --key / --source) and removes the
+ones that have expired or are not valid credential records.
+
+Options:
+  --key KEY          also check this key (repeatable)
+  --source SOURCE    also check the key this source uses (repeatable)
+  -h, --help         this help
+
+${STORE_OPTIONS}
+
+Examples:
+  credcache prune --cache sqlite:///var/cache/credcache.db
+  credcache prune --config /etc/credcache.json --store file
+
+${EXIT_CODES}
+`;
+
+const TEXTS: Record<string, string> = { process: PROCESS, inspect: INSPECT, clear: CLEAR, prune: PRUNE };
+
+/** Help for a command, or the overview. */
+export function helpText(command?: string): string {
+  return (command !== undefined && TEXTS[command]) || TOP;
+}

@@ -1,0 +1,116 @@
+import { type CredentialCache, createCache } from "@credcache/core";
+import type { CacheSpec } from "./config.js";
+import { CommandFailedError, exitCodeOf, messageOf, UsageError } from "./errors.js";
+
+/**
+ * Optional store capability: list the keys it holds (unexpired entries, as given to
+ * `set`, without any namespace prefix). `inspect`, `clear` and `prune` use it when present.
+ * An array is preferred; an async iterable is accepted too.
+ */
+export interface KeyListing {
+  keys(): Promise<Iterable<string>> | AsyncIterable<string>;
+}
+
+/**
+ * Optional store capability: delete expired entries (and lock leftovers) in one pass.
+ * Resolves to the number of entries removed when the store knows it (anything else is
+ * reported as "pruned").
+ */
+export interface Pruning {
+  prune(): Promise<unknown>;
+}
+
+export function canListKeys(store: CredentialCache): store is CredentialCache & KeyListing {
+  return typeof (store as Partial<KeyListing>).keys === "function";
+}
+
+export function canPrune(store: CredentialCache): store is CredentialCache & Pruning {
+  return typeof (store as Partial<Pruning>).prune === "function";
+}
+
+/** Store calls in the CLI get this long before the command gives up. */
+const STORE_TIMEOUT_MS = 5_000;
+
+/** Runs a store call with a deadline; failures become a one-line {@link CommandFailedError}. */
+export async function storeCall<T>(what: string, run: () => Promise<T> | T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      Promise.resolve().then(run),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(new CommandFailedError(`${what}: the store did not answer within ${STORE_TIMEOUT_MS} ms`)),
+          STORE_TIMEOUT_MS,
+        );
+      }),
+    ]);
+  } catch (error) {
+    if (error instanceof CommandFailedError) throw error;
+    // A store that refuses to work (unsafe directory, unopenable database) is a setup problem.
+    if (exitCodeOf(error) === 2) throw new UsageError(`${what}: ${messageOf(error)}`);
+    throw new CommandFailedError(`${what}: ${messageOf(error)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The store named by the spec. Config errors keep their core error code (exit 2). */
+export function openStore(spec: CacheSpec): Promise<CredentialCache> {
+  // Adapters are this package's dependencies: load them from here, so a strict
+  // layout (a global pnpm install) that hides them from core still works.
+  return createCache(spec.config, {
+    ...(spec.store !== undefined && { store: spec.store }),
+    importAdapter: (name) => import(name),
+  });
+}
+
+/** Closes a store without letting a hung or failing close delay the exit. */
+export async function closeStore(store: CredentialCache | undefined): Promise<void> {
+  if (!store?.close) return;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      store.close(),
+      new Promise<void>((done) => {
+        timer = setTimeout(done, 2_000);
+      }),
+    ]);
+  } catch {
+    // Closing is best effort; the command's result is already decided.
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The store's keys, or `undefined` when it cannot list them. */
+export async function listKeys(store: CredentialCache): Promise<string[] | undefined> {
+  if (!canListKeys(store)) return undefined;
+  return storeCall("listing keys", async () => {
+    const listed = store.keys();
+    const keys: string[] = [];
+    if (Symbol.asyncIterator in listed) {
+      for await (const key of listed as AsyncIterable<string>) keys.push(key);
+    } else {
+      for (const key of await listed) keys.push(key);
+    }
+    return keys.filter((key) => typeof key === "string" && key !== "");
+  });
+}
+
+export interface KeySet {
+  keys: string[];
+  /** True when the store listed its keys; otherwise only well-known and requested keys. */
+  listed: boolean;
+}
+
+/** Keys to look at: the store's own list (when it has one), plus requested and well-known keys. */
+export async function collectKeys(
+  store: CredentialCache,
+  requested: readonly string[],
+  wellKnown: readonly string[],
+): Promise<KeySet> {
+  const listed = await listKeys(store);
+  const keys = [...new Set([...(listed ?? []), ...requested, ...wellKnown])];
+  return { keys, listed: listed !== undefined };
+}

@@ -1,0 +1,201 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { fileCache } from "@credcache/fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseArgs } from "../src/args.js";
+import { resolveCacheSpec } from "../src/config.js";
+import { main } from "../src/index.js";
+import { tempDir } from "./helpers.js";
+
+let root: string;
+beforeAll(async () => {
+  root = await tempDir("main");
+});
+afterAll(async () => {
+  const { rm } = await import("node:fs/promises");
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Runs main() in this process with captured output. */
+async function run(argv: string[], env: Record<string, string> = {}, cwd = root) {
+  let stdout = "";
+  let stderr = "";
+  const code = await main(argv, {
+    stdout: { write: (chunk: string) => (stdout += chunk) },
+    stderr: { write: (chunk: string) => (stderr += chunk) },
+    env,
+    cwd,
+  });
+  return { code, stdout, stderr };
+}
+
+const fresh = (accessKeyId: string) => ({
+  v: 1,
+  accessKeyId,
+  secretAccessKey: "secret-secret-secret-secret-secret-0000",
+  sessionToken: "token-token-token-token-token-token-0000",
+  expiration: Date.now() + 2 * 3600_000,
+  cachedAt: Date.now(),
+  source: "test",
+});
+
+describe("parseArgs", () => {
+  const spec = { cache: "string", key: "strings", json: "boolean", help: "boolean" } as const;
+
+  it("reads --name value, --name=value, repeatable flags, -h and positionals after --", () => {
+    const { flags, positionals } = parseArgs(
+      ["--cache", "memory:", "--key=a", "--key", "b", "--json", "-h", "pos", "--", "--not-a-flag"],
+      spec,
+      "inspect",
+    );
+    expect(flags).toEqual({ cache: "memory:", key: ["a", "b"], json: true, help: true });
+    expect(positionals).toEqual(["pos", "--not-a-flag"]);
+  });
+
+  it.each([
+    [["--nope"], /unknown option --nope; run "credcache inspect --help"/],
+    [["-x"], /unknown option -x/],
+    [["--cache"], /--cache needs a value/],
+    [["--cache", "--json"], /--cache needs a value/],
+    [["--cache", "a", "--cache", "b"], /--cache is given twice/],
+    [["--json=yes"], /--json takes no value/],
+  ])("rejects %j", (argv, message) => {
+    expect(() => parseArgs(argv, spec, "inspect")).toThrow(message);
+  });
+});
+
+describe("cache configuration", () => {
+  it("flags beat the environment and a URL beats a config file", () => {
+    const env = { CREDCACHE_URL: "memory:", CREDCACHE_CONFIG: "/nope.json" };
+    expect(resolveCacheSpec({ cache: "file:///x" }, env, root).config).toBe("file:///x");
+    expect(resolveCacheSpec({}, env, root).config).toBe("memory:");
+    expect(() => resolveCacheSpec({ cache: "a", config: "b" }, {}, root)).toThrow(
+      /either --cache or --config/,
+    );
+  });
+
+  it("hides a Redis password in labels and messages", () => {
+    const spec = resolveCacheSpec({ cache: "redis://user:hunter2hunter2@127.0.0.1:6379" }, {}, root);
+    expect(spec.label).toBe("redis://user:***@127.0.0.1:6379");
+  });
+
+  it("reads Laravel-style named stores, picks --store, and resolves relative paths against the file", async () => {
+    const dir = join(root, "conf");
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, "credcache.json");
+    await writeFile(
+      file,
+      JSON.stringify({
+        default: "file",
+        stores: {
+          file: { driver: "file", dir: "cache" },
+          sqlite: { driver: "sqlite", path: "cache.db" },
+          url: "memory:",
+        },
+      }),
+    );
+    const byDefault = resolveCacheSpec({ config: file }, {}, "/");
+    expect(byDefault.config).toMatchObject({ stores: { file: { dir: join(dir, "cache") } } });
+    expect(byDefault.label).toBe(`${file} (store "file")`);
+    const picked = resolveCacheSpec({ config: "conf/credcache.json", store: "sqlite" }, {}, root);
+    expect(picked.store).toBe("sqlite");
+    expect(picked.config).toMatchObject({ stores: { sqlite: { path: join(dir, "cache.db") } } });
+    expect(resolveCacheSpec({}, { CREDCACHE_CONFIG: file }, "/").label).toContain(file);
+  });
+
+  it.each([
+    ["not json", "{ default: ", /is not valid JSON/],
+    ["an array", "[]", /must hold a JSON object/],
+  ])("rejects a config file that is %s with exit 2", async (_name, text, message) => {
+    const file = join(root, `bad-${Math.random()}.json`);
+    await writeFile(file, text);
+    const result = await run(["inspect", "--config", file]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+  });
+
+  it("an unknown store name or driver in the config is exit 2 with core's explanation", async () => {
+    const file = join(root, "stores.json");
+    await writeFile(file, JSON.stringify({ default: "file", stores: { file: { driver: "floppy" } } }));
+    const unknownStore = await run(["inspect", "--config", file, "--store", "redis"]);
+    expect(unknownStore).toMatchObject({ code: 2, stdout: "" });
+    expect(unknownStore.stderr).toMatch(/No store named "redis" in "stores"; the stores are: file/);
+    const unknownDriver = await run(["inspect", "--config", file]);
+    expect(unknownDriver.code).toBe(2);
+    expect(unknownDriver.stderr).toMatch(/Unknown cache driver "floppy"/);
+  });
+});
+
+describe("main() in-process", () => {
+  it("inspects, clears and prunes a file store named in a config file via CREDCACHE_CONFIG", async () => {
+    const dir = join(root, "store-a");
+    const store = fileCache({ dir });
+    await store.set("app", fresh("ASIAAPPAPPAPPAPP1234"), 7200);
+    await store.set("old", { ...fresh("ASIAOLDOLDOLDOLD9876"), expiration: Date.now() - 1000 }, 0);
+    await store.close();
+    const file = join(root, "a.json");
+    await writeFile(file, JSON.stringify({ default: "local", stores: { local: { driver: "file", dir } } }));
+    const env = { CREDCACHE_CONFIG: file };
+
+    const inspected = await run(["inspect", "--key", "app", "--key", "old", "--json"], env);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    expect(inspected.stdout).not.toContain("secret-secret");
+    expect(inspected.stdout).not.toContain("token-token");
+    const { entries } = JSON.parse(inspected.stdout);
+    expect(entries).toContainEqual(
+      expect.objectContaining({ key: "app", accessKeyId: "ASIA…1234", window: "fresh", source: "test" }),
+    );
+    expect(entries).toContainEqual(expect.objectContaining({ key: "old", window: "expired" }));
+
+    const text = await run(["inspect", "--key", "old"], env);
+    expect(text.stdout).toMatch(/^old\s+test\s+ASIA…9876\s.*ago\s+expired$/m);
+
+    const pruned = await run(["prune", "--key", "old", "--key", "app"], env);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(pruned.stdout).toMatch(/records checked: \d+, removed: 1/);
+
+    const cleared = await run(["clear", "app"], env);
+    expect(cleared.stdout).toBe("removed app\n");
+    const after = await run(["inspect", "--key", "app", "--key", "old", "--json"], env);
+    expect(JSON.parse(after.stdout).entries).toEqual([
+      { key: "app", status: "missing" },
+      { key: "old", status: "missing" },
+    ]);
+  });
+
+  it("help, version and unknown commands", async () => {
+    expect((await run(["help", "inspect"])).stdout).toContain("Usage: credcache inspect");
+    expect((await run(["help", "nope"])).code).toBe(2);
+    expect((await run(["--version"])).stdout).toMatch(/^\d+\.\d+\.\d+/);
+    expect(await run(["nope"])).toMatchObject({ code: 2, stdout: "" });
+  });
+
+  it("process refuses a credential_process loop through a profile", async () => {
+    const result = await run(
+      ["process", "--source", "profile:app", "--cache", pathToFileURL(join(root, "loop")).href],
+      { CREDCACHE_PROCESS_CHAIN: "imds profile:app" },
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/leads back to credcache itself \(imds -> profile:app -> profile:app\)/);
+  });
+});
+
+describe("oneLine", () => {
+  it("drops the piece of input V8 quotes in JSON errors, and known secrets", async () => {
+    const { oneLine } = await import("../src/errors.js");
+    let message = "";
+    try {
+      JSON.parse('X{"SecretAccessKey":"wJalrXUtnFEMI/K7MDENG"}');
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain("is not valid JSON");
+    const line = oneLine(`could not get credentials: ${message}\nsecond line wJalrXUtnFEMIsecret`, [
+      "wJalrXUtnFEMIsecret",
+    ]);
+    expect(line).toBe(
+      "could not get credentials: Unexpected token 'X', input that is not valid JSON second line [redacted]",
+    );
+  });
+});
