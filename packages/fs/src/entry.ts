@@ -28,7 +28,7 @@ export interface Envelope {
 
 /** The outcome of reading one entry file. */
 export type EntryRead =
-  | { kind: "hit"; value: unknown; expiresAt: number | undefined }
+  | { kind: "hit"; key: string; value: unknown; expiresAt: number | undefined }
   | { kind: "missing" }
   /** Expired, unparseable, a wrong envelope or over the size cap: remove it. */
   | { kind: "discard"; reason: string; stats: Stats }
@@ -37,11 +37,16 @@ export type EntryRead =
 
 const names = new Map<string, string>();
 
+/** {@link entryFileName} without the memo, for one-off names (listing) that must not evict the hot ones. */
+export function hashFileName(key: string): string {
+  return `${createHash("sha256").update(key).digest("hex")}.json`;
+}
+
 /** `sha256(key)` in hex + `.json`: no key can name a path outside the directory. */
 export function entryFileName(key: string): string {
   let name = names.get(key);
   if (name === undefined) {
-    name = `${createHash("sha256").update(key).digest("hex")}.json`;
+    name = hashFileName(key);
     // The hash costs more than the read of a small file; keep the few keys a process uses.
     if (names.size >= 1024) names.clear();
     names.set(key, name);
@@ -100,7 +105,7 @@ export function readEntry(file: string, key: string | undefined, maxBytes: numbe
   if (envelope.expiresAt !== undefined && envelope.expiresAt <= now) {
     return { kind: "discard", reason: "it has expired", stats };
   }
-  return { kind: "hit", value: envelope.value, expiresAt: envelope.expiresAt };
+  return { kind: "hit", key: envelope.key, value: envelope.value, expiresAt: envelope.expiresAt };
 }
 
 function refusalOf(stats: Stats): string | undefined {

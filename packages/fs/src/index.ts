@@ -12,7 +12,15 @@ import {
   expiresAtFromTtl,
 } from "@credcache/core";
 import { defaultCacheDir, prepareDirectory } from "./directory.js";
-import { discardEntry, ENTRY_FILE, type Envelope, entryFileName, readEntry, TEMP_FILE } from "./entry.js";
+import {
+  discardEntry,
+  ENTRY_FILE,
+  type Envelope,
+  entryFileName,
+  hashFileName,
+  readEntry,
+  TEMP_FILE,
+} from "./entry.js";
 import { leaseLocks } from "./lock.js";
 
 export { defaultCacheDir } from "./directory.js";
@@ -45,6 +53,13 @@ export interface FileCache extends CredentialCache {
   /** The absolute path of the cache directory. */
   readonly dir: string;
   acquireLock(key: string, opts: { ttlMs: number }): Promise<CacheLock | undefined>;
+  /**
+   * The keys of the live entries, as given to `set`, in no particular order. Each entry
+   * file is read the way `get` reads it; expired, unparseable, oversized and refused
+   * files (symlinks, FIFOs, other users' files), temp files and lock files are left out.
+   * Nothing is deleted: that is `prune()`'s job.
+   */
+  keys(): Promise<string[]>;
   /**
    * Deletes expired, unparseable and oversized entries, names planted where an entry
    * belongs (symlinks, FIFOs, other users' files: the name is unlinked, never what it
@@ -223,6 +238,25 @@ export function fileCache(options: FileCacheOptions = {}): FileCache {
       recheckDirectory();
       const lease = join(dir, entryFileName(key).replace(/\.json$/, ".lease"));
       return locks.acquire(lease, opts.ttlMs);
+    },
+
+    async keys() {
+      recheckDirectory();
+      const now = clock.now();
+      const found: string[] = [];
+      for (const name of await fsp.readdir(dir)) {
+        if (!ENTRY_FILE.test(name)) continue;
+        let read: ReturnType<typeof readEntry>;
+        try {
+          read = readEntry(join(dir, name), undefined, maxFileBytes, now);
+        } catch {
+          continue; // Unreadable (EACCES, EIO): a listing goes on without it, as get would fail on it.
+        }
+        // A file whose name is not the hash of the key inside is never what get(key) reads:
+        // listing that key would send tools after an entry that is not there.
+        if (read.kind === "hit" && hashFileName(read.key) === name) found.push(read.key);
+      }
+      return found;
     },
 
     async prune() {

@@ -176,6 +176,55 @@ describe("fileCache: housekeeping", () => {
   });
 });
 
+describe("fileCache: keys()", () => {
+  it("lists the live entries by the keys given to set, reading nothing but entry files", async () => {
+    const dir = join(tempDir(), "cache");
+    const clock = manualClock();
+    const store = fileCache({ dir, clock, maxFileBytes: 1024 });
+    expect(await store.keys(), "a new directory").toEqual([]);
+    const live = ["plain", "../../etc/passwd", "ключ/🔑 with spaces", "a\\b"];
+    for (const key of live) await store.set(key, { key }, 3600);
+    await store.set("forever", 1);
+    await store.set("expired", 2, 10);
+    await store.set("removed", 3);
+    await store.remove("removed");
+    // Lock leftovers, a write in progress, garbage and strangers beside the entries.
+    const lock = await store.acquireLock("plain", { ttlMs: 60_000 });
+    await store.acquireLock("locked-only", { ttlMs: 60_000 });
+    fs.mkdirSync(`${leaseFile(dir, "other")}.lock`, { mode: 0o700 });
+    writeFileSync(`${entryFile(dir, "in-progress")}.123`, JSON.stringify({ key: "in-progress", value: 1 }), {
+      mode: 0o600,
+    });
+    writeFileSync(entryFile(dir, "garbage"), "{not json", { mode: 0o600 });
+    writeFileSync(entryFile(dir, "huge"), JSON.stringify({ key: "huge", value: "x".repeat(2000) }), {
+      mode: 0o600,
+    });
+    writeFileSync(join(dir, "unrelated.json"), JSON.stringify({ key: "unrelated", value: 1 }), {
+      mode: 0o600,
+    });
+    // A valid envelope under another key's name: get("misplaced") would never read it.
+    writeFileSync(entryFile(dir, "somewhere-else"), JSON.stringify({ key: "misplaced", value: 1 }), {
+      mode: 0o600,
+    });
+    clock.advance(11_000);
+
+    const before = readdirSync(dir).sort();
+    expect((await store.keys()).sort()).toEqual([...live, "forever"].sort());
+    expect(readdirSync(dir).sort(), "listing deletes nothing").toEqual(before);
+    for (const key of live) expect(await store.get(key)).toEqual({ key });
+    await lock!.release();
+
+    clock.advance(3600_000);
+    expect(await store.keys()).toEqual(["forever"]);
+  });
+
+  it("the same listing from another store on the directory: keys come from the files, not from memory", async () => {
+    const dir = tempDir();
+    await fileCache({ dir }).set("written-by-another-process", 1);
+    expect(await fileCache({ dir }).keys()).toEqual(["written-by-another-process"]);
+  });
+});
+
 describe("fileCache: permissions whatever the umask", () => {
   it("creates the directory 0700, entries and their temp files 0600, lock files 0600 and 0700 (umask 0)", async () => {
     const base = tempDir();

@@ -66,6 +66,7 @@ async function expectRefused(dir: string, reason: RegExp) {
     () => store.remove("creds"),
     () => store.acquireLock("creds", { ttlMs: 1000 }),
     () => store.prune(),
+    () => store.keys(),
   ]) {
     const error = await call().then(
       () => undefined,
@@ -244,6 +245,31 @@ describe("entry files are never followed, never read when not ours, never writte
     await expect(store.set("creds", 1)).rejects.toThrow(/it is a directory/);
     const { identity, source } = await resolveThrough(store);
     expect(identity.accessKeyId).toBe(source.state.last?.accessKeyId);
+  });
+
+  it("keys() lists none of the planted names, never follows or blocks on them, and removes nothing", async () => {
+    const dir = tempDir();
+    const store = fileCache({ dir });
+    const elsewhere = tempDir();
+    const target = join(elsewhere, "theirs.json");
+    writeFileSync(target, planted("via-symlink"), { mode: 0o600 });
+    symlinkSync(target, entryFile(dir, "via-symlink"));
+    writeFileSync(entryFile(dir, "foreign"), planted("foreign"), { mode: 0o600 });
+    chownSync(entryFile(dir, "foreign"), NOBODY, NOBODY);
+    const linked = join(elsewhere, "linked.json");
+    writeFileSync(linked, planted("hard-linked"), { mode: 0o600 });
+    linkSync(linked, entryFile(dir, "hard-linked"));
+    writeFileSync(entryFile(dir, "group-writable"), planted("group-writable"));
+    chmodSync(entryFile(dir, "group-writable"), 0o660);
+    execFileSync("mkfifo", ["-m", "600", entryFile(dir, "fifo")]);
+    mkdirSync(entryFile(dir, "a-directory"));
+    await store.set("ours", 1);
+    const before = readdirSync(dir).sort();
+    const targetBefore = fingerprint(target);
+
+    expect(await store.keys()).toEqual(["ours"]);
+    expect(readdirSync(dir).sort()).toEqual(before);
+    expect(fingerprint(target)).toEqual(targetBefore);
   });
 
   it("prune() removes planted names without touching what they point at", async () => {

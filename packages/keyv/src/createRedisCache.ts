@@ -64,6 +64,9 @@ function checkOptions(options: RedisCacheOptions): Required<RedisCacheOptions> {
  * asks the source. There are no background reconnects: a dropped connection is reopened
  * by the next call. `close()` disconnects.
  *
+ * `keys()` lists this namespace's unexpired keys (never lock keys) through `@keyv/redis`'s
+ * SCAN-based iterator; it never sends `KEYS`.
+ *
  * @throws {CacheConfigError} a malformed option (the URL's password is never echoed).
  * @throws {MissingAdapterError} `keyv` or `@keyv/redis` is not installed; names the package.
  *

@@ -13,6 +13,15 @@ export interface KeyvLike {
   /** Whether Keyv prefixes keys with its namespace itself. */
   useKeyPrefix?: boolean;
   disconnect?(): Promise<void>;
+  /**
+   * Set by Keyv when its store can list its entries (a `Map`, or an adapter with an
+   * `iterator` such as `@keyv/redis` or `@keyv/sqlite`). `keyvCache` has `keys()` only then.
+   */
+  iterator?: unknown;
+  /** Keyv's storage adapter (or `Map`); `keys()` lists entries through its `iterator`. */
+  readonly store?: unknown;
+  /** Keyv's decoder of a stored entry (its deserializer, and decompression). */
+  deserializeData?(data: unknown): Promise<unknown>;
 }
 
 /**

@@ -122,6 +122,116 @@ describe("keyvCache on @keyv/sqlite", () => {
   });
 });
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const sorted = (keys: string[]) => [...keys].sort();
+
+describe("keyvCache: keys()", () => {
+  it("lists this store's unexpired keys, without Keyv's namespace or its own", async () => {
+    const keyv = sqliteKeyv();
+    const a = keyvCache(keyv, { namespace: "a" });
+    const b = keyvCache(keyv, { namespace: "b" });
+    const none = keyvCache(keyv);
+    const live = ["plain", "ключ/🔑/../x", "sts:arn:aws:iam::123456789012:role/x", "a:b"];
+    for (const key of live) await a.set(key, { key }, 60);
+    await a.set("forever", 1);
+    await a.set("removed", 1);
+    await a.remove("removed");
+    await a.set("short", 1, 0.05);
+    await b.set("only-in-b", 1);
+    await none.set("unnamespaced", 1);
+    await sleep(100);
+    expect(sorted(await a.keys!())).toEqual(sorted([...live, "forever"]));
+    expect(await b.keys!()).toEqual(["only-in-b"]);
+    // Without a namespace a store sees every key of its Keyv, each as its own get() would take it.
+    const all = await none.keys!();
+    expect(sorted(all)).toEqual(
+      sorted([...live.map((k) => `a:${k}`), "a:forever", "b:only-in-b", "unnamespaced"]),
+    );
+    for (const key of all) expect(await none.get(key)).toBeDefined();
+  });
+
+  it("lists every live entry even where Keyv's own iterator() would skip or throw", async () => {
+    const keyv = sqliteKeyv();
+    const store = keyvCache(keyv);
+    // @keyv/sqlite pages by 10 with LIMIT/OFFSET; deleting expired entries while listing
+    // (as Keyv's iterator() does) shifts later pages and hides live entries.
+    for (let i = 0; i < 12; i++) await store.set(`expired-${i}`, i, 0.05);
+    for (let i = 0; i < 12; i++) await store.set(`live-${i}`, i, 60);
+    // Rows Keyv did not write: not JSON, JSON null, JSON without a value.
+    await keyv.store.set("keyv:garbage", "{not json");
+    await keyv.store.set("keyv:null", "null");
+    await keyv.store.set("keyv:no-value", JSON.stringify({ expires: null }));
+    await sleep(100);
+    expect(sorted(await store.keys!())).toEqual(sorted(Array.from({ length: 12 }, (_, i) => `live-${i}`)));
+    expect(await store.get("live-0"), "listing changed nothing").toBe(0);
+  });
+
+  it("takes keys whole when neither Keyv nor the store has a namespace", async () => {
+    const keyv = new Keyv({
+      store: new KeyvSqlite(`sqlite://${join(dir, "bare.db")}`),
+      namespace: undefined,
+      throwOnErrors: true,
+    });
+    opened.push(keyv);
+    const store = keyvCache(keyv);
+    await store.set("x:y:z", 1);
+    await store.set("plain", 2);
+    expect(sorted(await store.keys!())).toEqual(["plain", "x:y:z"]);
+  });
+
+  it("lists a Map store's keys, with or without Keyv's key prefix", async () => {
+    const prefixed = keyvCache(new Keyv(), { namespace: "ns" });
+    await prefixed.set("k1", 1);
+    await prefixed.set("k2", 2, 60);
+    expect(sorted(await prefixed.keys!())).toEqual(["k1", "k2"]);
+    const unprefixed = keyvCache(new Keyv({ useKeyPrefix: false }), { namespace: "ns" });
+    await unprefixed.set("k", 1);
+    expect(await unprefixed.keys!()).toEqual(["k"]);
+  });
+
+  it("never lists what a lock provider writes into the same store", async () => {
+    const keyv = new Keyv({ useKeyPrefix: false });
+    const adapter = keyv.store as Map<string, unknown>;
+    // What redisLock writes when it shares the keyspace: a bare token under credcache:lock:...
+    const lock: LockProvider = {
+      acquire: async (key) => {
+        adapter.set(`credcache:lock:${key}`, `${process.pid}:token`);
+        return { release: async () => {} };
+      },
+    };
+    const store = keyvCache(keyv, { lock });
+    await store.set("k", 1);
+    await store.acquireLock!("k", { ttlMs: 1_000 });
+    await store.acquireLock!("locked-only", { ttlMs: 1_000 });
+    // Even a lock entry that looks like a Keyv entry is left out.
+    adapter.set("credcache:lock:fake", JSON.stringify({ value: "token" }));
+    expect(await store.keys!()).toEqual(["k"]);
+  });
+
+  it("has no keys at all when the Keyv store cannot be iterated", () => {
+    const adapter = {
+      data: new Map<string, unknown>(),
+      async get(key: string) {
+        return this.data.get(key);
+      },
+      async set(key: string, value: unknown) {
+        this.data.set(key, value);
+        return true;
+      },
+      async delete(key: string) {
+        return this.data.delete(key);
+      },
+      async clear() {
+        this.data.clear();
+      },
+    };
+    const store = keyvCache(new Keyv({ store: adapter }));
+    expect("keys" in store).toBe(false);
+    expect(typeof store.keys).toBe("undefined");
+    expect(typeof keyvCache(sqliteKeyv()).keys).toBe("function");
+  });
+});
+
 describe("keyvCache: bad input and failing stores", () => {
   it("rejects something that is not a Keyv, and malformed options, with CacheConfigError", () => {
     for (const keyv of [undefined, null, {}, "redis://x", { get() {}, set() {} }]) {

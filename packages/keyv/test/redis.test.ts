@@ -219,6 +219,58 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
     }
   });
 
+  it("keys(): this namespace's unexpired keys, by SCAN; never lock keys or other namespaces", async () => {
+    const store = await redisStore("keys");
+    const other = await redisStore("keys-other");
+    const live = ["plain", "ключ/🔑/../x", "sts:arn:aws:iam::123456789012:role/x", "with::double-colons"];
+    for (const key of live) await store.set(key, { key }, 60);
+    await store.set("forever", 1);
+    await store.set("removed", 1);
+    await store.remove("removed");
+    await store.set("short", 1, 0.3);
+    await other.set("elsewhere", 1);
+    const held = await store.acquireLock!("plain", { ttlMs: 10_000 });
+    await store.acquireLock!("locked-only", { ttlMs: 10_000 });
+    expect(held).toBeDefined();
+    expect(await raw.exists(`credcache:lock:${RUN}-keys:locked-only`)).toBe(1);
+    // A key Keyv did not write, in this namespace: not an entry.
+    await raw.set(`${RUN}-keys::foreign`, "not json");
+    const expected = [...live, "forever"].sort();
+    const deadline = Date.now() + 3_000;
+    let listed = (await store.keys!()).sort();
+    // Redis expires the 0.3 s entry on its own clock: poll instead of betting on one wait.
+    while (listed.includes("short") && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      listed = (await store.keys!()).sort();
+    }
+    expect(listed).toEqual(expected);
+    expect(await other.keys!()).toEqual(["elsewhere"]);
+    await held!.release();
+  });
+
+  it("keys() on a Keyv and KeyvRedis without namespaces: the whole database, lock keys left out", async () => {
+    const keyvRedis = new KeyvRedis(REDIS_URL, { throwOnErrors: true });
+    const keyv = new Keyv({
+      store: keyvRedis,
+      namespace: undefined,
+      useKeyPrefix: false,
+      throwOnErrors: true,
+    });
+    try {
+      const store = keyvCache(keyv, { lock: redisLock(() => keyvRedis.getClient()) });
+      const key = `${RUN}-bare:k`;
+      await store.set(key, 1, 60);
+      const held = await store.acquireLock!(key, { ttlMs: 10_000 });
+      expect(await raw.exists(`credcache:lock:${key}`)).toBe(1);
+      // Other users of this Redis may hold keys too: look at this run's only.
+      const listed = (await store.keys!()).filter((k) => k.includes(RUN));
+      expect(listed).toEqual([key]);
+      await held!.release();
+    } finally {
+      await keyv.disconnect();
+    }
+  });
+
   it("fromCache shares one source call between processes' providers through Redis", async () => {
     const namespace = "shared";
     const sourceCalls: number[] = [];

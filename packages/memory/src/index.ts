@@ -187,6 +187,11 @@ export function memoryCache(options: MemoryCacheOptions = {}): CredentialCache {
       entries.delete(key);
     },
 
+    async keys(): Promise<string[]> {
+      // lru-cache's keys() skips expired entries (allowStale is off) and leaves recency as it is.
+      return [...entries.keys()];
+    },
+
     async acquireLock(key: string, opts: { ttlMs: number }): Promise<CacheLock | undefined> {
       assertCacheKey(key);
       assertLockTtl(opts?.ttlMs);

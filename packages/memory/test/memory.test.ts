@@ -304,6 +304,36 @@ describe("memoryCache: in-process lock", () => {
   });
 });
 
+describe("memoryCache: keys()", () => {
+  it("lists the live keys as given to set: not removed, expired or evicted ones, and no lock keys", async () => {
+    const clock = manualClock();
+    const store = memoryCache({ clock, max: 4 });
+    expect(await store.keys!()).toEqual([]);
+    await store.set("evicted-first", 0);
+    await store.set("forever", 1);
+    await store.set("short", 2, 1);
+    await store.set("ключ/🔑/../x", 3, 60);
+    await store.set("removed", 4);
+    await store.remove("removed");
+    await store.set("last", 5);
+    await store.acquireLock!("locked-only", { ttlMs: 10_000 });
+    expect((await store.keys!()).sort()).toEqual(["forever", "last", "short", "ключ/🔑/../x"].sort());
+    clock.advance(1_001);
+    expect((await store.keys!()).sort()).toEqual(["forever", "last", "ключ/🔑/../x"].sort());
+  });
+
+  it("does not count as a use: listing changes no entry's recency", async () => {
+    const store = memoryCache({ max: 3 });
+    await store.set("a", 1);
+    await store.set("b", 2);
+    await store.set("c", 3);
+    await store.keys!();
+    await store.set("d", 4);
+    // "a" was the least recently used before the listing and stays so: it is the one evicted.
+    expect((await store.keys!()).sort()).toEqual(["b", "c", "d"]);
+  });
+});
+
 describe("memoryCache with core", () => {
   it("is what createCache builds for memory: URLs", async () => {
     const store = await createCache("memory:?max=2");

@@ -55,6 +55,11 @@ export interface SqliteCache extends CredentialCache {
   /** The absolute path of the database file. */
   readonly path: string;
   acquireLock(key: string, opts: { ttlMs: number }): Promise<CacheLock | undefined>;
+  /**
+   * The keys of the unexpired entries, as given to `set` (lock leases live in their own
+   * table and are never listed). A read: it never waits for a writer.
+   */
+  keys(): Promise<string[]>;
   /** Deletes expired entries and expired lock leases. Resolves to the number of entries deleted. */
   prune(): Promise<number>;
   /** Closes the connection. Later calls reject; a held lock's lease simply runs out. */
@@ -63,6 +68,7 @@ export interface SqliteCache extends CredentialCache {
 
 interface Statements {
   get: Database.Statement<[string], [string, number | null]>;
+  keys: Database.Statement<[number], string>;
   write(key: string, value: string, expiresAt: number | null, now: number): void;
   remove: Database.Statement<[string]>;
   takeLease(key: string, token: string, expiresAt: number, now: number): { takenOver: boolean } | undefined;
@@ -207,6 +213,14 @@ class SqliteStore implements SqliteCache {
     };
   }
 
+  async keys(): Promise<string[]> {
+    try {
+      return (this.#statements ?? this.#open()).keys.all(this.#clock.now());
+    } catch (error) {
+      this.#fail("keys", error);
+    }
+  }
+
   async prune(): Promise<number> {
     try {
       return this.#writable().prune(this.#clock.now());
@@ -348,6 +362,9 @@ function prepare(db: Database.Database): Statements {
     "SELECT value, expires_at FROM entries WHERE key = ?",
   );
   get.raw(true);
+  const keys = db
+    .prepare<[number], string>("SELECT key FROM entries WHERE expires_at IS NULL OR expires_at > ?")
+    .pluck();
   const upsert = db.prepare<[string, string, number | null]>(
     `INSERT INTO entries (key, value, expires_at) VALUES (?, ?, ?)
      ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
@@ -363,6 +380,7 @@ function prepare(db: Database.Database): Statements {
   );
   return {
     get,
+    keys,
     // Expired rows are purged lazily here: writes are rare (one per rotation), reads are not.
     write: db.transaction((key: string, value: string, expiresAt: number | null, now: number) => {
       purge.run(now);

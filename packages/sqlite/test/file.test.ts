@@ -183,6 +183,19 @@ describe("sqliteCache: the database file", () => {
     await store.close();
   });
 
+  it("keys() on a file that is not a database: CacheUnavailableError, moved aside, then a fresh listing", async () => {
+    const dir = tempDir();
+    const path = join(dir, "cache.db");
+    writeFileSync(path, "this is not a database ".repeat(100));
+    const store = sqliteCache({ path });
+    const error = await store.keys().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheUnavailableError);
+    expect((error as Error).message).toMatch(/keys failed, the database is unusable/);
+    expect(readdirSync(dir).filter((name) => name.startsWith("cache.db.corrupt-"))).toHaveLength(1);
+    expect(await store.keys()).toEqual([]);
+    await store.close();
+  });
+
   it("fromCache still returns credentials over a garbage file, with a cache-error event", async () => {
     const dir = tempDir();
     const path = join(dir, "cache.db");
@@ -229,6 +242,7 @@ describe("sqliteCache: the database file", () => {
     holder.prepare("UPDATE entries SET value = ? WHERE key = 'k'").run(JSON.stringify("uncommitted"));
 
     expect(await store.get("k")).toBe("before");
+    expect(await store.keys(), "a listing is a read: it does not wait for the writer").toEqual(["k"]);
     const error = await store.set("k", "during").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CacheUnavailableError);
     expect((error as Error).message).toContain(path);
@@ -258,6 +272,7 @@ describe("sqliteCache: the database file", () => {
     const store = sqliteCache({ path, busyTimeoutMs: 20 });
     await expect(store.get("k")).rejects.toThrow(/locked by another connection/);
     await expect(store.get("k")).rejects.toBeInstanceOf(CacheUnavailableError);
+    await expect(store.keys()).rejects.toThrow(/keys skipped, the database is locked/);
     const { credentials, events } = provider(store);
     expect((await credentials()).accessKeyId).toBe("AKIAEXAMPLE1");
     expect(cacheErrors(events).map((e) => e.operation)).toContain("get");

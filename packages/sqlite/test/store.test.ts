@@ -76,6 +76,31 @@ describe("sqliteCache: the store", () => {
     await store.close();
   });
 
+  it("keys() lists unexpired entries by the injected clock, never lock leases, and writes nothing", async () => {
+    const clock = manualClock();
+    const { path, store } = open({ clock });
+    expect(await store.keys(), "before first use: opens the new file").toEqual([]);
+    const live = ["plain", "ключ/🔑/../x", "with 'quotes' and %_ wildcards"];
+    for (const key of live) await store.set(key, { key }, 60);
+    await store.set("forever", 1);
+    await store.set("short", 2, 1);
+    await store.set("removed", 3);
+    await store.remove("removed");
+    await store.acquireLock("plain", { ttlMs: 60_000 });
+    await store.acquireLock("locked-only", { ttlMs: 60_000 });
+    clock.advance(999);
+    expect((await store.keys()).sort()).toEqual([...live, "forever", "short"].sort());
+    clock.advance(1);
+    expect((await store.keys()).sort()).toEqual([...live, "forever"].sort());
+    expect(count(path, "entries"), "the expired row is left for the next write or prune").toBe(5);
+    // Another connection (another process) lists the same keys.
+    const other = sqliteCache({ path, clock });
+    expect((await other.keys()).sort()).toEqual([...live, "forever"].sort());
+    await other.close();
+    await store.close();
+    await expect(store.keys()).rejects.toThrow(/is closed/);
+  });
+
   it("rejects bad input with typed errors and loses nothing", async () => {
     const { store } = open();
     await store.set("k", "kept");

@@ -5,6 +5,7 @@ import { basicChecks } from "./groups/basic.js";
 import { concurrencyChecks } from "./groups/concurrency.js";
 import { crossProcessChecks } from "./groups/crossProcess.js";
 import { hostileChecks } from "./groups/hostile.js";
+import { keysChecks } from "./groups/keys.js";
 import { lockChecks } from "./groups/lock.js";
 import { ttlChecks } from "./groups/ttl.js";
 import type { CredentialCacheSuiteOptions, StoreFactory, SuiteGroup, TestRegistrar } from "./types.js";
@@ -24,6 +25,9 @@ const groups: readonly GroupDefinition[] = [
   { name: "concurrency", checks: concurrencyChecks, applies: () => true },
   { name: "hostile", checks: hostileChecks, applies: () => true },
   { name: "lock", checks: lockChecks, applies: (options) => options.lock === true },
+  // Whether the store has keys() shows only on the store itself: each check looks, and
+  // has nothing to check without it.
+  { name: "keys", checks: keysChecks, applies: () => true },
   {
     name: "cross-process",
     checks: crossProcessChecks,

@@ -41,7 +41,7 @@ export type StoreModule = (options: {
 }) => CredentialCache | Promise<CredentialCache>;
 
 /** The names of the suite's groups, as used in describe() titles and `skip`. */
-export type SuiteGroup = "basic" | "ttl" | "concurrency" | "hostile" | "lock" | "cross-process";
+export type SuiteGroup = "basic" | "ttl" | "concurrency" | "hostile" | "lock" | "keys" | "cross-process";
 
 /** Options of {@link credentialCacheSuite}. */
 export interface CredentialCacheSuiteOptions {

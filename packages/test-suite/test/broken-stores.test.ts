@@ -42,6 +42,94 @@ function patched(clock: Clock, patch: (store: CredentialCache) => Partial<Creden
   return { ...store, ...patch(store) };
 }
 
+/** What a broken keys() gets wrong. */
+interface KeysBug {
+  namespace?: string;
+  listExpired?: boolean;
+  listRemoved?: boolean;
+  listLocks?: boolean;
+  repeat?: boolean;
+}
+
+/** The reference store with a keys() kept beside it, wrong in the ways `bug` says. */
+function withKeys(clock: Clock, bug: KeysBug): CredentialCache {
+  const inner = referenceStore({ clock });
+  const written = new Map<string, { expiresAt: number | undefined; removed: boolean }>();
+  const locked = new Set<string>();
+  return {
+    ...inner,
+    async set(key, value, ttlSeconds) {
+      await inner.set(key, value, ttlSeconds);
+      written.set(key, { expiresAt: expiresAtFromTtl(ttlSeconds, clock.now()), removed: false });
+    },
+    async remove(key) {
+      await inner.remove(key);
+      const entry = written.get(key);
+      if (entry) entry.removed = true;
+    },
+    async acquireLock(key, opts) {
+      const lock = await inner.acquireLock!(key, opts);
+      if (lock) locked.add(key);
+      return lock;
+    },
+    async keys() {
+      const now = clock.now();
+      const live = [...written].flatMap(([key, { expiresAt, removed }]) =>
+        (removed && !bug.listRemoved) || (expiresAt !== undefined && expiresAt <= now && !bug.listExpired)
+          ? []
+          : [`${bug.namespace ?? ""}${key}`],
+      );
+      if (bug.listLocks) live.push(...[...locked].map((key) => `credcache:lock:${key}`));
+      return bug.repeat ? [...live, ...live] : live;
+    },
+  };
+}
+
+const LISTS_EXACTLY =
+  "keys() lists exactly the keys set, as given to set; not removed ones, never lock entries";
+const LEAVES_OUT_EXPIRED = "keys() leaves out expired entries";
+
+describe("the suite catches broken keys()", () => {
+  it.each<[string, KeysBug, string[]]>([
+    ["a namespace left on the keys", { namespace: "ns:" }, [LISTS_EXACTLY, LEAVES_OUT_EXPIRED]],
+    ["expired entries listed", { listExpired: true }, [LEAVES_OUT_EXPIRED]],
+    ["removed entries listed", { listRemoved: true }, [LISTS_EXACTLY]],
+    ["lock entries listed", { listLocks: true }, [LISTS_EXACTLY]],
+    ["a key listed twice", { repeat: true }, [LISTS_EXACTLY, LEAVES_OUT_EXPIRED]],
+  ])("%s", async (_label, bug, failing) => {
+    for (const injectedClock of [true, false]) {
+      const { failed, passed } = await runSuite((clock) => withKeys(injectedClock ? clock : Date, bug), {
+        injectedClock,
+        lock: true,
+        skip: only("keys"),
+      });
+      expect(failed, `injectedClock: ${injectedClock}`).toEqual(failing);
+      expect(passed).toHaveLength(2 - failing.length);
+    }
+  });
+
+  it("a correct keys() beside the same bookkeeping passes", async () => {
+    const { failed, passed } = await runSuite((clock) => withKeys(clock, {}), {
+      injectedClock: true,
+      lock: true,
+      skip: only("keys"),
+    });
+    expect(failed).toEqual([]);
+    expect(passed).toEqual([LISTS_EXACTLY, LEAVES_OUT_EXPIRED]);
+  });
+
+  it("a keys() that resolves to something other than an array of strings", async () => {
+    for (const keys of [async () => undefined, async () => ["ok", 42], async () => new Set(["x"])]) {
+      const { outcomes } = await runSuite(
+        (clock) => ({ ...referenceStore({ clock }), keys: keys as () => Promise<string[]> }),
+        { injectedClock: true, skip: only("keys") },
+        LISTS_EXACTLY,
+      );
+      expect(String(outcomes[0]?.error)).toMatch(/keys\(\) (resolved to|listed)/);
+    }
+  });
+});
+
 describe("the suite catches broken stores", () => {
   it("remove that does nothing", async () => {
     const { failed, passed } = await runSuite(

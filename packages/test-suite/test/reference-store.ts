@@ -39,6 +39,12 @@ export function referenceStore(options: { clock?: Clock } = {}): CredentialCache
       assertCacheKey(key);
       entries.delete(key);
     },
+    async keys() {
+      const now = clock.now();
+      return [...entries].flatMap(([key, entry]) =>
+        entry.expiresAt === undefined || entry.expiresAt > now ? [key] : [],
+      );
+    },
     async acquireLock(key, { ttlMs }): Promise<CacheLock | undefined> {
       assertCacheKey(key);
       assertLockTtl(ttlMs);

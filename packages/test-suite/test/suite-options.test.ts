@@ -37,7 +37,41 @@ describe("credentialCacheSuite options", () => {
     credentialCacheSuite(all, factory, { name: "ref", lock: true, skip: [] });
     const groups = new Set((await all.run("exactly one of")).map((o) => o.title.split(" > ")[1]));
     expect([...groups]).toEqual(["lock"]);
-    expect(suiteGroups).toEqual(["basic", "ttl", "concurrency", "hostile", "lock", "cross-process"]);
+    expect(suiteGroups).toEqual(["basic", "ttl", "concurrency", "hostile", "lock", "keys", "cross-process"]);
+  });
+
+  it("runs the keys group against a store with keys(); without one its checks find nothing to do", async () => {
+    const registrar = recordingRegistrar();
+    credentialCacheSuite(registrar, (ctx) => referenceStore({ clock: ctx.clock }), {
+      name: "with keys",
+      injectedClock: true,
+      lock: true,
+      skip: ["basic", "ttl", "concurrency", "hostile", "lock"],
+    });
+    const withKeys = await registrar.run();
+    expect(withKeys.map((o) => o.title.split(" > ")[1])).toEqual(["keys", "keys"]);
+    expect(withKeys.filter((o) => o.error !== undefined)).toEqual([]);
+
+    const written: string[] = [];
+    const without = recordingRegistrar();
+    credentialCacheSuite(
+      without,
+      (ctx) => {
+        const { keys: _none, ...store } = referenceStore({ clock: ctx.clock });
+        return {
+          ...store,
+          set: (key: string, value: unknown, ttl?: number) => {
+            written.push(key);
+            return store.set(key, value, ttl);
+          },
+        };
+      },
+      { name: "without keys", injectedClock: true, skip: ["basic", "ttl", "concurrency", "hostile"] },
+    );
+    const outcomes = await without.run();
+    expect(outcomes).toHaveLength(2);
+    expect(outcomes.filter((o) => o.error !== undefined)).toEqual([]);
+    expect(written, "nothing was written for a store that cannot list").toEqual([]);
   });
 
   it("fails at registration on options that cannot work", () => {
