@@ -71,10 +71,29 @@ type Driver = keyof typeof DRIVERS;
 const URL_HELP =
   "Use memory:, file:///absolute/dir, sqlite:///absolute/path.db or redis://host:port (rediss:// for TLS)";
 
-/** Hides a password in a URL before it goes into an error message. */
+/**
+ * Hides the credentials of a URL before it goes into an error message: everything
+ * between the scheme and the last `@` of the authority (a password may itself hold `@`).
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^/@:]*:)[^/@]*@/, "$1***@");
+  return url.replace(/^([a-z][a-z0-9+.-]*:(?:\/\/)?)([^/?#]*)@/i, (_match, scheme: string, auth: string) => {
+    const colon = auth.indexOf(":");
+    return colon === -1 ? `${scheme}***@` : `${scheme}${auth.slice(0, colon)}:***@`;
+  });
 }
+
+/** Shows a config value in an error message without ever throwing (BigInt, cycles, ...). */
+export function describeValue(value: unknown): string {
+  try {
+    const text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+    return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  } catch {
+    return typeof value;
+  }
+}
+
+/** Largest `max` the memory driver accepts: lru-cache allocates its slots up front. */
+export const MAX_MEMORY_ENTRIES = 1_000_000;
 
 function isModuleNotFound(error: unknown): boolean {
   const code = (error as { code?: string } | undefined)?.code;
@@ -123,28 +142,48 @@ export function parseCacheUrl(input: string): StoreConfig {
   let url: URL;
   try {
     url = new URL(text);
-  } catch (cause) {
-    throw new CacheConfigError(`"${redactUrl(text)}" is not a valid cache URL. ${URL_HELP}`, { cause });
+  } catch {
+    // No `cause`: Node's URL error quotes the whole input, password included.
+    throw new CacheConfigError(`"${redactUrl(text)}" is not a valid cache URL. ${URL_HELP}`);
   }
   switch (url.protocol) {
     case "memory:": {
       const max = positiveInteger(url.searchParams.get("max"), "max", text);
+      if (max !== undefined && max > MAX_MEMORY_ENTRIES) {
+        throw new CacheConfigError(`max in "${redactUrl(text)}" must be at most ${MAX_MEMORY_ENTRIES}, got ${max}`);
+      }
       return { driver: "memory", ...(max !== undefined && { max }) };
     }
     case "file:": {
       if (url.host !== "" && url.host !== "localhost") {
         throw new CacheConfigError(
-          `"${text}" names a host; a file cache URL needs three slashes and an absolute path, e.g. file:///var/cache/credcache`,
+          `"${redactUrl(text)}" names a host; a file cache URL needs three slashes and an absolute path, e.g. file:///var/cache/credcache`,
         );
       }
-      return { driver: "file", dir: fileURLToPath(url) };
+      try {
+        return { driver: "file", dir: fileURLToPath(url) };
+      } catch {
+        throw new CacheConfigError(
+          `"${redactUrl(text)}" is not a usable directory path (encoded "/" or NUL?), e.g. file:///var/cache/credcache`,
+        );
+      }
     }
     case "sqlite:": {
       // sqlite:///abs/path.db (absolute) or sqlite:relative/path.db
-      const path = decodeURIComponent(url.host ? `${url.host}${url.pathname}` : url.pathname);
+      let path: string;
+      try {
+        path = decodeURIComponent(url.host ? `${url.host}${url.pathname}` : url.pathname);
+      } catch {
+        throw new CacheConfigError(
+          `"${redactUrl(text)}" has a malformed %-escape in its path, e.g. sqlite:///var/cache/credcache.db`,
+        );
+      }
+      if (url.username || url.password) {
+        throw new CacheConfigError(`"${redactUrl(text)}": a sqlite URL takes no user or password`);
+      }
       if (path === "" || path === "/" || path.endsWith("/")) {
         throw new CacheConfigError(
-          `"${text}" has no database file name, e.g. sqlite:///var/cache/credcache.db`,
+          `"${redactUrl(text)}" has no database file name, e.g. sqlite:///var/cache/credcache.db`,
         );
       }
       return { driver: "sqlite", path };
@@ -221,7 +260,7 @@ export function resolveStoreConfig(config: CacheConfig | undefined, storeName?: 
   const { driver } = config as { driver?: unknown };
   if (typeof driver !== "string" || !Object.hasOwn(DRIVERS, driver)) {
     throw new CacheConfigError(
-      `Unknown cache driver ${JSON.stringify(driver)}; use one of: ${Object.keys(DRIVERS).join(", ")}`,
+      `Unknown cache driver ${describeValue(driver)}; use one of: ${Object.keys(DRIVERS).join(", ")}`,
     );
   }
   return config as StoreConfig;
@@ -231,23 +270,26 @@ function checkStoreConfig(config: StoreConfig): void {
   const c = config as Record<string, unknown>;
   switch (config.driver) {
     case "memory":
-      if (c.max !== undefined && !(Number.isInteger(c.max) && (c.max as number) > 0)) {
+      if (
+        c.max !== undefined &&
+        !(Number.isInteger(c.max) && (c.max as number) > 0 && (c.max as number) <= MAX_MEMORY_ENTRIES)
+      ) {
         throw new CacheConfigError(
-          `memory driver: "max" must be a positive integer, got ${JSON.stringify(c.max)}`,
+          `memory driver: "max" must be a positive integer up to ${MAX_MEMORY_ENTRIES}, got ${describeValue(c.max)}`,
         );
       }
       break;
     case "file":
       if (c.dir !== undefined && (typeof c.dir !== "string" || c.dir === "")) {
         throw new CacheConfigError(
-          `file driver: "dir" must be a non-empty path, got ${JSON.stringify(c.dir)}`,
+          `file driver: "dir" must be a non-empty path, got ${describeValue(c.dir)}`,
         );
       }
       break;
     case "sqlite":
       if (typeof c.path !== "string" || c.path === "") {
         throw new CacheConfigError(
-          `sqlite driver: "path" must be the database file, e.g. "/var/cache/credcache.db", got ${JSON.stringify(c.path)}`,
+          `sqlite driver: "path" must be the database file, e.g. "/var/cache/credcache.db", got ${describeValue(c.path)}`,
         );
       }
       break;

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { CacheConfigError } from "./errors.js";
+import { CacheConfigError, CacheRecordError } from "./errors.js";
 import type { CacheLock, CredentialCache } from "./types.js";
 
 /** Options of {@link encryptedCache}. */
@@ -9,7 +9,7 @@ export interface EncryptedCacheOptions {
    * key decrypts, so a new key can be put first while old records still read.
    */
   keys: Array<string | Uint8Array>;
-  /** Called when a record fails to decrypt or authenticate (it is then a miss). */
+  /** Called when a record fails to decrypt or authenticate, before `get` rejects. */
   onReject?: (key: string, reason: string) => void;
 }
 
@@ -24,6 +24,11 @@ interface Sealed {
 
 function toKey(input: string | Uint8Array, index: number): Buffer {
   let key: Buffer;
+  if (typeof input !== "string" && !(input instanceof Uint8Array)) {
+    throw new CacheConfigError(
+      `encryptedCache: key #${index} must be a 32-byte Buffer or a hex / base64 string, got ${typeof input}`,
+    );
+  }
   if (typeof input === "string") {
     key = /^[0-9a-fA-F]{64}$/.test(input) ? Buffer.from(input, "hex") : Buffer.from(input, "base64");
   } else {
@@ -52,8 +57,9 @@ function isSealed(value: unknown): value is Sealed {
 
 /**
  * Encrypts values at rest with AES-256-GCM. The cache key is the associated data, so
- * a record copied under another key fails authentication. A record that fails to
- * decrypt is a miss.
+ * a record copied under another key fails authentication. `get` rejects a record that
+ * fails to decrypt with {@link CacheRecordError}; under `fromCache` that is a miss that
+ * is reported (`record-rejected`) and removed.
  *
  * @example
  * ```ts
@@ -70,21 +76,29 @@ export function encryptedCache(inner: CredentialCache, options: EncryptedCacheOp
   });
   const [current] = keys as [(typeof keys)[number]];
 
-  function reject(key: string, reason: string): undefined {
+  /** A record that cannot be opened is refused loudly: `fromCache` reports it, removes it and goes on. */
+  function reject(key: string, reason: string): never {
     options.onReject?.(key, reason);
-    return undefined;
+    throw new CacheRecordError(
+      reason.replaceAll(" ", "-"),
+      `encryptedCache: the record under this key was refused (${reason})`,
+    );
   }
 
   function open(key: string, sealed: Sealed): unknown {
+    const iv = Buffer.from(sealed.iv, "base64");
+    const tag = Buffer.from(sealed.tag, "base64");
+    // GCM accepts short tags unless told otherwise; a 4-byte tag would make forgery cheap.
+    if (iv.length !== 12 || tag.length !== 16) return reject(key, "malformed envelope");
     const candidates = [
       ...keys.filter((k) => k.kid === sealed.kid),
       ...keys.filter((k) => k.kid !== sealed.kid),
     ];
     for (const { key: secret } of candidates) {
       try {
-        const decipher = createDecipheriv("aes-256-gcm", secret, Buffer.from(sealed.iv, "base64"));
+        const decipher = createDecipheriv("aes-256-gcm", secret, iv, { authTagLength: 16 });
         decipher.setAAD(Buffer.from(key, "utf8"));
-        decipher.setAuthTag(Buffer.from(sealed.tag, "base64"));
+        decipher.setAuthTag(tag);
         const plain = Buffer.concat([decipher.update(Buffer.from(sealed.ct, "base64")), decipher.final()]);
         return JSON.parse(plain.toString("utf8"));
       } catch {

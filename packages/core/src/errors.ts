@@ -62,3 +62,17 @@ export class CredentialsUnavailableError extends CredcacheError {
     super(message, "ERR_CREDCACHE_CREDENTIALS", options);
   }
 }
+
+/**
+ * A stored value that cannot be a record (unparseable, oversized, not an envelope). A
+ * store throws it from `get()`; `fromCache` reports it as `record-rejected`, removes the
+ * entry and asks the source. The message never quotes the value: it may hold a secret.
+ */
+export class CacheRecordError extends CredcacheError {
+  /** A short machine-readable reason, e.g. `unparseable`, `oversized`, `authentication-failed`. */
+  readonly reason: string;
+  constructor(reason: string, message: string) {
+    super(message, "ERR_CREDCACHE_RECORD");
+    this.reason = reason;
+  }
+}

@@ -1,5 +1,10 @@
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Logger } from "@smithy/types";
-import { CacheConfigError, CacheTimeoutError, CredentialsUnavailableError } from "./errors.js";
+import {
+  CacheConfigError,
+  CacheRecordError,
+  CacheTimeoutError,
+  CredentialsUnavailableError,
+} from "./errors.js";
 import { parseRecord, toIdentity, toRecord } from "./record.js";
 import { describeError, truncateAccessKeyId } from "./redact.js";
 import type {
@@ -18,6 +23,8 @@ const MINUTE = 60_000;
 export const DEFAULT_CACHE_KEY = "aws_cached_credentials";
 /** The SDK client re-calls its credential provider when this much time is left. */
 const SDK_REFRESH_WINDOW_MS = 5 * MINUTE;
+/** How long past expiry a record stays in the store when `staleIfError` is on. */
+const STALE_KEEP_MS = 60 * MINUTE;
 /** setTimeout's longest delay; beyond it the proactive refresh timer is not set. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const LOG_PREFIX = "@credcache/core - fromCache";
@@ -279,6 +286,8 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
   /** No source call before this time (backoff after failures, or same-set refetches). */
   let nextAttemptAt = 0;
   let failures = 0;
+  /** The error expired credentials failed with, repeated until `nextAttemptAt`. */
+  let lastFailure: Error | undefined;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
 
@@ -369,33 +378,53 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     emit({ type: "cache-error", key, time: clock.now(), operation, error: described });
   }
 
+  /** Set when the last store read failed: the rest of that resolution skips the store. */
+  let storeFailing = false;
+
   async function readStore(): Promise<CacheRecord | undefined> {
     if (!cache) return undefined;
     let value: unknown;
     try {
       value = await guarded("get", () => cache.get(key));
+      storeFailing = false;
     } catch (error) {
+      if (error instanceof CacheRecordError) {
+        // The store itself found garbage under the key (and may have removed it already).
+        await rejectRecord(error.reason);
+        return undefined;
+      }
+      storeFailing = true;
       reportCacheError("get", error);
       return undefined;
     }
     if (value === undefined || value === null) return undefined;
     const parsed = parseRecord(value);
     if (parsed.ok) return parsed.record;
+    await rejectRecord(parsed.reason);
+    return undefined;
+  }
+
+  async function rejectRecord(reason: string): Promise<void> {
     stats.recordsRejected += 1;
-    logger?.warn?.(`${LOG_PREFIX} rejected the record under "${key}" (${parsed.reason}); removing it`);
-    emit({ type: "record-rejected", key, time: clock.now(), reason: parsed.reason });
+    logger?.warn?.(`${LOG_PREFIX} rejected the record under "${key}" (${reason}); removing it`);
+    emit({ type: "record-rejected", key, time: clock.now(), reason });
+    if (!cache) return;
     try {
       await guarded("remove", () => cache.remove(key));
     } catch (error) {
       reportCacheError("remove", error);
     }
-    return undefined;
   }
 
   async function writeStore(record: CacheRecord): Promise<void> {
     if (!cache) return;
+    // With staleIfError the record outlives its expiry, so that a process started during
+    // an outage still has something to extend; it is never served as valid.
+    const keepMs = staleIfError ? STALE_KEEP_MS : 0;
     const ttlSeconds =
-      record.expiration === undefined ? 0 : Math.max(1, Math.ceil((record.expiration - clock.now()) / 1000));
+      record.expiration === undefined
+        ? 0
+        : Math.max(1, Math.ceil((record.expiration + keepMs - clock.now()) / 1000));
     try {
       await guarded("set", () => cache.set(key, { ...record }, ttlSeconds));
     } catch (error) {
@@ -459,6 +488,7 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     const record = toRecord(identity, now, sourceLabel);
     const next = hold(record);
     failures = 0;
+    lastFailure = undefined;
     // A set that is already inside the mandatory window is kept, but the next try
     // waits a little: the source has nothing newer yet (EC2 rotates as late as 5 min
     // before expiry) and every caller would otherwise fetch on every call.
@@ -547,11 +577,15 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     }
     logger?.warn?.(`${LOG_PREFIX} refreshing "${key}" failed: ${described.message}`);
     if (h) {
-      throw new CredentialsUnavailableError(
+      // Expired credentials and a failing source: until the backoff passes, callers get
+      // this error at once instead of each asking the (likely throttled) source again.
+      nextAttemptAt = now + backoff();
+      lastFailure = new CredentialsUnavailableError(
         `credcache: the source failed and the cached credentials for "${key}" expired at ` +
           `${new Date(h.expiresAt).toISOString()} (${described.message}). Enable staleIfError to keep serving them.`,
         { cause: error },
       );
+      throw lastFailure;
     }
     throw error;
   }
@@ -564,7 +598,8 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     const run = (async (): Promise<AwsCredentialIdentity> => {
       const force = reason === "force";
       let now = clock.now();
-      if (!force) {
+      // After a miss the store was read a moment ago; after a failed read it is broken.
+      if (!force && reason !== "miss" && !storeFailing) {
         const stored = await readStore();
         if (stored && adoptable(stored, clock.now(), true)) {
           stats.hitsL2 += 1;
@@ -620,7 +655,7 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
         }
       }
       try {
-        if (!force && lock !== NO_LOCK) {
+        if (!force && lock !== NO_LOCK && !storeFailing) {
           // Double check: the previous holder may have written fresh credentials.
           const stored = await readStore();
           if (stored && adoptable(stored, clock.now(), true)) {
@@ -714,6 +749,11 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
       if (stored && (stored.expiration ?? Number.POSITIVE_INFINITY) > now) {
         h = held && held.record.cachedAt > stored.cachedAt ? held : hold(stored);
         layer = "l2";
+      } else if (stored && staleIfError) {
+        // Expired, but kept for static stability: refresh now, and extend it only if the
+        // source fails (a process started during an outage still gets credentials).
+        hold(stored);
+        return refreshBlocking(options, "expired");
       } else {
         stats.misses += 1;
         emit({ type: "miss", key, time: now });
@@ -740,6 +780,7 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
         }
         return refreshBlocking(options, "mandatory");
       default:
+        if (lastFailure && now < nextAttemptAt) throw lastFailure;
         return refreshBlocking(options, "expired");
     }
   }

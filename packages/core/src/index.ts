@@ -17,6 +17,7 @@ export { type EncryptedCacheOptions, encryptedCache } from "./encryptedCache.js"
 export {
   CacheArgumentError,
   CacheConfigError,
+  CacheRecordError,
   CacheTimeoutError,
   CacheUnavailableError,
   CredcacheError,

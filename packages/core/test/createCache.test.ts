@@ -3,6 +3,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { CacheConfigError, createCache, parseCacheUrl, redactUrl, resolveStoreConfig } from "../src/index.js";
 
@@ -34,6 +35,9 @@ describe("parseCacheUrl", () => {
     ["sqlite:///", /no database file name/],
     ["redis:///0", /no host/],
     ["redis://h:1?lock=maybe", /lock .* true or false/],
+    ["file:///a%2Fb", /not a usable directory path/],
+    ["sqlite:///%E0%A4%A", /malformed %-escape/],
+    ["memory://?max=1000000000", /at most 1000000/],
   ];
   for (const [url, message] of bad) {
     it(`rejects ${JSON.stringify(url)} with a CacheConfigError that says what to fix`, () => {
@@ -51,6 +55,24 @@ describe("parseCacheUrl", () => {
     }
     expect(message).not.toContain("hunter2secret");
     expect(redactUrl("redis://u:pw@h:1")).toBe("redis://u:***@h:1");
+    // A password holding "@", and a URL without "//".
+    expect(redactUrl("redis://:p@ss@h:1/0")).toBe("redis://:***@h:1/0");
+    expect(redactUrl("redis:user:pw@host")).toBe("redis:user:***@host");
+    // Node's URL error quotes its input: the config error must not carry it as a cause.
+    let caught: unknown;
+    try {
+      parseCacheUrl("redis://:hunter2secret@[bad");
+    } catch (error) {
+      caught = error;
+    }
+    expect(inspect(caught, { depth: 10 })).not.toContain("hunter2secret");
+    let sqlite = "";
+    try {
+      parseCacheUrl("sqlite://u:hunter2secret@h/");
+    } catch (error) {
+      sqlite = (error as Error).message;
+    }
+    expect(sqlite).not.toContain("hunter2secret");
   });
 });
 
@@ -111,6 +133,16 @@ describe("createCache", () => {
     await expect(createCache({ driver: "keyv" } as never)).rejects.toThrow(/pass your Keyv instance/);
     await expect(createCache({ driver: "redis", url: "http://x" })).rejects.toThrow(/redis:\/\//);
     await expect(createCache({ driver: "memory", encryptionKeys: [] })).rejects.toThrow(/encryptionKeys/);
+    // Values that JSON cannot show still give a typed config error, not a TypeError.
+    await expect(createCache({ driver: "memory", max: 10n } as never)).rejects.toBeInstanceOf(
+      CacheConfigError,
+    );
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    await expect(createCache({ driver: "file", dir: cyclic } as never)).rejects.toBeInstanceOf(
+      CacheConfigError,
+    );
+    await expect(createCache({ driver: "memory", max: 2 ** 31 })).rejects.toThrow(/up to 1000000/);
   });
 
   it("names the package to install when an adapter is missing (real install layout, child process)", () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { CacheConfigError, encryptedCache, fromCache } from "../src/index.js";
+import { CacheConfigError, CacheRecordError, encryptedCache, fromCache } from "../src/index.js";
 import { recorder, scriptedSource, scriptedStore, testClock } from "./harness.js";
 
 const keyA = randomBytes(32);
@@ -23,7 +23,7 @@ describe("encryptedCache", () => {
     expect(JSON.parse(raw)).toMatchObject({ enc: "A256GCM" });
   });
 
-  it("a tampered record is a miss and is reported", async () => {
+  it("a tampered record is refused loudly, and is a reported miss under fromCache", async () => {
     const { store } = setup();
     const rejected: string[] = [];
     const cache = encryptedCache(store, { keys: [keyA], onReject: (_k, reason) => rejected.push(reason) });
@@ -33,8 +33,33 @@ describe("encryptedCache", () => {
     ct[0] = (ct[0] ?? 0) ^ 1;
     sealed.ct = ct.toString("base64");
     store.data.set("k", { value: JSON.stringify(sealed) });
-    expect(await cache.get("k")).toBeUndefined();
+    await expect(cache.get("k")).rejects.toBeInstanceOf(CacheRecordError);
     expect(rejected).toEqual(["authentication failed"]);
+    // Under fromCache: a miss, reported, removed, and the source answers.
+    const clock = testClock();
+    const source = scriptedSource(clock);
+    const rec = recorder();
+    const got = await fromCache({
+      provider: source.provider,
+      cache,
+      key: "k",
+      clock,
+      onEvent: rec.onEvent,
+      proactiveRefresh: false,
+    })();
+    expect(got.accessKeyId).toMatch(/^ASIATEST/);
+    expect(rec.of("record-rejected")[0]?.reason).toBe("authentication-failed");
+    expect(rec.of("cache-error")).toHaveLength(0);
+  });
+
+  it("refuses truncated GCM tags (forgery would be cheap)", async () => {
+    const { store } = setup();
+    const cache = encryptedCache(store, { keys: [keyA] });
+    await cache.set("k", { a: 1 });
+    const sealed = JSON.parse(store.data.get("k")!.value);
+    sealed.tag = Buffer.from(sealed.tag, "base64").subarray(0, 4).toString("base64");
+    store.data.set("k", { value: JSON.stringify(sealed) });
+    await expect(cache.get("k")).rejects.toThrow(/malformed envelope/);
   });
 
   it("a record copied under another cache key is refused (the key is associated data)", async () => {
@@ -42,7 +67,7 @@ describe("encryptedCache", () => {
     const cache = encryptedCache(store, { keys: [keyA] });
     await cache.set("alice", { who: "alice" });
     store.data.set("bob", store.data.get("alice")!);
-    expect(await cache.get("bob")).toBeUndefined();
+    await expect(cache.get("bob")).rejects.toThrow(/authentication failed/);
   });
 
   it("rotates keys: the first key encrypts, every key decrypts", async () => {
@@ -52,13 +77,13 @@ describe("encryptedCache", () => {
     expect(await rotated.get("old")).toEqual({ v: "old" });
     await rotated.set("new", { v: "new" });
     expect(await encryptedCache(store, { keys: [keyB] }).get("new")).toEqual({ v: "new" });
-    expect(await encryptedCache(store, { keys: [keyA] }).get("new")).toBeUndefined();
+    await expect(encryptedCache(store, { keys: [keyA] }).get("new")).rejects.toBeInstanceOf(CacheRecordError);
   });
 
-  it("a plaintext value in the store is a miss", async () => {
+  it("a plaintext value in the store is refused", async () => {
     const { store } = setup();
     await store.set("k", { v: 1, accessKeyId: "A", secretAccessKey: "B", cachedAt: 1 });
-    expect(await encryptedCache(store, { keys: [keyA] }).get("k")).toBeUndefined();
+    await expect(encryptedCache(store, { keys: [keyA] }).get("k")).rejects.toThrow(/not an encrypted record/);
   });
 
   it("rejects keys of the wrong size with a message that says how to make one", () => {
@@ -66,6 +91,7 @@ describe("encryptedCache", () => {
     expect(() => encryptedCache(store, { keys: ["too-short"] })).toThrow(CacheConfigError);
     expect(() => encryptedCache(store, { keys: ["too-short"] })).toThrow(/32/);
     expect(() => encryptedCache(store, { keys: [] })).toThrow(/at least one/);
+    expect(() => encryptedCache(store, { keys: [5 as never] })).toThrow(/must be a 32-byte Buffer/);
   });
 
   it("works under fromCache: credentials resolve and a new process reads them back", async () => {

@@ -1,6 +1,6 @@
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
-import { type FromCacheInit, fromCache, toRecord } from "../src/index.js";
+import { CacheRecordError, type FromCacheInit, fromCache, toRecord } from "../src/index.js";
 import { capture, MIN, recorder, scriptedSource, scriptedStore, testClock } from "./harness.js";
 
 /** A provider over a scripted source and store, with deterministic jitter (advisory point = 15 min). */
@@ -285,6 +285,59 @@ describe("fromCache: source failures in each window", () => {
     expect(source.state.calls).toBe(3);
   });
 
+  it("expired credentials and a failing source: the source is not asked on every call", async () => {
+    const { provider, source, clock } = setup({ retryBaseMs: 10_000 });
+    await provider();
+    clock.advance(61 * MIN);
+    source.state.fail = () => new Error("throttled");
+    await expect(provider()).rejects.toThrow(/expired at/);
+    const afterFirst = source.state.calls;
+    for (let i = 0; i < 20; i++) await expect(provider()).rejects.toThrow(/expired at/);
+    expect(source.state.calls).toBe(afterFirst);
+    clock.advance(10_000); // the backoff (at most retryBaseMs) has passed
+    source.state.fail = undefined;
+    await expect(provider()).resolves.toMatchObject({ accessKeyId: expect.stringMatching(/^ASIATEST/) });
+  });
+
+  it("static stability reaches a new process: an expired record in the store is extended when the source fails", async () => {
+    const a = setup({ staleIfError: true });
+    const first = await a.provider();
+    // The record outlives its expiry in the store (kept for static stability).
+    expect(a.store.data.get("k")!.expiresAt!).toBeGreaterThan(first.expiration!.getTime());
+    a.clock.advance(61 * MIN);
+    a.source.state.fail = () => new Error("IMDS is down");
+    const rec = recorder();
+    const fresh = fromCache({
+      provider: a.source.provider,
+      cache: a.store,
+      key: "k",
+      clock: a.clock,
+      staleIfError: true,
+      proactiveRefresh: false,
+      onEvent: rec.onEvent,
+    });
+    const got = await fresh();
+    expect(got.accessKeyId).toBe(first.accessKeyId);
+    expect(got.expiration!.getTime()).toBeGreaterThan(a.clock.now());
+    expect(rec.of("extended")).toHaveLength(1);
+  });
+
+  it("an expired record in the store is never served while the source works", async () => {
+    const a = setup({ staleIfError: true });
+    const first = await a.provider();
+    a.clock.advance(61 * MIN);
+    const fresh = fromCache({
+      provider: a.source.provider,
+      cache: a.store,
+      key: "k",
+      clock: a.clock,
+      staleIfError: true,
+      proactiveRefresh: false,
+    });
+    const got = await fresh();
+    expect(got.accessKeyId).not.toBe(first.accessKeyId);
+  });
+
   it("rejects credentials that arrive already expired", async () => {
     const { provider, source, clock, store } = setup();
     source.state.expiration = clock.now() - 1000;
@@ -340,6 +393,24 @@ describe("fromCache: a failing store never fails a resolution", () => {
       if (mode === "hang") expect(rec.of("cache-error")[0]?.error.code).toBe("ERR_CREDCACHE_TIMEOUT");
     });
   }
+
+  it("a store that reports garbage itself (CacheRecordError) gives a record-rejected event, not a cache error", async () => {
+    const { provider, store, rec, storeState } = setup();
+    store.get = async () => {
+      throw new CacheRecordError("unparseable", "entry file is not JSON");
+    };
+    await provider();
+    expect(rec.of("record-rejected")[0]?.reason).toBe("unparseable");
+    expect(rec.of("cache-error")).toHaveLength(0);
+    expect(storeState.removes).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a store that throws on every call is reported once per resolution", async () => {
+    const { provider, storeState, rec } = setup();
+    storeState.mode = "throw";
+    await provider();
+    expect(rec.of("cache-error").filter((e) => e.operation === "get")).toHaveLength(1);
+  });
 
   it("a rejected record is removed from the store", async () => {
     const { provider, store, storeState } = setup();
