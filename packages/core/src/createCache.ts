@@ -150,7 +150,9 @@ export function parseCacheUrl(input: string): StoreConfig {
     case "memory:": {
       const max = positiveInteger(url.searchParams.get("max"), "max", text);
       if (max !== undefined && max > MAX_MEMORY_ENTRIES) {
-        throw new CacheConfigError(`max in "${redactUrl(text)}" must be at most ${MAX_MEMORY_ENTRIES}, got ${max}`);
+        throw new CacheConfigError(
+          `max in "${redactUrl(text)}" must be at most ${MAX_MEMORY_ENTRIES}, got ${max}`,
+        );
       }
       return { driver: "memory", ...(max !== undefined && { max }) };
     }
