@@ -30,10 +30,16 @@ export interface Envelope {
 export type EntryRead =
   | { kind: "hit"; key: string; value: unknown; expiresAt: number | undefined }
   | { kind: "missing" }
-  /** Expired, unparseable, a wrong envelope or over the size cap: remove it. */
-  | { kind: "discard"; reason: string; stats: Stats }
+  /**
+   * Expired, unparseable, a wrong envelope or over the size cap: remove it. `code` is the
+   * machine reason (`CacheRecordError.reason`); `reason` the words, never the content.
+   */
+  | { kind: "discard"; code: DiscardCode; reason: string; stats: Stats }
   /** Not something we wrote: refuse it, never read through it. */
   | { kind: "refused"; reason: string };
+
+/** Why an entry file is thrown away. Everything but `expired` is a broken record. */
+export type DiscardCode = "expired" | "oversized" | "unparseable" | "not-an-envelope" | "wrong-key";
 
 const names = new Map<string, string>();
 
@@ -80,7 +86,12 @@ export function readEntry(file: string, key: string | undefined, maxBytes: numbe
     const refusal = refusalOf(stats);
     if (refusal) return { kind: "refused", reason: refusal };
     if (stats.size > maxBytes) {
-      return { kind: "discard", reason: `it is ${stats.size} bytes, over the ${maxBytes} byte cap`, stats };
+      return {
+        kind: "discard",
+        code: "oversized",
+        reason: `it is ${stats.size} bytes, over the ${maxBytes} byte cap`,
+        stats,
+      };
     }
     const buffer = Buffer.allocUnsafe(stats.size);
     let length = 0;
@@ -97,13 +108,16 @@ export function readEntry(file: string, key: string | undefined, maxBytes: numbe
   try {
     envelope = JSON.parse(text);
   } catch {
-    return { kind: "discard", reason: "it is not JSON", stats };
+    return { kind: "discard", code: "unparseable", reason: "it is not JSON", stats };
   }
-  if (!isEnvelope(envelope) || (key !== undefined && envelope.key !== key)) {
-    return { kind: "discard", reason: "it is not a credcache entry", stats };
+  if (!isEnvelope(envelope)) {
+    return { kind: "discard", code: "not-an-envelope", reason: "it is not a credcache entry", stats };
+  }
+  if (key !== undefined && envelope.key !== key) {
+    return { kind: "discard", code: "wrong-key", reason: "it holds the entry of another key", stats };
   }
   if (envelope.expiresAt !== undefined && envelope.expiresAt <= now) {
-    return { kind: "discard", reason: "it has expired", stats };
+    return { kind: "discard", code: "expired", reason: "it has expired", stats };
   }
   return { kind: "hit", key: envelope.key, value: envelope.value, expiresAt: envelope.expiresAt };
 }

@@ -6,6 +6,7 @@ import {
   CacheArgumentError,
   CacheConfigError,
   type CacheLock,
+  CacheRecordError,
   CacheUnavailableError,
   type Clock,
   type CredentialCache,
@@ -41,8 +42,9 @@ export interface FileCacheOptions {
    */
   clock?: Clock;
   /**
-   * Largest entry file read or written, in bytes. A larger file is treated as garbage:
-   * a miss, and removed. A credential record is about 1–2 KiB.
+   * Largest entry file read or written, in bytes. `get` removes a larger file and
+   * rejects with `CacheRecordError` (reason `oversized`), which `fromCache` reports as
+   * `record-rejected` before asking the source. A credential record is about 1–2 KiB.
    * @default 65_536 (64 KiB)
    */
   maxFileBytes?: number;
@@ -170,15 +172,22 @@ export function fileCache(options: FileCacheOptions = {}): FileCache {
       assertCacheKey(key);
       ensureDirectory();
       const file = join(dir, entryFileName(key));
-      const read = readEntry(file, key, maxFileBytes, clock.now());
+      let read = readEntry(file, key, maxFileBytes, clock.now());
+      if (read.kind === "discard" && !discardEntry(file, read.stats)) {
+        // Not the file we read any more: another process renamed a fresh entry into
+        // place (or removed it). Read what is there now instead of reporting the old one.
+        read = readEntry(file, key, maxFileBytes, clock.now());
+        if (read.kind === "discard") discardEntry(file, read.stats);
+      }
       switch (read.kind) {
         case "hit":
           return read.value;
         case "missing":
           return undefined;
         case "discard":
-          discardEntry(file, read.stats);
-          return undefined;
+          if (read.code === "expired") return undefined;
+          // A broken entry is not a plain miss: fromCache reports it (record-rejected).
+          throw new CacheRecordError(read.code, `@credcache/fs removed the entry "${file}": ${read.reason}`);
         default:
           throw refused(file, read.reason);
       }

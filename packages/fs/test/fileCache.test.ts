@@ -7,11 +7,13 @@ import fs, {
   utimesSync,
   writeFileSync,
 } from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
 import { join } from "node:path";
-import { CacheArgumentError, CacheConfigError } from "@credcache/core";
+import { CacheArgumentError, CacheConfigError, CacheRecordError } from "@credcache/core";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { defaultCacheDir, entryFileName, fileCache } from "../src/index.js";
 import {
+  cacheErrors,
   entryFile,
   HOUR_MS as HOUR,
   leaseFile,
@@ -69,28 +71,44 @@ describe("fileCache: entries", () => {
   });
 
   it.each([
-    ["not JSON", "{not json"],
-    ["an empty file", ""],
-    ["JSON that is not an envelope", JSON.stringify({ v: 1, accessKeyId: "AKIA" })],
-    ["an envelope without value", JSON.stringify({ key: "k" })],
-    ["an envelope of another key", JSON.stringify({ key: "other", value: 1 })],
-    ["an envelope with a string expiresAt", JSON.stringify({ key: "k", expiresAt: "soon", value: 1 })],
-    ["an array", "[1,2]"],
-  ])("treats %s as a miss and removes the file", async (_label, contents) => {
+    ["not JSON", "{not json", "unparseable"],
+    ["an empty file", "", "unparseable"],
+    ["JSON that is not an envelope", JSON.stringify({ v: 1, accessKeyId: "AKIA" }), "not-an-envelope"],
+    ["an envelope without value", JSON.stringify({ key: "k" }), "not-an-envelope"],
+    ["an envelope of another key", JSON.stringify({ key: "other", value: 1 }), "wrong-key"],
+    [
+      "an envelope with a string expiresAt",
+      JSON.stringify({ key: "k", expiresAt: "soon", value: 1 }),
+      "not-an-envelope",
+    ],
+    ["an array", "[1,2]", "not-an-envelope"],
+    ["a number", "-1", "not-an-envelope"],
+    ["null", "null", "not-an-envelope"],
+  ])("removes %s and rejects with CacheRecordError, never quoting it", async (_label, contents, reason) => {
     const dir = tempDir();
     const store = fileCache({ dir });
-    writeFileSync(entryFile(dir, "k"), contents, { mode: 0o600 });
-    expect(await store.get("k")).toBeUndefined();
-    expect(existsSync(entryFile(dir, "k"))).toBe(false);
+    const file = entryFile(dir, "k");
+    writeFileSync(file, contents, { mode: 0o600 });
+    const error = await store.get("k").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheRecordError);
+    expect(error).toMatchObject({ code: "ERR_CREDCACHE_RECORD", reason });
+    expect((error as Error).message).toContain(file);
+    if (contents.length > 2) expect((error as Error).message).not.toContain(contents);
+    expect(existsSync(file)).toBe(false);
+    expect(await store.get("k"), "the next read is a plain miss").toBeUndefined();
   });
 
-  it("treats a file over maxFileBytes as a miss, removes it, and refuses to write one", async () => {
+  it("removes a file over maxFileBytes with CacheRecordError (oversized), and refuses to write one", async () => {
     const dir = tempDir();
     const store = fileCache({ dir, maxFileBytes: 1024 });
     writeFileSync(entryFile(dir, "k"), JSON.stringify({ key: "k", value: "x".repeat(2000) }), {
       mode: 0o600,
     });
-    expect(await store.get("k")).toBeUndefined();
+    await expect(store.get("k")).rejects.toMatchObject({
+      name: "CacheRecordError",
+      reason: "oversized",
+      message: expect.stringMatching(/over the 1024 byte cap/),
+    });
     expect(existsSync(entryFile(dir, "k"))).toBe(false);
 
     await store.set("k", "small");
@@ -98,6 +116,71 @@ describe("fileCache: entries", () => {
     expect(error).toBeInstanceOf(CacheArgumentError);
     expect((error as Error).message).toContain("maxFileBytes is 1024");
     expect(await store.get("k"), "the old value is kept").toBe("small");
+  });
+
+  it("a broken entry is reported by fromCache as record-rejected, and the source refills it", async () => {
+    const dir = tempDir();
+    const store = fileCache({ dir });
+    const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    writeFileSync(entryFile(dir, "creds"), `{"secretAccessKey":"${secret}"`, { mode: 0o600 });
+    const { identity, events, source } = await resolveThrough(store);
+    expect(source.state.calls).toBe(1);
+    expect(identity.accessKeyId).toBe(source.state.last?.accessKeyId);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: "record-rejected", reason: "unparseable" }),
+    );
+    expect(cacheErrors(events), "a broken record is not a store failure").toEqual([]);
+    expect(JSON.stringify(events)).not.toContain(secret);
+    const again = await resolveThrough(fileCache({ dir }));
+    expect(again.source.state.calls, "the source's answer was stored").toBe(0);
+  });
+
+  it("a broken entry replaced by a good one while it was read: the good one is returned and kept", async () => {
+    const dir = tempDir();
+    const store = fileCache({ dir });
+    const file = entryFile(dir, "k");
+    writeFileSync(file, "{not json", { mode: 0o600 });
+    // Another process renames a fresh entry into place right after our read closes the file.
+    const closeSync = fs.closeSync;
+    let swapped = false;
+    vi.spyOn(fs, "closeSync").mockImplementation((fd) => {
+      closeSync(fd);
+      if (swapped) return;
+      swapped = true;
+      writeFileSync(`${file}.1`, JSON.stringify({ key: "k", value: "fresh" }), { mode: 0o600 });
+      fs.renameSync(`${file}.1`, file);
+    });
+    syncBuiltinESMExports();
+    try {
+      expect(await store.get("k")).toBe("fresh");
+    } finally {
+      vi.restoreAllMocks();
+      syncBuiltinESMExports();
+    }
+    expect(swapped).toBe(true);
+    expect(await store.get("k"), "the fresh entry survived").toBe("fresh");
+  });
+
+  it("an entry that expired is a plain miss, not a CacheRecordError", async () => {
+    const dir = tempDir();
+    const clock = manualClock();
+    const store = fileCache({ dir, clock });
+    await store.set("k", 1, 1);
+    clock.advance(1000);
+    expect(await store.get("k")).toBeUndefined();
+  });
+
+  it("keys() skips broken entries silently and leaves them for get and prune", async () => {
+    const dir = tempDir();
+    const store = fileCache({ dir, maxFileBytes: 1024 });
+    await store.set("good", 1);
+    writeFileSync(entryFile(dir, "bad"), "{not json", { mode: 0o600 });
+    writeFileSync(entryFile(dir, "big"), JSON.stringify({ key: "big", value: "x".repeat(2000) }), {
+      mode: 0o600,
+    });
+    expect(await store.keys()).toEqual(["good"]);
+    expect(existsSync(entryFile(dir, "bad"))).toBe(true);
+    expect(await store.prune()).toBe(2);
   });
 
   it("rejects bad input with CacheArgumentError and loses nothing", async () => {

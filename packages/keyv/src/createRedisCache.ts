@@ -1,4 +1,5 @@
-import { CacheConfigError, type CredentialCache, MissingAdapterError, redactUrl } from "@credcache/core";
+import { CacheConfigError, type CredentialCache, MissingAdapterError } from "@credcache/core";
+import { describeValue } from "./describeValue.js";
 import { keyvCache } from "./keyvCache.js";
 import { redisLock } from "./redisLock.js";
 import type { RedisCacheOptions } from "./types.js";
@@ -11,6 +12,42 @@ function isModuleNotFound(error: unknown): boolean {
   return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
 }
 
+/**
+ * A Redis URL for an error message, without its user info. Core's `redactUrl` finds the
+ * user info by pattern, and a malformed URL makes that ambiguous: an unencoded "#", "?"
+ * or "/" in a password moves where a parser thinks the host begins. So the user info is
+ * taken to end at the last "@", and the rest is shown only when the URL parser agrees
+ * that the host starts there; otherwise just the scheme.
+ */
+function showUrl(url: string, parsed: URL | undefined): string {
+  const at = url.lastIndexOf("@");
+  const afterAt = url.slice(at + 1);
+  let shown: string;
+  if (at === -1) shown = url;
+  else if (parsed?.host && afterAt.toLowerCase().startsWith(parsed.host.toLowerCase())) {
+    shown = `${parsed.protocol}//***@${afterAt}`;
+  } else {
+    const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? "";
+    shown = `${scheme}//***@... (the rest not shown: it may hold the password)`;
+  }
+  return JSON.stringify(shown.length > 120 ? `${shown.slice(0, 117)}...` : shown);
+}
+
+/** A client error's message for ours: only when it quotes no URL (node-redis's can). */
+function clientMessage(error: unknown): string {
+  let text: string;
+  try {
+    text = String((error as { message?: unknown } | null)?.message ?? error);
+  } catch {
+    return "an error";
+  }
+  if (text.includes("@") || text.includes("//")) {
+    const name = (error as { name?: unknown } | null)?.name;
+    return typeof name === "string" ? name.slice(0, 40) : "an error";
+  }
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
 /** Imports an optional peer, or says which package to install. */
 export async function importPeer<T>(load: () => Promise<T>, packageName: string): Promise<T> {
   try {
@@ -21,33 +58,85 @@ export async function importPeer<T>(load: () => Promise<T>, packageName: string)
   }
 }
 
+/**
+ * Checks `url` as far as node-redis will read it, so that what it would reject with a
+ * bare `TypeError("Invalid pathname")` or `URIError("URI malformed")` from inside
+ * `new KeyvRedis` is a `CacheConfigError` that says what to fix.
+ */
+function checkUrl(url: unknown): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = typeof url === "string" ? new URL(url) : undefined;
+  } catch {
+    // The parse error carries the URL, password included: never pass it on.
+  }
+  if (typeof url !== "string") {
+    throw new CacheConfigError(
+      `createRedisCache: "url" must be a redis:// or rediss:// URL, got ${typeof url}`,
+    );
+  }
+  const shown = showUrl(url, parsed);
+  if (parsed === undefined) {
+    throw new CacheConfigError(
+      `createRedisCache: "url" must be a redis:// or rediss:// URL, got ${shown}, which does not parse ` +
+        '(in a password, write "@" as %40, "#" as %23, "?" as %3F, "/" as %2F and "%" as %25)',
+    );
+  }
+  if (parsed.protocol !== "redis:" && parsed?.protocol !== "rediss:") {
+    throw new CacheConfigError(`createRedisCache: "url" must be a redis:// or rediss:// URL, got ${shown}`);
+  }
+  if (parsed.hostname === "") {
+    throw new CacheConfigError(
+      `createRedisCache: "url" must name a host, e.g. redis://host:6379, got ${shown}`,
+    );
+  }
+  const at = url.lastIndexOf("@");
+  if (
+    at !== -1 &&
+    !url
+      .slice(at + 1)
+      .toLowerCase()
+      .startsWith(parsed.host.toLowerCase())
+  ) {
+    // "redis://user:pa#ss@host" parses as host "user" with a fragment: node-redis would look
+    // up part of the password as a host name (and report it in its connection errors).
+    throw new CacheConfigError(
+      `createRedisCache: the user name and password in "url" must be percent-encoded ("@" as %40, "#" as %23, "?" as %3F, "/" as %2F), got ${shown}`,
+    );
+  }
+  if (parsed.pathname !== "" && parsed.pathname !== "/" && !/^\/\d+$/.test(parsed.pathname)) {
+    throw new CacheConfigError(
+      `createRedisCache: the path of "url" must be a database number (redis://host:6379/0), got ${shown}`,
+    );
+  }
+  try {
+    decodeURIComponent(parsed.username);
+    decodeURIComponent(parsed.password);
+  } catch {
+    throw new CacheConfigError(
+      `createRedisCache: the user name and password in "url" must be percent-encoded (e.g. "%" as %25, "@" as %40), got ${shown}`,
+    );
+  }
+  return url;
+}
+
 function checkOptions(options: RedisCacheOptions): Required<RedisCacheOptions> {
   if (typeof options !== "object" || options === null) {
     throw new CacheConfigError('createRedisCache: pass options, e.g. { url: "redis://127.0.0.1:6379" }');
   }
   const { url, namespace = "credcache", lock = true, connectTimeoutMs = 1_000 } = options;
-  let protocol: string | undefined;
-  try {
-    protocol = typeof url === "string" ? new URL(url).protocol : undefined;
-  } catch {
-    // The parse error carries the URL, password included: never pass it on.
-  }
-  if (protocol !== "redis:" && protocol !== "rediss:") {
-    throw new CacheConfigError(
-      `createRedisCache: "url" must be a redis:// or rediss:// URL, got ${typeof url === "string" ? `"${redactUrl(url)}"` : typeof url}`,
-    );
-  }
+  checkUrl(url);
   if (typeof namespace !== "string" || namespace === "") {
     throw new CacheConfigError(
-      `createRedisCache: "namespace" must be a non-empty string, got ${JSON.stringify(namespace)}`,
+      `createRedisCache: "namespace" must be a non-empty string, got ${describeValue(namespace)}`,
     );
   }
   if (typeof lock !== "boolean") {
-    throw new CacheConfigError(`createRedisCache: "lock" must be true or false, got ${JSON.stringify(lock)}`);
+    throw new CacheConfigError(`createRedisCache: "lock" must be true or false, got ${describeValue(lock)}`);
   }
   if (typeof connectTimeoutMs !== "number" || !Number.isFinite(connectTimeoutMs) || connectTimeoutMs <= 0) {
     throw new CacheConfigError(
-      `createRedisCache: "connectTimeoutMs" must be a positive number of milliseconds, got ${JSON.stringify(connectTimeoutMs)}`,
+      `createRedisCache: "connectTimeoutMs" must be a positive number of milliseconds, got ${describeValue(connectTimeoutMs)}`,
     );
   }
   return { url: url as string, namespace, lock, connectTimeoutMs };
@@ -87,13 +176,23 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cred
     importPeer<KeyvModule>(() => import("keyv"), "keyv"),
     importPeer<KeyvRedisModule>(() => import("@keyv/redis"), "@keyv/redis"),
   ]);
-  const keyvRedis = new KeyvRedis(
-    // No background reconnects (node-redis's default retries forever, keeping a process with a
-    // dead Redis alive): a dropped connection is reopened by @keyv/redis on the next store call,
-    // and a failed connect fails that one call fast.
-    { url, socket: { connectTimeout: connectTimeoutMs, reconnectStrategy: false } },
-    { throwOnConnectError: true, throwOnErrors: true },
-  );
+  let keyvRedis: InstanceType<KeyvRedisModule["default"]>;
+  try {
+    keyvRedis = new KeyvRedis(
+      // No background reconnects (node-redis's default retries forever, keeping a process with a
+      // dead Redis alive): a dropped connection is reopened by @keyv/redis on the next store call,
+      // and a failed connect fails that one call fast.
+      { url, socket: { connectTimeout: connectTimeoutMs, reconnectStrategy: false } },
+      { throwOnConnectError: true, throwOnErrors: true },
+    );
+  } catch (error) {
+    // node-redis parses the URL here, and some of its messages quote it: the error is not
+    // kept as the cause, and its message is passed on only with the password masked.
+    throw new CacheConfigError(
+      `createRedisCache: the Redis client refused "url" ${showUrl(url, new URL(url))} (${clientMessage(error)}); ` +
+        "it must be redis://[[user]:password@]host[:port][/db], e.g. redis://127.0.0.1:6379/0",
+    );
+  }
   // @keyv/redis prefixes keys with the namespace itself ("<namespace>::<key>"); Keyv must not add its own.
   const keyv = new Keyv({ store: keyvRedis, namespace, useKeyPrefix: false, throwOnErrors: true });
   const store = keyvCache(keyv, lock ? { lock: redisLock(() => keyvRedis.getClient(), { namespace }) } : {});

@@ -1,13 +1,16 @@
 import {
   assertCacheKey,
   assertLockTtl,
+  CacheArgumentError,
   CacheConfigError,
   type CacheLock,
+  CacheRecordError,
   CacheUnavailableError,
   type CredentialCache,
   expiresAtFromTtl,
   MAX_KEY_LENGTH,
 } from "@credcache/core";
+import { describeValue } from "./describeValue.js";
 import type { KeyvCacheOptions, KeyvLike } from "./types.js";
 
 /** Where `redisLock` keeps its locks. A store whose adapter lists a whole Redis database sees them. */
@@ -39,6 +42,17 @@ async function* storedEntries(keyv: KeyvLike): AsyncGenerator<unknown> {
   yield* iterable.iterator(iterable.namespace);
 }
 
+/**
+ * What Keyv writes: `{ value, expires? }`, `expires` epoch ms or absent/null. Anything else
+ * (`{}`, `[]`, `-1`, `Infinity`, `{ "a": 1 }`) has no value to give, only a silent miss.
+ */
+function isEnvelope(entry: unknown): entry is { value: unknown; expires?: number | null } {
+  if (typeof entry !== "object" || entry === null || Array.isArray(entry)) return false;
+  if (!Object.hasOwn(entry, "value")) return false;
+  const { expires } = entry as { expires?: unknown };
+  return expires === undefined || expires === null || typeof expires === "number";
+}
+
 function isKeyv(value: unknown): value is KeyvLike {
   const keyv = value as Partial<KeyvLike> | null | undefined;
   return (
@@ -53,7 +67,9 @@ function isKeyv(value: unknown): value is KeyvLike {
 /**
  * A store on any Keyv 5 instance: `@keyv/redis`, `@keyv/sqlite`, `@keyv/postgres`, ...
  * Values are written as plain JSON through Keyv's serializer; TTLs in seconds become
- * Keyv's milliseconds (0 or `undefined`: no expiry). A read is one `keyv.get`.
+ * Keyv's milliseconds (0 or `undefined`: no expiry). A read is one `keyv.get(key, { raw: true })`:
+ * a stored value that is not a Keyv entry (`{}`, `[]`, `-1`, not JSON) is removed and
+ * `get` rejects with `CacheRecordError`, which `fromCache` reports as `record-rejected`.
  *
  * The Keyv instance stays the caller's: this store never changes its settings and has
  * no `close()`; disconnect it yourself. Keyv turns store errors into misses unless it
@@ -87,7 +103,7 @@ export function keyvCache(keyv: KeyvLike, options: KeyvCacheOptions = {}): Crede
   const { namespace, lock } = options ?? {};
   if (namespace !== undefined && (typeof namespace !== "string" || namespace === "")) {
     throw new CacheConfigError(
-      `keyvCache: "namespace" must be a non-empty string, got ${JSON.stringify(namespace)}`,
+      `keyvCache: "namespace" must be a non-empty string, got ${describeValue(namespace)}`,
     );
   }
   if (lock !== undefined && typeof (lock as { acquire?: unknown } | null)?.acquire !== "function") {
@@ -96,6 +112,7 @@ export function keyvCache(keyv: KeyvLike, options: KeyvCacheOptions = {}): Crede
     );
   }
   const prefix = namespace === undefined ? "" : `${namespace}:`;
+  const canReadRaw = typeof keyv.deserializeData === "function";
 
   function storeKey(key: string): string {
     const keyvNamespace = keyv.namespace;
@@ -110,12 +127,36 @@ export function keyvCache(keyv: KeyvLike, options: KeyvCacheOptions = {}): Crede
   const store: CredentialCache = {
     async get(key: string): Promise<unknown | undefined> {
       assertCacheKey(key);
-      return keyv.get(storeKey(key));
+      const name = storeKey(key);
+      // Without deserializeData this is not Keyv 5 and may not know { raw: true }: it
+      // would hand back the value itself, which must not be taken for a broken entry.
+      if (!canReadRaw) return keyv.get(name);
+      let entry: unknown;
+      try {
+        // One store read, as keyv.get(name) would do; raw keeps the envelope, so
+        // `{}`, `[]` or `-1` are not silently read as a miss (their `.value` is undefined).
+        entry = await keyv.get(name, { raw: true });
+      } catch (error) {
+        if (await isUnparseable(name)) {
+          throw await rejected(name, "unparseable", "it is not what Keyv's deserializer can read");
+        }
+        throw error;
+      }
+      // Missing, JSON null, or expired (which Keyv has just deleted).
+      if (entry === undefined || entry === null) return undefined;
+      if (!isEnvelope(entry)) {
+        throw await rejected(name, "not-an-envelope", "it is not a Keyv entry ({ value, expires })");
+      }
+      return entry.value;
     },
 
     async set(key: string, value: unknown, ttlSeconds?: number): Promise<void> {
       assertCacheKey(key);
       expiresAtFromTtl(ttlSeconds, 0); // only to reject a negative or non-finite TTL the way every store does
+      if (value === undefined || typeof value === "function" || typeof value === "symbol") {
+        // Keyv would store `{}` for undefined: an entry without a value, which get rejects.
+        throw new CacheArgumentError(`value for "${key}" must be JSON data, got ${typeof value}`);
+      }
       // Whole milliseconds (Redis PX takes integers), rounded up so a tiny TTL never becomes "no expiry".
       const ttlMs = ttlSeconds ? Math.ceil(ttlSeconds * 1000) : undefined;
       const written = await keyv.set(storeKey(key), value, ttlMs);
@@ -130,6 +171,41 @@ export function keyvCache(keyv: KeyvLike, options: KeyvCacheOptions = {}): Crede
     },
   };
 
+  /**
+   * After `keyv.get` threw: true when the store itself answered and only decoding its
+   * answer failed (a second read, on this error path only). A store error stays a store error.
+   */
+  async function isUnparseable(name: string): Promise<boolean> {
+    let stored: unknown;
+    try {
+      const adapter = keyv.store as { get?(key: string): unknown } | undefined;
+      if (typeof adapter?.get !== "function") return false;
+      stored = await adapter.get(name);
+    } catch {
+      return false;
+    }
+    if (stored === undefined || stored === null) return false;
+    try {
+      await keyv.deserializeData?.(stored);
+      return false;
+    } catch {
+      return true;
+    }
+  }
+
+  /**
+   * Removes a stored value that is no record and returns the error `get` rejects with.
+   * The message names the key and the reason, never the value: it may hold a secret.
+   */
+  async function rejected(name: string, reason: string, why: string): Promise<CacheRecordError> {
+    try {
+      await keyv.delete(name);
+    } catch {
+      // fromCache removes it again on record-rejected; the broken value is the news here.
+    }
+    return new CacheRecordError(reason, `@credcache/keyv removed the value under "${name}": ${why}`);
+  }
+
   /** True when `stored` decodes to a Keyv entry (`{ value, expires? }`) that has not expired. */
   async function isLiveEntry(stored: unknown): Promise<boolean> {
     // Missing: the key went between the listing and the read of its value (SCAN, then MGET).
@@ -140,10 +216,10 @@ export function keyvCache(keyv: KeyvLike, options: KeyvCacheOptions = {}): Crede
     } catch {
       return false; // Not what Keyv writes (a lock token, garbage): not an entry.
     }
-    if (typeof data !== "object" || data === null || !("value" in data)) return false;
-    const { expires } = data as { expires?: unknown };
+    // What get() would reject is not listed either.
+    if (!isEnvelope(data)) return false;
     // Keyv's own get() takes an entry for expired once `expires < Date.now()`.
-    return typeof expires !== "number" || expires >= Date.now();
+    return typeof data.expires !== "number" || data.expires >= Date.now();
   }
 
   // Only when Keyv itself can iterate its store; then `keys` reads the adapter's listing

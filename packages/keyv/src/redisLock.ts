@@ -1,4 +1,5 @@
 import { CacheConfigError, type CacheLock, newLockToken } from "@credcache/core";
+import { describeValue } from "./describeValue.js";
 import type {
   IoRedisClient,
   LockProvider,
@@ -75,7 +76,7 @@ export function redisLock(
   const { namespace } = options ?? {};
   if (namespace !== undefined && (typeof namespace !== "string" || namespace === "")) {
     throw new CacheConfigError(
-      `redisLock: "namespace" must be a non-empty string, got ${JSON.stringify(namespace)}`,
+      `redisLock: "namespace" must be a non-empty string, got ${describeValue(namespace)}`,
     );
   }
   const prefix = namespace === undefined ? "credcache:lock:" : `credcache:lock:${namespace}:`;

@@ -5,7 +5,12 @@ import type { CacheLock } from "@credcache/core";
  * the type is structural so this package needs no type dependency on `keyv`.
  */
 export interface KeyvLike {
-  get(key: string): Promise<unknown>;
+  /**
+   * With `{ raw: true }` (Keyv 5, when it has `deserializeData`) resolves to the whole
+   * stored entry, `{ value, expires }`, so a stored value that is no entry can be told
+   * from a miss.
+   */
+  get(key: string, options?: { raw?: boolean }): Promise<unknown>;
   set(key: string, value: unknown, ttl?: number): Promise<boolean>;
   delete(key: string): Promise<boolean>;
   /** Keyv's own namespace. */

@@ -4,15 +4,18 @@ import { join } from "node:path";
 import {
   CacheArgumentError,
   CacheConfigError,
+  type CacheEvent,
+  CacheRecordError,
   CacheUnavailableError,
   createCache,
+  fromCache,
   MissingAdapterError,
 } from "@credcache/core";
 import KeyvSqlite from "@keyv/sqlite";
 import { Keyv } from "keyv";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { importPeer } from "../src/createRedisCache.js";
-import { createRedisCache, keyvCache, type LockProvider } from "../src/index.js";
+import { createRedisCache, keyvCache, type LockProvider, redisLock } from "../src/index.js";
 
 let dir: string;
 const opened: Keyv[] = [];
@@ -232,7 +235,174 @@ describe("keyvCache: keys()", () => {
   });
 });
 
+describe("keyvCache: stored values that are not Keyv entries", () => {
+  const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+  it.each([
+    ["{}", "{}", "not-an-envelope"],
+    ["[]", "[]", "not-an-envelope"],
+    ["-1", "-1", "not-an-envelope"],
+    ["1e999 (Infinity)", "1e999", "not-an-envelope"],
+    ["a string", JSON.stringify(SECRET), "not-an-envelope"],
+    ["an object without value", JSON.stringify({ a: { secretAccessKey: SECRET } }), "not-an-envelope"],
+    ["an entry with a string expires", JSON.stringify({ value: SECRET, expires: "soon" }), "not-an-envelope"],
+    ["not JSON", `{"secretAccessKey":"${SECRET}"`, "unparseable"],
+  ])(
+    "%s: removed, and get rejects with CacheRecordError that never quotes it",
+    async (_label, stored, reason) => {
+      const keyv = sqliteKeyv();
+      const store = keyvCache(keyv);
+      await keyv.store.set("keyv:k", stored);
+      const error = await store.get("k").catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CacheRecordError);
+      expect(error).toMatchObject({ code: "ERR_CREDCACHE_RECORD", reason });
+      expect((error as Error).message).toContain('"keyv:k"');
+      expect((error as Error).message).not.toContain(SECRET);
+      expect(await keyv.store.get("keyv:k"), "the value is gone").toBeUndefined();
+      expect(await store.get("k"), "the next read is a plain miss").toBeUndefined();
+    },
+  );
+
+  it("the same on a Map store, with a namespace", async () => {
+    const keyv = new Keyv();
+    const store = keyvCache(keyv, { namespace: "ns" });
+    const map = keyv.store as Map<string, unknown>;
+    map.set("keyv:ns:k", "{}");
+    await expect(store.get("k")).rejects.toMatchObject({ reason: "not-an-envelope" });
+    expect(map.has("keyv:ns:k")).toBe(false);
+  });
+
+  it("valid entries, JSON null, expired entries and missing keys are not errors", async () => {
+    const keyv = sqliteKeyv();
+    const store = keyvCache(keyv);
+    await store.set("falsy", 0);
+    await store.set("null", null);
+    await store.set("short", 1, 0.05);
+    await keyv.store.set("keyv:json-null", "null");
+    await keyv.store.set("keyv:null-expires", JSON.stringify({ value: "v", expires: null }));
+    await sleep(100);
+    expect(await store.get("falsy")).toBe(0);
+    expect(await store.get("null")).toBeNull();
+    expect(await store.get("short")).toBeUndefined();
+    expect(await store.get("json-null")).toBeUndefined();
+    expect(await store.get("null-expires")).toBe("v");
+    expect(await store.get("missing")).toBeUndefined();
+  });
+
+  it("a hit reads the store once", async () => {
+    const keyv = sqliteKeyv();
+    const store = keyvCache(keyv);
+    await store.set("k", { v: 1 }, 60);
+    const adapter = keyv.store as { get(key: string): Promise<unknown> };
+    const get = adapter.get.bind(adapter);
+    const reads: string[] = [];
+    adapter.get = async (key: string) => {
+      reads.push(key);
+      return get(key);
+    };
+    expect(await store.get("k")).toEqual({ v: 1 });
+    expect(reads).toEqual(["keyv:k"]);
+  });
+
+  it("a failing store stays a store error, not a broken record", async () => {
+    const failing = Object.assign(new Map<string, unknown>(), {
+      get: () => {
+        throw new Error("connection reset");
+      },
+    });
+    const store = keyvCache(new Keyv({ store: failing, throwOnErrors: true }));
+    const error = await store.get("k").catch((e: unknown) => e);
+    expect(error).not.toBeInstanceOf(CacheRecordError);
+    expect((error as Error).message).toBe("connection reset");
+  });
+
+  it("a Keyv-like without deserializeData is read as before: its get() is the value", async () => {
+    const data = new Map<string, unknown>([["k", { v: 1 }]]);
+    const keyvLike = {
+      get: async (key: string) => data.get(key),
+      set: async (key: string, value: unknown) => {
+        data.set(key, value);
+        return true;
+      },
+      delete: async (key: string) => data.delete(key),
+    };
+    const store = keyvCache(keyvLike);
+    expect(await store.get("k")).toEqual({ v: 1 });
+    expect(data.has("k")).toBe(true);
+  });
+
+  it("rejects undefined, functions and symbols as values instead of storing an empty entry", async () => {
+    const keyv = sqliteKeyv();
+    const store = keyvCache(keyv);
+    for (const value of [undefined, () => 1, Symbol("s")]) {
+      await expect(store.set("k", value)).rejects.toBeInstanceOf(CacheArgumentError);
+    }
+    expect(await keyv.store.get("keyv:k")).toBeUndefined();
+  });
+
+  it("fromCache reports a broken value as record-rejected and refills it from the source", async () => {
+    const keyv = sqliteKeyv();
+    const store = keyvCache(keyv);
+    await keyv.store.set("keyv:creds", JSON.stringify({ accessKeyId: "AKIA", secretAccessKey: SECRET }));
+    const events: CacheEvent[] = [];
+    let calls = 0;
+    const provider = fromCache({
+      provider: async () => {
+        calls += 1;
+        return {
+          accessKeyId: "ASIAKEYVTEST00000001",
+          secretAccessKey: "s",
+          expiration: new Date(Date.now() + 3_600_000),
+        };
+      },
+      cache: store,
+      key: "creds",
+      proactiveRefresh: false,
+      onEvent: (event) => events.push(event),
+    });
+    try {
+      expect((await provider()).accessKeyId).toBe("ASIAKEYVTEST00000001");
+    } finally {
+      provider.close();
+    }
+    expect(calls).toBe(1);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: "record-rejected", reason: "not-an-envelope" }),
+    );
+    expect(events.filter((event) => event.type === "cache-error")).toEqual([]);
+    expect(JSON.stringify(events)).not.toContain(SECRET);
+    expect(await store.get("creds"), "the source's answer was stored").toMatchObject({
+      accessKeyId: "ASIAKEYVTEST00000001",
+    });
+  });
+});
+
+/** An object JSON.stringify throws on. */
+function circular(): object {
+  const value: { self?: unknown } = {};
+  value.self = value;
+  return value;
+}
+
 describe("keyvCache: bad input and failing stores", () => {
+  it("describes options JSON.stringify cannot show (BigInt, cycles) in a CacheConfigError", () => {
+    const keyv = new Keyv();
+    expect(() => keyvCache(keyv, { namespace: 1n as never })).toThrow(/"namespace" must be .*got 1n/);
+    expect(() => keyvCache(keyv, { namespace: circular() as never })).toThrow(CacheConfigError);
+    expect(() => redisLock({} as never, { namespace: 1n as never })).toThrow(CacheConfigError);
+    expect(() => redisLock({} as never, { namespace: circular() as never })).toThrow(/got an object/);
+    const long = Symbol("x".repeat(10_000));
+    const error = (() => {
+      try {
+        redisLock({} as never, { namespace: long as never });
+      } catch (caught) {
+        return caught as Error;
+      }
+    })();
+    expect(error).toBeInstanceOf(CacheConfigError);
+    expect(error!.message.length, "a long value is cut short").toBeLessThan(200);
+  });
+
   it("rejects something that is not a Keyv, and malformed options, with CacheConfigError", () => {
     for (const keyv of [undefined, null, {}, "redis://x", { get() {}, set() {} }]) {
       expect(() => keyvCache(keyv as never)).toThrow(CacheConfigError);
@@ -278,6 +448,27 @@ describe("createRedisCache: configuration", () => {
       [{ url: "redis://127.0.0.1:6379", namespace: "" }, /"namespace"/],
       [{ url: "redis://127.0.0.1:6379", lock: "yes" }, /"lock" must be true or false/],
       [{ url: "redis://127.0.0.1:6379", connectTimeoutMs: 0 }, /"connectTimeoutMs"/],
+      // What node-redis rejects only inside new KeyvRedis, with a bare TypeError or URIError.
+      [{ url: "redis://user:hunter2pw@127.0.0.1:6379/0%zz" }, /path of "url" must be a database number/],
+      [{ url: "redis://user:hunter2pw@127.0.0.1:6379/abc" }, /path of "url" must be a database number/],
+      [{ url: "redis://user:hunter2pw@127.0.0.1:6379/1.5" }, /path of "url" must be a database number/],
+      [{ url: "redis://user:hunter2pw@127.0.0.1:6379/0/1" }, /path of "url" must be a database number/],
+      [{ url: "redis://user:hunter2pw%zz@127.0.0.1:6379/0" }, /must be percent-encoded/],
+      [{ url: "rediss://default:hunter2pw@" }, /does not parse/],
+      [{ url: "redis://" }, /must name a host/],
+      // An unencoded "#", "?", "/" or "@" in the password: where the user info ends is a guess.
+      [{ url: "redis://user:hunter2pw#x@127.0.0.1:6379/0" }, /does not parse.*%23/],
+      [{ url: "redis://user:hunter2pw?x@127.0.0.1:6379/0" }, /does not parse/],
+      [{ url: "redis://user:123/hunter2pw@127.0.0.1:6379/0" }, /must be percent-encoded/],
+      // These parse, as host "hunter2pw" or "user": node-redis would look the password up as a host.
+      [{ url: "redis://hunter2pw#x@127.0.0.1:6379" }, /must be percent-encoded.*%23/],
+      [{ url: "redis://hunter2pw?x@127.0.0.1:6379" }, /must be percent-encoded.*%3F/],
+      [{ url: "redis://user:123?hunter2pw@127.0.0.1:6379" }, /must be percent-encoded/],
+      [{ url: "redis://user:hunter2pw@x@127.0.0.1:6379/zz" }, /got "redis:\/\/\*\*\*@127\.0\.0\.1:6379\/zz"/],
+      // Values JSON.stringify throws on: still a CacheConfigError, not a raw TypeError.
+      [{ url: "redis://127.0.0.1:6379", namespace: 1n }, /"namespace" must be a non-empty string, got 1n/],
+      [{ url: "redis://127.0.0.1:6379", lock: circular() }, /"lock" must be true or false, got an object/],
+      [{ url: "redis://127.0.0.1:6379", connectTimeoutMs: 10n }, /"connectTimeoutMs".*got 10n/],
     ];
     for (const [options, message] of attempts) {
       const error = await createRedisCache(options as never).then(
@@ -288,6 +479,13 @@ describe("createRedisCache: configuration", () => {
       expect(error!.message).toMatch(message);
       expect(error!.message).not.toContain("hunter2pw");
       expect(String((error as Error & { cause?: unknown }).cause ?? "")).not.toContain("hunter2pw");
+    }
+  });
+
+  it("accepts a database number in the path, or none", async () => {
+    for (const url of ["redis://127.0.0.1:6379", "redis://127.0.0.1:6379/", "redis://127.0.0.1:6379/15"]) {
+      const store = await createRedisCache({ url, namespace: "config-only" });
+      await store.close?.(); // nothing connected: construction only
     }
   });
 

@@ -271,6 +271,44 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
     }
   });
 
+  it("a value in the namespace that is not a Keyv entry is removed and rejected, not a silent miss", async () => {
+    const store = await redisStore("broken");
+    const broken: Array<[string, string]> = [
+      ["{}", "not-an-envelope"],
+      ["[]", "not-an-envelope"],
+      ["-1", "not-an-envelope"],
+      ["1e999", "not-an-envelope"],
+      ['{"a":{"secretAccessKey":"hunter2secret"}}', "not-an-envelope"],
+      ['{"secretAccessKey":"hunter2secret"', "unparseable"],
+    ];
+    for (const [stored, reason] of broken) {
+      await raw.set(`${RUN}-broken::k`, stored);
+      const error = await store.get("k").catch((e: unknown) => e);
+      expect(error, stored).toMatchObject({ name: "CacheRecordError", reason });
+      expect((error as Error).message).not.toContain("hunter2secret");
+      expect(await raw.exists(`${RUN}-broken::k`), stored).toBe(0);
+    }
+  });
+
+  it("a hit is a single GET on the wire", async () => {
+    const store = await redisStore("one-get");
+    await store.set("k", { v: 1 }, 60);
+    const key = `${RUN}-one-get::k`;
+    const monitor = await rawRedis();
+    const seen: string[] = [];
+    await monitor.monitor((line) => seen.push(line));
+    const sentinel = `${RUN}-one-get-sentinel`;
+    try {
+      expect(await store.get("k")).toEqual({ v: 1 });
+      await raw.get(sentinel);
+      // MONITOR lines arrive in order: once the sentinel is seen, the hit's commands were too.
+      while (!seen.some((line) => line.includes(sentinel))) await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      monitor.destroy();
+    }
+    expect(seen.filter((line) => line.includes(key)).map((line) => line.split(" ")[3])).toEqual(['"GET"']);
+  });
+
   it("fromCache shares one source call between processes' providers through Redis", async () => {
     const namespace = "shared";
     const sourceCalls: number[] = [];

@@ -14,7 +14,8 @@ import { LRUCache } from "lru-cache";
 export interface MemoryCacheOptions {
   /**
    * The most entries kept; the least recently used one is evicted (and its secrets
-   * dropped) to make room. A positive integer.
+   * dropped) to make room. A positive integer, at most 1,000,000 (lru-cache allocates
+   * room for `max` entries up front).
    * @default 100
    */
   max?: number;
@@ -89,11 +90,38 @@ function blank(entry: Entry): void {
   entry.value = undefined;
 }
 
+/**
+ * Largest `max`: lru-cache allocates arrays of `max` slots up front, so 1e9 ends the
+ * process with an out-of-memory crash no caller can catch (and 2^32 with a RangeError).
+ * A million is far beyond the few keys a process uses.
+ */
+const MAX_ENTRIES_LIMIT = 1_000_000;
+
+/** An option's value for an error message; never throws (BigInt, cycles, hostile toString). */
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  const type = typeof value;
+  if (type === "object") return "an object";
+  if (type === "function") return "a function";
+  let text: string;
+  try {
+    text =
+      type === "string"
+        ? JSON.stringify((value as string).slice(0, 60))
+        : type === "bigint"
+          ? `${String(value)}n`
+          : String(value);
+  } catch {
+    return type;
+  }
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
 function checkMax(max: unknown): number {
   if (max === undefined) return DEFAULT_MAX;
-  if (typeof max !== "number" || !Number.isInteger(max) || max <= 0) {
+  if (typeof max !== "number" || !Number.isInteger(max) || max <= 0 || max > MAX_ENTRIES_LIMIT) {
     throw new CacheConfigError(
-      `memoryCache: "max" must be a positive integer (the most entries to keep), got ${JSON.stringify(max) ?? String(max)}; omit it for the default of ${DEFAULT_MAX}`,
+      `memoryCache: "max" must be a positive integer of at most ${MAX_ENTRIES_LIMIT} (the most entries to keep), got ${describeValue(max)}; omit it for the default of ${DEFAULT_MAX}`,
     );
   }
   return max;
@@ -120,7 +148,7 @@ function checkClock(clock: unknown): Clock | undefined {
  * the store of a test. To share credentials between processes use `@credcache/fs`,
  * `@credcache/sqlite` or `@credcache/keyv`.
  *
- * @throws {CacheConfigError} `max` is not a positive integer, or `clock` has no `now()`.
+ * @throws {CacheConfigError} `max` is not a positive integer up to 1,000,000, or `clock` has no `now()`.
  *
  * @example
  * ```ts

@@ -90,6 +90,35 @@ describe("memoryCache: bad input", () => {
     expect(() => memoryCache({ clock: {} as never })).toThrow(CacheConfigError);
   });
 
+  it("caps max at 1,000,000 with CacheConfigError instead of an out-of-memory crash", async () => {
+    // 1e9 and 2^31 made lru-cache allocate gigabytes up front (an uncatchable OOM);
+    // 2^32 and above gave a raw RangeError.
+    for (const max of [1_000_001, 1e9, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER, 1e300]) {
+      expect(() => memoryCache({ max }), `max=${max}`).toThrow(
+        /"max" must be a positive integer of at most 1000000 .*got /,
+      );
+    }
+    const largest = memoryCache({ max: 1_000_000 });
+    await largest.set("k", record());
+    expect(await largest.get("k")).toEqual(record());
+  });
+
+  it("describes a max JSON.stringify cannot show (BigInt, cycles) in a CacheConfigError", () => {
+    const cycle: { self?: unknown } = {};
+    cycle.self = cycle;
+    const cases: Array<[unknown, RegExp]> = [
+      [10n, /got 10n;/],
+      [cycle, /got an object;/],
+      [Symbol("s"), /got Symbol\(s\);/],
+      [Object.create(null), /got an object;/],
+      ["x".repeat(10_000), /got "x{10,60}\.\.\.;/],
+    ];
+    for (const [max, message] of cases) {
+      expect(() => memoryCache({ max: max as number }), String(message)).toThrow(CacheConfigError);
+      expect(() => memoryCache({ max: max as number })).toThrow(message);
+    }
+  });
+
   it("rejects bad keys, TTLs and values with CacheArgumentError and loses nothing", async () => {
     const store = memoryCache();
     await store.set("k", record());
