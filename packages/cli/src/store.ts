@@ -47,12 +47,19 @@ export async function storeCall<T>(what: string, run: () => Promise<T> | T): Pro
     ]);
   } catch (error) {
     if (error instanceof CommandFailedError) throw error;
+    // Garbage under one key (the store removed it): the caller reports it in place.
+    if (isRejectedRecord(error)) throw error;
     // A store that refuses to work (unsafe directory, unopenable database) is a setup problem.
     if (exitCodeOf(error) === 2) throw new UsageError(`${what}: ${messageOf(error)}`);
     throw new CommandFailedError(`${what}: ${messageOf(error)}`);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** A store's `get` refused what it found under a key (core's `CacheRecordError`). */
+export function isRejectedRecord(error: unknown): error is Error & { reason: string } {
+  return (error as { code?: unknown } | undefined)?.code === "ERR_CREDCACHE_RECORD";
 }
 
 /** The store named by the spec. Config errors keep their core error code (exit 2). */

@@ -1,8 +1,9 @@
+import { writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { truncateAccessKeyId } from "@credcache/core";
-import { fileCache } from "@credcache/fs";
+import { entryFileName, fileCache } from "@credcache/fs";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { sqliteCache } from "@credcache/sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -94,6 +95,26 @@ describe.each(["file", "sqlite"] as const)("inspect, clear and prune on a %s sto
     const { entries } = JSON.parse(run.stdout);
     expect(entries).toContainEqual({ key: "garbage", status: "invalid", reason: "wrong-version" });
     expect(entries).toContainEqual({ key: "absent", status: "missing" });
+  });
+
+  it("a corrupt entry file is shown as invalid and removed; clear counts it as present", async () => {
+    if (kind !== "file") return;
+    const dir = freshDir();
+    const store = fileCache({ dir });
+    await store.set("broken", { v: 1 }, 0);
+    writeFileSync(join(dir, entryFileName("broken")), "{torn", { mode: 0o600 });
+    const cache = pathToFileURL(dir).href;
+    const inspected = await cli.run(["inspect", "--cache", cache, "--key", "broken", "--json"]);
+    expect(inspected.code).toBe(0);
+    expect(JSON.parse(inspected.stdout).entries).toContainEqual({
+      key: "broken",
+      status: "invalid",
+      reason: "unparseable, removed",
+    });
+    writeFileSync(join(dir, entryFileName("broken")), "{torn", { mode: 0o600 });
+    const cleared = await cli.run(["clear", "--cache", cache, "broken"]);
+    expect(cleared.code).toBe(0);
+    expect(cleared.stdout).toContain("removed broken");
   });
 
   it("clear --source imds removes the entry; the next process fetches again", async () => {

@@ -2,7 +2,7 @@ import { parseArgs } from "../args.js";
 import { UsageError } from "../errors.js";
 import type { CommandIo } from "../io.js";
 import { wellKnownKeys } from "../sources.js";
-import { listKeys, storeCall } from "../store.js";
+import { isRejectedRecord, listKeys, storeCall } from "../store.js";
 import { requestedKeys, STORE_FLAGS, withStore } from "./shared.js";
 
 const FLAGS = { ...STORE_FLAGS, source: "strings", help: "boolean" } as const;
@@ -18,7 +18,14 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
   return withStore(flags, io, async (store, spec) => {
     if (named.length > 0) {
       for (const key of named) {
-        const present = (await storeCall(`reading "${key}"`, () => store.get(key))) !== undefined;
+        // A broken entry counts as present: reading it removed it.
+        const present = await storeCall(`reading "${key}"`, () => store.get(key)).then(
+          (value) => value !== undefined,
+          (error) => {
+            if (isRejectedRecord(error)) return true;
+            throw error;
+          },
+        );
         await storeCall(`removing "${key}"`, () => store.remove(key));
         io.stdout.write(present ? `removed ${key}\n` : `not cached: ${key}\n`);
       }

@@ -4,7 +4,7 @@ import { CommandFailedError, UsageError } from "../errors.js";
 import { formatDuration, formatTable } from "../format.js";
 import type { CommandIo } from "../io.js";
 import { wellKnownKeys } from "../sources.js";
-import { collectKeys, storeCall } from "../store.js";
+import { collectKeys, isRejectedRecord, storeCall } from "../store.js";
 import { requestedKeys, STORE_FLAGS, withStore } from "./shared.js";
 
 const FLAGS = {
@@ -57,6 +57,10 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
       try {
         value = await storeCall(`reading "${key}"`, () => store.get(key));
       } catch (error) {
+        if (isRejectedRecord(error)) {
+          entries.push({ key, status: "invalid", reason: `${error.reason}, removed` });
+          continue;
+        }
         // One unreadable entry is reported in place; a store that refuses to work ends the command.
         if (!(error instanceof CommandFailedError)) throw error;
         entries.push({ key, status: "error", error: error.message });
