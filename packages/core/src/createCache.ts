@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { encryptedCache } from "./encryptedCache.js";
 import { CacheConfigError, MissingAdapterError } from "./errors.js";
+import { describeValue } from "./redact.js";
 import type { CredentialCache } from "./types.js";
 
 /** Options every driver accepts. */
@@ -73,23 +74,14 @@ const URL_HELP =
 
 /**
  * Hides the credentials of a URL before it goes into an error message: everything
- * between the scheme and the last `@` of the authority (a password may itself hold `@`).
+ * between the scheme and the last `@`. A password may hold `@`, `#`, `?` or `/`
+ * unencoded, so no URL parser can be trusted to find where it ends.
  */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:(?:\/\/)?)([^/?#]*)@/i, (_match, scheme: string, auth: string) => {
-    const colon = auth.indexOf(":");
-    return colon === -1 ? `${scheme}***@` : `${scheme}${auth.slice(0, colon)}:***@`;
-  });
-}
-
-/** Shows a config value in an error message without ever throwing (BigInt, cycles, ...). */
-export function describeValue(value: unknown): string {
-  try {
-    const text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
-    return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-  } catch {
-    return typeof value;
-  }
+  const at = url.lastIndexOf("@");
+  if (at === -1) return url;
+  const scheme = /^[a-z][a-z0-9+.-]*:(?:\/\/)?/i.exec(url)?.[0] ?? "";
+  return `${scheme}***@${url.slice(at + 1)}`;
 }
 
 /** Largest `max` the memory driver accepts: lru-cache allocates its slots up front. */

@@ -54,10 +54,12 @@ describe("parseCacheUrl", () => {
       message = (error as Error).message;
     }
     expect(message).not.toContain("hunter2secret");
-    expect(redactUrl("redis://u:pw@h:1")).toBe("redis://u:***@h:1");
-    // A password holding "@", and a URL without "//".
-    expect(redactUrl("redis://:p@ss@h:1/0")).toBe("redis://:***@h:1/0");
-    expect(redactUrl("redis:user:pw@host")).toBe("redis:user:***@host");
+    expect(redactUrl("redis://u:pw@h:1")).toBe("redis://***@h:1");
+    // A password holding "@", "#", "?" or "/", and a URL without "//".
+    expect(redactUrl("redis://:p@ss@h:1/0")).toBe("redis://***@h:1/0");
+    expect(redactUrl("redis://:p#s?s/w@h:1")).toBe("redis://***@h:1");
+    expect(redactUrl("redis:user:pw@host")).toBe("redis:***@host");
+    expect(redactUrl("redis://h:1/0")).toBe("redis://h:1/0");
     // Node's URL error quotes its input: the config error must not carry it as a cause.
     let caught: unknown;
     try {

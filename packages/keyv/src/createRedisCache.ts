@@ -1,5 +1,4 @@
-import { CacheConfigError, type CredentialCache, MissingAdapterError } from "@credcache/core";
-import { describeValue } from "./describeValue.js";
+import { CacheConfigError, type CredentialCache, describeValue, MissingAdapterError } from "@credcache/core";
 import { keyvCache } from "./keyvCache.js";
 import { redisLock } from "./redisLock.js";
 import type { RedisCacheOptions } from "./types.js";

@@ -7,10 +7,10 @@ import {
   CacheRecordError,
   CacheUnavailableError,
   type CredentialCache,
+  describeValue,
   expiresAtFromTtl,
   MAX_KEY_LENGTH,
 } from "@credcache/core";
-import { describeValue } from "./describeValue.js";
 import type { KeyvCacheOptions, KeyvLike } from "./types.js";
 
 /** Where `redisLock` keeps its locks. A store whose adapter lists a whole Redis database sees them. */

@@ -1,5 +1,4 @@
-import { CacheConfigError, type CacheLock, newLockToken } from "@credcache/core";
-import { describeValue } from "./describeValue.js";
+import { CacheConfigError, type CacheLock, describeValue, newLockToken } from "@credcache/core";
 import type {
   IoRedisClient,
   LockProvider,

@@ -6,7 +6,9 @@ import {
   type CacheLock,
   type Clock,
   type CredentialCache,
+  describeValue,
   expiresAtFromTtl,
+  MAX_MEMORY_ENTRIES,
 } from "@credcache/core";
 import { LRUCache } from "lru-cache";
 
@@ -95,27 +97,7 @@ function blank(entry: Entry): void {
  * process with an out-of-memory crash no caller can catch (and 2^32 with a RangeError).
  * A million is far beyond the few keys a process uses.
  */
-const MAX_ENTRIES_LIMIT = 1_000_000;
-
-/** An option's value for an error message; never throws (BigInt, cycles, hostile toString). */
-function describeValue(value: unknown): string {
-  if (value === null || value === undefined) return String(value);
-  const type = typeof value;
-  if (type === "object") return "an object";
-  if (type === "function") return "a function";
-  let text: string;
-  try {
-    text =
-      type === "string"
-        ? JSON.stringify((value as string).slice(0, 60))
-        : type === "bigint"
-          ? `${String(value)}n`
-          : String(value);
-  } catch {
-    return type;
-  }
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
-}
+const MAX_ENTRIES_LIMIT = MAX_MEMORY_ENTRIES;
 
 function checkMax(max: unknown): number {
   if (max === undefined) return DEFAULT_MAX;
