@@ -207,7 +207,12 @@ for (const [label, { spec, where }] of Object.entries(specs)) {
       const key = `enc-rotate-${g.runId}`;
       const a = await resolveThrough(sealed, key);
       const otherOnly = encryptedCache(inner, { keys: [KEY_B] });
-      expect((await otherOnly.get(key)) === undefined, "a store with another key decrypted the record");
+      // Refused: get() rejects with CacheRecordError (fromCache turns that into a reported miss).
+      const refused = await otherOnly.get(key).then(
+        (value) => value === undefined,
+        (error) => error?.code === "ERR_CREDCACHE_RECORD",
+      );
+      expect(refused, "a store with another key decrypted the record");
       const rotated = encryptedCache(inner, { keys: [KEY_B, KEY_A] });
       const got = await rotated.get(key);
       expect(

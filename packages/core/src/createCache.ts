@@ -173,7 +173,9 @@ export function parseCacheUrl(input: string): StoreConfig {
         );
       }
       if (url.username || url.password) {
-        throw new CacheConfigError(`"${redactUrl(text)}": a sqlite URL takes no user or password`);
+        throw new CacheConfigError(
+          `"${redactUrl(text)}": a sqlite URL takes no user or password, e.g. sqlite:///var/cache/credcache.db`,
+        );
       }
       if (path === "" || path === "/" || path.endsWith("/")) {
         throw new CacheConfigError(

@@ -23,7 +23,7 @@ const MINUTE = 60_000;
 export const DEFAULT_CACHE_KEY = "aws_cached_credentials";
 /** The SDK client re-calls its credential provider when this much time is left. */
 const SDK_REFRESH_WINDOW_MS = 5 * MINUTE;
-/** How long past expiry a record stays in the store when `staleIfError` is on. */
+/** How long past expiry a record stays in the store, for static stability in new processes. */
 const STALE_KEEP_MS = 60 * MINUTE;
 /** setTimeout's longest delay; beyond it the proactive refresh timer is not set. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -418,9 +418,9 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
 
   async function writeStore(record: CacheRecord): Promise<void> {
     if (!cache) return;
-    // With staleIfError the record outlives its expiry, so that a process started during
-    // an outage still has something to extend; it is never served as valid.
-    const keepMs = staleIfError ? STALE_KEEP_MS : 0;
+    // The record outlives its expiry, so that a process started during an outage (with
+    // staleIfError) still has something to extend; it is never served as valid.
+    const keepMs = STALE_KEEP_MS;
     const ttlSeconds =
       record.expiration === undefined
         ? 0

@@ -176,13 +176,13 @@ describe("fromCache: the refresh model", () => {
     expect(store.data.get("k")?.expiresAt).toBeUndefined();
   });
 
-  it("writes a plain-JSON v1 record with epoch-ms times and a TTL matching the expiry", async () => {
+  it("writes a plain-JSON v1 record with epoch-ms times, kept 1 h past expiry for static stability", async () => {
     const { provider, store, clock } = setup({ source: "test" });
     const got = await provider();
     const raw = JSON.parse(store.data.get("k")!.value);
     expect(raw).toMatchObject({ v: 1, accessKeyId: got.accessKeyId, cachedAt: clock.now(), source: "test" });
     expect(raw.expiration).toBe(got.expiration!.getTime());
-    expect(store.data.get("k")!.expiresAt).toBe(got.expiration!.getTime());
+    expect(store.data.get("k")!.expiresAt).toBe(got.expiration!.getTime() + 60 * MIN);
   });
 });
 
