@@ -444,7 +444,10 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
       // A lock that arrives after we gave up must still be released.
       pending.then((late) => late?.release()).catch(() => {});
       reportCacheError("acquireLock", error);
-      // The store cannot lock: behave as if there were no lock capability.
+      // A slow lock on a store that otherwise answers is contention (a loaded host, many
+      // processes): treat it as busy, so this caller waits for the holder instead of
+      // fetching too. A store that fails outright cannot lock: go on without a lock.
+      if (error instanceof CacheTimeoutError && !storeFailing) return undefined;
       return NO_LOCK;
     }
   }

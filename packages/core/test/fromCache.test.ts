@@ -431,6 +431,29 @@ describe("fromCache: locks", () => {
     expect(rec.of("lock-waited")[0]).toMatchObject({ outcome: "timeout" });
   });
 
+  it("a lock call that times out on a working store counts as busy: wait and adopt, do not fetch too", async () => {
+    const a = setup({ cacheTimeoutMs: 30 });
+    a.source.state.delayMs = 80;
+    const realAcquire = a.store.acquireLock!.bind(a.store);
+    let calls = 0;
+    // The first caller gets the lock; the second one's lock call hangs (a loaded host).
+    a.store.acquireLock = (key, opts) => (++calls === 1 ? realAcquire(key, opts) : new Promise(() => {}));
+    const b = fromCache({
+      provider: a.source.provider,
+      cache: a.store,
+      key: "k",
+      clock: a.clock,
+      cacheTimeoutMs: 30,
+      lockPollMs: 5,
+      proactiveRefresh: false,
+    });
+    const first = a.provider();
+    await new Promise((r) => setTimeout(r, 10));
+    const [x, y] = await Promise.all([first, b()]);
+    expect(y.accessKeyId).toBe(x.accessKeyId);
+    expect(a.source.state.calls).toBe(1);
+  });
+
   it("a dead holder's lease is taken over once it expires", async () => {
     const { provider, source, store, clock, rec } = setup({ lockTtlMs: 5_000 });
     store.locks.set("k", { token: -1, expiresAt: clock.now() - 1 });
