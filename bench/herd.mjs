@@ -1,0 +1,452 @@
+#!/usr/bin/env node
+// `pnpm bench:herd`: many processes resolve AWS credentials at once, per cache backend,
+// against the IMDS emulator.
+//
+// 1. Cold herd: 1, 8, 32 and 64 processes start at the same moment on an empty cache and
+//    each resolves credentials once. Counts IMDS credential fetches, time to first
+//    credential (from process start, node start-up included), peak RSS and failures, each
+//    also as a ratio to the SDK alone.
+// 2. Compressed rotation: credentials live 8 s (a new set from 1 s before expiry) and the
+//    refresh windows shrink to match (advisory 3 s, mandatory 2 s); 200 process starts
+//    spread over 60 s (about 8 rotations). Counts fetches against rotations.
+//
+// Writes bench/results/herd.md and docs/herd.svg.
+//
+//   node bench/herd.mjs [--counts 1,8,32,64] [--backends none,memory,file,sqlite,redis]
+//                       [--rotation-seconds 60] [--wave-size 4] [--wave-ms 1200] [--no-rotation] [--no-herd]
+//                       [--lifetime-ms 8000] [--lead-ms 1000] [--advisory-ms 3000] [--mandatory-ms 2000]
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, hostname, loadavg, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { startImdsEmulator } from "@credcache/imds-emulator";
+import { isRedisReachable } from "../examples/sqs-consumer/src/redisCheck.mjs";
+import { herdSvg, markdownTable } from "./herd-report.mjs";
+import { percentile } from "./measure.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..");
+const CHILD = join(here, "herd-child.mjs");
+
+const { values: flags } = parseArgs({
+  options: {
+    counts: { type: "string", default: "1,8,32,64" },
+    backends: { type: "string", default: "none,memory,file,sqlite,redis" },
+    "rotation-backends": { type: "string", default: "none,file,sqlite,redis" },
+    // 200 starts over 60 s: about 1.2 cores of process start-up, which a 2-core machine
+    // can carry; 8 every 150 ms would need 15 cores, and then load, not caching, is measured.
+    "rotation-seconds": { type: "string", default: "60" },
+    "wave-size": { type: "string", default: "4" },
+    "wave-ms": { type: "string", default: "1200" },
+    "no-rotation": { type: "boolean", default: false },
+    "no-herd": { type: "boolean", default: false },
+    "redis-url": { type: "string", default: "redis://127.0.0.1:6379" },
+    "lifetime-ms": { type: "string", default: "8000" },
+    "lead-ms": { type: "string", default: "1000" },
+    "advisory-ms": { type: "string", default: "3000" },
+    "mandatory-ms": { type: "string", default: "2000" },
+  },
+});
+const COUNTS = flags.counts.split(",").map(Number);
+/** Credential lifetime and refresh windows, compressed from hours and minutes to seconds. */
+const ROTATION = {
+  lifetimeMs: Number(flags["lifetime-ms"]),
+  leadMs: Number(flags["lead-ms"]),
+  advisoryRefreshMs: Number(flags["advisory-ms"]),
+  mandatoryRefreshMs: Number(flags["mandatory-ms"]),
+};
+
+const redisUp = await isRedisReachable(flags["redis-url"]);
+const scratch = mkdtempSync(join(tmpdir(), "credcache-herd-"));
+const runId = `${process.pid}-${Date.now().toString(36)}`;
+let runCounter = 0;
+/** Redis namespaces this run wrote to and the emulators whose keys they hold, cleaned up at the end. */
+const redisUrls = [];
+/** @type {Set<number>} */
+const imdsPorts = new Set();
+
+/** A fresh, empty store of each kind, per run. */
+function freshStore(/** @type {string} */ backend) {
+  const n = ++runCounter;
+  switch (backend) {
+    case "none":
+      return "none";
+    case "memory":
+      return "memory:";
+    case "file":
+      return `file://${join(scratch, `file-${n}`)}`;
+    case "sqlite":
+      return `sqlite://${join(scratch, `sqlite-${n}.db`)}`;
+    case "redis": {
+      const url = `${flags["redis-url"]}?namespace=credcache-herd-${runId}-${n}`;
+      redisUrls.push(url);
+      return url;
+    }
+    default:
+      throw new Error(`unknown backend "${backend}"`);
+  }
+}
+
+function pickBackends(/** @type {string} */ list) {
+  const names = list.split(",").map((b) => b.trim());
+  if (names.includes("redis") && !redisUp) {
+    console.log(`note: no Redis at ${flags["redis-url"]}; skipping keyv + redis (start one to include it)`);
+  }
+  return names.filter((b) => b !== "redis" || redisUp);
+}
+
+/**
+ * Starts one child; resolves with its report.
+ * @returns {Promise<{ code: number | null, report: any, stderr: string }>}
+ */
+function child(/** @type {Record<string, string>} */ env) {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [CHILD], {
+      cwd: root,
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout.setEncoding("utf8").on("data", (c) => {
+      stdout += c;
+    });
+    proc.stderr.setEncoding("utf8").on("data", (c) => {
+      if (stderr.length < 8_000) stderr += c;
+    });
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 120_000);
+    proc.on("close", (code) => {
+      clearTimeout(timer);
+      let report;
+      try {
+        report = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
+      } catch {
+        report = undefined;
+      }
+      resolve({ code, report, stderr });
+    });
+  });
+}
+
+const failed = (/** @type {{ code: number | null, report: any }} */ r) => r.code !== 0 || !r.report?.ok;
+
+/** Median wall time of `node -e 0`: the floor under any time to first credential. */
+function nodeStartFloor() {
+  const samples = [];
+  for (let i = 0; i < 7; i++) {
+    const t = performance.now();
+    spawnSync(process.execPath, ["-e", "0"]);
+    samples.push(performance.now() - t);
+  }
+  return percentile(samples, 50);
+}
+
+const fmtMs = (/** @type {number} */ ms) =>
+  Number.isFinite(ms) ? (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`) : "–";
+const fmtRatio = (/** @type {number} */ r) =>
+  Number.isFinite(r) ? `${r < 0.1 ? r.toFixed(3) : r.toFixed(2)}×` : "–";
+const pass = (/** @type {boolean} */ ok) => (ok ? "PASS" : "FAIL");
+
+/** Tallies the events children logged, e.g. { "refresh-start:advisory:bg": 3 }. */
+function tally(/** @type {any[]} */ reports, /** @type {(e: string) => boolean} */ keep) {
+  /** @type {Record<string, number>} */
+  const counts = {};
+  for (const r of reports) for (const e of r?.events ?? []) if (keep(e)) counts[e] = (counts[e] ?? 0) + 1;
+  return counts;
+}
+const fetchEvents = (/** @type {string} */ e) => e.startsWith("refresh-start");
+/** Lock waits that ran out and store errors: what makes a cached backend fetch more than once. */
+const lockEvents = (/** @type {string} */ e) =>
+  e.startsWith("lock-waited:timeout") || e.startsWith("cache-error");
+const showTally = (/** @type {Record<string, number>} */ t) =>
+  Object.entries(t)
+    .map(([k, v]) => `${k.replace("refresh-start:", "")} ${v}`)
+    .join(", ") || "–";
+
+const sections = [];
+const targets = [];
+const say = (/** @type {string} */ text = "") => {
+  console.log(text);
+  sections.push(text);
+};
+
+const started = Date.now();
+const floorMs = nodeStartFloor();
+const machine = `${cpus().length} × ${cpus()[0]?.model.trim() ?? "cpu"}, node ${process.version}, load average ${loadavg()
+  .map((l) => l.toFixed(1))
+  .join(" ")} at start`;
+say("# Herd benchmark");
+say("");
+say(`${machine}. Floor: \`node -e 0\` takes ${fmtMs(floorMs)} here (p50 of 7).`);
+say("");
+
+const imds = await startImdsEmulator();
+imdsPorts.add(imds.port);
+
+// ---- 1. cold herd ----
+/** @type {Map<string, Map<number, any>>} */
+const herd = new Map();
+if (!flags["no-herd"]) {
+  const backends = pickBackends(flags.backends);
+  for (const n of COUNTS) {
+    // Backends take turns at each size, so a noisy neighbour slows them alike.
+    for (const backend of backends) {
+      process.stderr.write(`cold herd: ${n} × ${backend}...\n`);
+      imds.resetStats();
+      const store = freshStore(backend);
+      const results = await Promise.all(
+        Array.from({ length: n }, () =>
+          child({ HERD_CACHE_URL: store, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url }),
+        ),
+      );
+      const ok = results.filter((r) => !failed(r)).map((r) => r.report);
+      const ttfc = ok.map((r) => r.ttfcMs);
+      const row = {
+        fetches: imds.stats.credentialFetches,
+        p50: percentile(ttfc, 50),
+        p99: percentile(ttfc, 99),
+        rssKiB: Math.max(0, ...results.map((r) => r.report?.maxRssKiB ?? 0)),
+        failures: results.filter(failed).length,
+        errors: results.filter(failed).map((r) => r.report?.error ?? r.stderr.slice(0, 200)),
+        fetchReasons: tally(
+          results.map((r) => r.report),
+          fetchEvents,
+        ),
+        lockTrouble: tally(
+          results.map((r) => r.report),
+          lockEvents,
+        ),
+        load: loadavg()[0] ?? 0,
+      };
+      if (!herd.has(backend)) herd.set(backend, new Map());
+      herd.get(backend)?.set(n, row);
+    }
+  }
+
+  say("## Cold herd: N processes start at once on an empty cache, each resolves once");
+  say("");
+  say(
+    "Fetches are credential documents the IMDS emulator served. Time to first credential is measured in each process from its start " +
+      "(`performance.timeOrigin`), so node start-up and module loading count. Ratios are to `none` (the SDK alone) at the same N.",
+  );
+  say("");
+  const rows = [];
+  for (const n of COUNTS) {
+    const base = herd.get("none")?.get(n);
+    for (const [backend, byCount] of herd) {
+      const r = byCount.get(n);
+      const ratio = (/** @type {number} */ v, /** @type {number | undefined} */ b) =>
+        base && backend !== "none" && b ? ` (${fmtRatio(v / b)})` : "";
+      rows.push([
+        backend === "redis" ? "keyv + redis" : backend,
+        String(n),
+        `${r.fetches}${ratio(r.fetches, base?.fetches)}`,
+        `${fmtMs(r.p50)}${ratio(r.p50, base?.p50)}`,
+        `${fmtMs(r.p99)}${ratio(r.p99, base?.p99)}`,
+        `${(r.rssKiB / 1024).toFixed(1)} MiB${ratio(r.rssKiB, base?.rssKiB)}`,
+        String(r.failures),
+      ]);
+    }
+  }
+  say(
+    markdownTable(
+      ["backend", "processes", "source fetches", "first credential p50", "p99", "peak RSS", "failures"],
+      rows,
+    ),
+  );
+  say("");
+  for (const [backend, byCount] of herd) {
+    for (const [n, r] of byCount) {
+      if (r.errors.length)
+        say(`- ${backend} × ${n}: failures: ${[...new Set(r.errors)].slice(0, 3).join(" / ")}`);
+      if (backend !== "none" && backend !== "memory" && r.fetches > 1) {
+        say(
+          `- ${backend} × ${n}: ${r.fetches} fetches; fetch reasons: ${showTally(r.fetchReasons)}; ` +
+            `lock and store trouble: ${showTally(r.lockTrouble)} (load average ${r.load.toFixed(1)} when it ended)`,
+        );
+      }
+    }
+  }
+  const largest = Math.max(...COUNTS);
+  for (const backend of ["file", "sqlite"]) {
+    const r = herd.get(backend)?.get(largest);
+    if (!r) continue;
+    targets.push({
+      what: `cold herd of ${largest}, ${backend}: exactly 1 fetch`,
+      ok: r.fetches === 1,
+      got: `${r.fetches} fetch${r.fetches === 1 ? "" : "es"}${r.fetches === 1 ? "" : ` (${showTally(r.fetchReasons)})`}`,
+    });
+  }
+  const herdFailures = [...herd.values()].flatMap((m) => [...m.values()]).reduce((s, r) => s + r.failures, 0);
+  targets.push({
+    what: "cold herd: no process fails",
+    ok: herdFailures === 0,
+    got: `${herdFailures} failed`,
+  });
+
+  const subtitle = `${machine}; node -e 0 = ${fmtMs(floorMs)}`;
+  const svg = herdSvg(
+    COUNTS,
+    [...herd].map(([backend, byCount]) => ({
+      backend,
+      fetches: COUNTS.map((n) => byCount.get(n)?.fetches ?? Number.NaN),
+      p99: COUNTS.map((n) => byCount.get(n)?.p99 ?? Number.NaN),
+    })),
+    subtitle,
+  );
+  mkdirSync(join(root, "docs"), { recursive: true });
+  writeFileSync(join(root, "docs", "herd.svg"), svg);
+}
+await imds.close();
+
+// ---- 2. compressed rotation ----
+if (!flags["no-rotation"]) {
+  const seconds = Number(flags["rotation-seconds"]);
+  const waveSize = Number(flags["wave-size"]);
+  const waveMs = Number(flags["wave-ms"]);
+  const waves = Math.floor((seconds * 1000) / waveMs);
+  const rotationRows = [];
+  for (const backend of pickBackends(flags["rotation-backends"])) {
+    process.stderr.write(`rotation: ${backend}, ${waves} waves of ${waveSize} over ${seconds} s...\n`);
+    const emulator = await startImdsEmulator({ lifetimeMs: ROTATION.lifetimeMs, leadMs: ROTATION.leadMs });
+    imdsPorts.add(emulator.port);
+    const store = freshStore(backend);
+    // Observe the emulator's sets as EC2 would rotate them, whether or not anyone asks.
+    const sets = new Set([emulator.currentCredentials().accessKeyId]);
+    const watch = setInterval(() => sets.add(emulator.currentCredentials().accessKeyId), 100);
+    const env = {
+      HERD_CACHE_URL: store,
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url,
+      CREDCACHE_ADVISORY_REFRESH_MS: String(ROTATION.advisoryRefreshMs),
+      CREDCACHE_MANDATORY_REFRESH_MS: String(ROTATION.mandatoryRefreshMs),
+    };
+    const pending = [];
+    const t0 = performance.now();
+    for (let w = 0; w < waves; w++) {
+      const due = t0 + w * waveMs;
+      await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
+      for (let i = 0; i < waveSize; i++) pending.push(child(env));
+    }
+    const results = await Promise.all(pending);
+    clearInterval(watch);
+    sets.add(emulator.currentCredentials().accessKeyId);
+    const elapsed = (performance.now() - t0) / 1000;
+    const stats = emulator.stats;
+    await emulator.close();
+    const ok = results.filter((r) => !failed(r)).map((r) => r.report);
+    const row = {
+      backend,
+      starts: results.length,
+      elapsed,
+      rotations: sets.size,
+      setsServed: stats.credentialSets,
+      fetches: stats.credentialFetches,
+      failures: results.filter(failed).length,
+      expired: results.filter((r) => r.report?.expiredOnArrival).length,
+      p50: percentile(
+        ok.map((r) => r.ttfcMs),
+        50,
+      ),
+      p99: percentile(
+        ok.map((r) => r.ttfcMs),
+        99,
+      ),
+      reasons: tally(
+        results.map((r) => r.report),
+        fetchEvents,
+      ),
+      lockWaits: tally(
+        results.map((r) => r.report),
+        lockEvents,
+      ),
+      errors: results.filter(failed).map((r) => r.report?.error ?? r.stderr.slice(0, 200)),
+    };
+    rotationRows.push(row);
+    if (backend !== "none") {
+      targets.push({
+        what: `rotation run, ${backend === "redis" ? "keyv + redis" : backend}: fetches ≤ rotations + 1`,
+        ok: row.fetches <= row.rotations + 1,
+        got: `${row.fetches} fetches, ${row.rotations} rotations`,
+      });
+    }
+    targets.push({
+      what: `rotation run, ${backend === "redis" ? "keyv + redis" : backend}: no process fails`,
+      ok: row.failures === 0,
+      got: `${row.failures} failed${row.expired ? `, ${row.expired} got expired credentials` : ""}`,
+    });
+  }
+
+  say("## Compressed rotation");
+  say("");
+  say(
+    `Credentials live ${ROTATION.lifetimeMs / 1000} s and the emulator serves a new set from ${ROTATION.leadMs / 1000} s before expiry; ` +
+      `children refresh with advisoryRefreshMs ${ROTATION.advisoryRefreshMs} and mandatoryRefreshMs ${ROTATION.mandatoryRefreshMs} ` +
+      `(other fromCache options at their defaults). ${waves} waves of ${waveSize} processes, one wave every ${waveMs} ms. ` +
+      "Rotations = credential sets the emulator issued during the run (watched every 100 ms). " +
+      "Fetch reasons tally the refresh-start events the children reported.",
+  );
+  say("");
+  say(
+    markdownTable(
+      [
+        "backend",
+        "process starts",
+        "seconds",
+        "rotations",
+        "source fetches",
+        "fetch reasons",
+        "first credential p50",
+        "p99",
+        "failures",
+      ],
+      rotationRows.map((r) => [
+        r.backend === "redis" ? "keyv + redis" : r.backend,
+        String(r.starts),
+        r.elapsed.toFixed(1),
+        String(r.rotations),
+        String(r.fetches),
+        r.backend === "none" ? "(every process)" : showTally(r.reasons),
+        fmtMs(r.p50),
+        fmtMs(r.p99),
+        String(r.failures),
+      ]),
+    ),
+  );
+  say("");
+  for (const r of rotationRows) {
+    const waits = showTally(r.lockWaits);
+    if (waits !== "–") say(`- ${r.backend}: lock waits and cache errors: ${waits}`);
+    if (r.errors.length) say(`- ${r.backend}: failures: ${[...new Set(r.errors)].slice(0, 3).join(" / ")}`);
+  }
+}
+
+// ---- targets ----
+say("");
+say("## Targets");
+say("");
+for (const t of targets) say(`- ${pass(t.ok)} ${t.what}: ${t.got}`);
+say("");
+say(
+  `Total run time ${((Date.now() - started) / 1000).toFixed(0)} s; load average ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")} at the end (the machine is shared: read times as ratios, not absolutes).`,
+);
+
+mkdirSync(join(here, "results"), { recursive: true });
+writeFileSync(join(here, "results", "herd.md"), `${sections.join("\n")}\n`);
+console.log(`\nwrote bench/results/herd.md${flags["no-herd"] ? "" : " and docs/herd.svg"}`);
+
+// ---- clean up ----
+if (redisUrls.length) {
+  const core = await import("@credcache/core");
+  for (const url of redisUrls) {
+    const cache = await core.createCache(url);
+    // Lock keys expire on their own (PX); the records are keyed by emulator URL and host.
+    for (const port of imdsPorts)
+      await cache.remove(`imds:http://127.0.0.1:${port}:${hostname()}`).catch(() => {});
+    await cache.close?.();
+  }
+}
+rmSync(scratch, { recursive: true, force: true });
