@@ -111,7 +111,8 @@ export function encryptedCache(inner: CredentialCache, options: EncryptedCacheOp
   const wrapped: CredentialCache = {
     async get(key) {
       const value = await inner.get(key);
-      if (value === undefined || value === null) return undefined;
+      if (value === undefined) return undefined;
+      // Even null: this decorator never writes it, so it is garbage, not a miss.
       if (!isSealed(value)) return reject(key, "not an encrypted record");
       return open(key, value);
     },

@@ -84,6 +84,8 @@ describe("encryptedCache", () => {
     const { store } = setup();
     await store.set("k", { v: 1, accessKeyId: "A", secretAccessKey: "B", cachedAt: 1 });
     await expect(encryptedCache(store, { keys: [keyA] }).get("k")).rejects.toThrow(/not an encrypted record/);
+    await store.set("n", null);
+    await expect(encryptedCache(store, { keys: [keyA] }).get("n")).rejects.toThrow(/not an encrypted record/);
   });
 
   it("rejects keys of the wrong size with a message that says how to make one", () => {
