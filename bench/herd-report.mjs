@@ -95,6 +95,17 @@ function chartPanel({ x0, y0, width, height, title, yLabel, log, counts, series,
     `<text x="${x0 + 18}" y="${midY}" class="label" transform="rotate(-90 ${x0 + 18} ${midY})">${esc(yLabel)}</text>`,
   );
 
+  if (log) {
+    // Lines that lie on top of each other at one fetch get a label instead of a guess.
+    const flat = series.filter((s) => s.values.length > 0 && s.values.every((v) => v === 1));
+    if (flat.length > 1) {
+      const names = flat.map((s) => STYLE[/** @type {keyof typeof STYLE} */ (s.backend)].label).join(", ");
+      out.push(
+        // Top left: the one corner no line reaches (fetches grow with the process count).
+        `<text x="${left + 12}" y="${top + 14}" class="note">1 fetch at every size: ${esc(names)}</text>`,
+      );
+    }
+  }
   // Later lines are drawn thinner on top of earlier ones, so lines that coincide stay visible.
   for (const [index, s] of series.entries()) {
     const style = STYLE[/** @type {keyof typeof STYLE} */ (s.backend)];
@@ -123,12 +134,13 @@ function chartPanel({ x0, y0, width, height, title, yLabel, log, counts, series,
  * @param {number[]} counts
  * @param {Array<{ backend: string, fetches: number[], p99: number[] }>} series
  * @param {string} subtitle
+ * @param {string} [footnote] a second line under the charts, e.g. about failures
  */
-export function herdSvg(counts, series, subtitle) {
+export function herdSvg(counts, series, subtitle, footnote = "") {
   const width = 1000;
-  const height = 470;
+  const height = 490;
   const panelWidth = width / 2;
-  const panelHeight = height - 70;
+  const panelHeight = height - 88;
   const legendY = height - 22;
   const legend = series
     .map((s, i) => {
@@ -149,6 +161,7 @@ export function herdSvg(counts, series, subtitle) {
   .xtick { font-size: 12px; text-anchor: middle; fill: #333; }
   .ytick { font-size: 11px; text-anchor: end; dominant-baseline: middle; fill: #333; }
   .legend { font-size: 13px; fill: #222; }
+  .note { font-size: 12px; text-anchor: start; fill: #333; font-style: italic; }
   .grid { stroke: #e4e4e4; stroke-width: 1; }
   .axis { stroke: #444; stroke-width: 1; }
 </style>
@@ -177,7 +190,8 @@ ${chartPanel({
   series: series.map((s) => ({ backend: s.backend, values: s.p99 })),
   format: (v) => (v >= 1000 ? `${(v / 1000).toFixed(v % 1000 === 0 ? 0 : 1)} s` : `${v}`),
 })}
-<text x="${width / 2}" y="${height - 48}" class="subtitle">${esc(subtitle)}</text>
+<text x="${width / 2}" y="${height - 66}" class="subtitle">${esc(subtitle)}</text>
+<text x="${width / 2}" y="${height - 48}" class="subtitle">${esc(footnote)}</text>
 ${legend}
 </svg>
 `;

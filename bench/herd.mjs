@@ -148,6 +148,9 @@ const fmtMs = (/** @type {number} */ ms) =>
 const fmtRatio = (/** @type {number} */ r) =>
   Number.isFinite(r) ? `${r < 0.1 ? r.toFixed(3) : r.toFixed(2)}×` : "–";
 const pass = (/** @type {boolean} */ ok) => (ok ? "PASS" : "FAIL");
+/** The SDK alone, and memory (which a new process starts empty): what credcache is compared with. */
+const BASELINES = new Set(["none", "memory"]);
+const label = (/** @type {string} */ backend) => (backend === "redis" ? "keyv + redis" : backend);
 
 /** Tallies the events children logged, e.g. { "refresh-start:advisory:bg": 3 }. */
 function tally(/** @type {any[]} */ reports, /** @type {(e: string) => boolean} */ keep) {
@@ -269,6 +272,7 @@ if (!flags["no-herd"]) {
       }
     }
   }
+  say("");
   const largest = Math.max(...COUNTS);
   for (const backend of ["file", "sqlite"]) {
     const r = herd.get(backend)?.get(largest);
@@ -279,14 +283,25 @@ if (!flags["no-herd"]) {
       got: `${r.fetches} fetch${r.fetches === 1 ? "" : "es"}${r.fetches === 1 ? "" : ` (${showTally(r.fetchReasons)})`}`,
     });
   }
-  const herdFailures = [...herd.values()].flatMap((m) => [...m.values()]).reduce((s, r) => s + r.failures, 0);
-  targets.push({
-    what: "cold herd: no process fails",
-    ok: herdFailures === 0,
-    got: `${herdFailures} failed`,
-  });
+  for (const [backend, byCount] of herd) {
+    const failures = [...byCount].filter(([, r]) => r.failures > 0).map(([n, r]) => `${r.failures} of ${n}`);
+    const target = !BASELINES.has(backend);
+    targets.push({
+      what: `cold herd, ${label(backend)}: no process fails${target ? "" : " (baseline: shown, not a target)"}`,
+      ok: failures.length === 0,
+      got: failures.length ? `${failures.join(", ")} failed` : "0 failed",
+      ...(!target && { info: true }),
+    });
+  }
 
   const subtitle = `${machine}; node -e 0 = ${fmtMs(floorMs)}`;
+  const failedAtLargest = [...herd]
+    .map(([backend, byCount]) => [backend, byCount.get(largest)?.failures ?? 0])
+    .filter(([, failures]) => failures > 0)
+    .map(([backend, failures]) => `${backend} ${failures}`);
+  const footnote = failedAtLargest.length
+    ? `Processes that failed (IMDS timeouts) at ${largest}: ${failedAtLargest.join(", ")} of ${largest}; p99 is over the others.`
+    : "No process failed.";
   const svg = herdSvg(
     COUNTS,
     [...herd].map(([backend, byCount]) => ({
@@ -295,6 +310,7 @@ if (!flags["no-herd"]) {
       p99: COUNTS.map((n) => byCount.get(n)?.p99 ?? Number.NaN),
     })),
     subtitle,
+    footnote,
   );
   mkdirSync(join(root, "docs"), { recursive: true });
   writeFileSync(join(root, "docs", "herd.svg"), svg);
@@ -366,15 +382,17 @@ if (!flags["no-rotation"]) {
     rotationRows.push(row);
     if (backend !== "none") {
       targets.push({
-        what: `rotation run, ${backend === "redis" ? "keyv + redis" : backend}: fetches ≤ rotations + 1`,
+        what: `rotation run, ${label(backend)}: fetches ≤ rotations + 1`,
         ok: row.fetches <= row.rotations + 1,
         got: `${row.fetches} fetches, ${row.rotations} rotations`,
       });
     }
+    const target = !BASELINES.has(backend);
     targets.push({
-      what: `rotation run, ${backend === "redis" ? "keyv + redis" : backend}: no process fails`,
+      what: `rotation run, ${label(backend)}: no process fails${target ? "" : " (baseline: shown, not a target)"}`,
       ok: row.failures === 0,
       got: `${row.failures} failed${row.expired ? `, ${row.expired} got expired credentials` : ""}`,
+      ...(!target && { info: true }),
     });
   }
 
@@ -426,7 +444,7 @@ if (!flags["no-rotation"]) {
 say("");
 say("## Targets");
 say("");
-for (const t of targets) say(`- ${pass(t.ok)} ${t.what}: ${t.got}`);
+for (const t of targets) say(`- ${t.info ? "info" : pass(t.ok)} ${t.what}: ${t.got}`);
 say("");
 say(
   `Total run time ${((Date.now() - started) / 1000).toFixed(0)} s; load average ${loadavg()
