@@ -687,19 +687,17 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
   function startBackground(reason: RefreshReason): void {
     if (background || blocking || closed) return;
     if (clock.now() < nextAttemptAt) return;
-    const run = (async () => {
+    /** Adopts another set that someone else wrote to the store, if there is one. */
+    const adoptOtherSet = async (): Promise<Held | undefined> => {
       const stored = await readStore();
-      if (
-        stored &&
-        held &&
-        adoptable(stored, clock.now(), false) &&
-        stored.accessKeyId !== held.record.accessKeyId
-      ) {
-        const next = hold(stored);
-        if (windowOf(next, clock.now()) === "fresh") {
-          stats.hitsL2 += 1;
-          return;
-        }
+      if (!stored || !held || stored.accessKeyId === held.record.accessKeyId) return undefined;
+      return adoptable(stored, clock.now(), false) ? hold(stored) : undefined;
+    };
+    const run = (async () => {
+      const adopted = await adoptOtherSet();
+      if (adopted && windowOf(adopted, clock.now()) === "fresh") {
+        stats.hitsL2 += 1;
+        return;
       }
       const lock = await tryLock();
       if (!lock) {
@@ -709,18 +707,8 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
         return;
       }
       try {
-        if (lock !== NO_LOCK) {
-          const again = await readStore();
-          if (
-            again &&
-            held &&
-            adoptable(again, clock.now(), false) &&
-            again.accessKeyId !== held.record.accessKeyId
-          ) {
-            hold(again);
-            return;
-          }
-        }
+        // Double check under the lock: the previous holder may have just written.
+        if (lock !== NO_LOCK && (await adoptOtherSet())) return;
         try {
           await fetchFromSource(undefined, reason, true);
         } catch (error) {

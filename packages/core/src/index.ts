@@ -51,7 +51,7 @@ export {
   temporaryCredentialsKey,
 } from "./presets.js";
 export { MAX_RECORD_CHARS, type ParseResult, parseRecord, toIdentity, toRecord } from "./record.js";
-export { describeError, describeValue, redactOnInspect, scrub, truncateAccessKeyId } from "./redact.js";
+export { describeError, describeValue, scrub, truncateAccessKeyId } from "./redact.js";
 export { assertCacheKey, assertLockTtl, expiresAtFromTtl, MAX_KEY_LENGTH, newLockToken } from "./store.js";
 export type {
   AwsCredentialIdentity,

@@ -34,18 +34,6 @@ export const redactedPrototype: object = Object.freeze(
   }),
 );
 
-/** Gives an existing object (a function, say) the redacting `util.inspect`. */
-export function redactOnInspect<T extends object>(target: T): T {
-  Object.defineProperty(target, inspectCustom, {
-    value: function inspectRedacted(this: object) {
-      return redactedView(this);
-    },
-    enumerable: false,
-    configurable: true,
-  });
-  return target;
-}
-
 /**
  * Shapes of AWS secrets: a 40-character secret access key and a long session token,
  * both base64-ish with mixed case and digits (so hex digests and paths are kept).

@@ -1,4 +1,10 @@
-import { CacheConfigError, type CredentialCache, describeValue, MissingAdapterError } from "@credcache/core";
+import {
+  CacheConfigError,
+  type CredentialCache,
+  describeValue,
+  MissingAdapterError,
+  redactUrl,
+} from "@credcache/core";
 import { keyvCache } from "./keyvCache.js";
 import { redisLock } from "./redisLock.js";
 import type { RedisCacheOptions } from "./types.js";
@@ -11,24 +17,9 @@ function isModuleNotFound(error: unknown): boolean {
   return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
 }
 
-/**
- * A Redis URL for an error message, without its user info. Core's `redactUrl` finds the
- * user info by pattern, and a malformed URL makes that ambiguous: an unencoded "#", "?"
- * or "/" in a password moves where a parser thinks the host begins. So the user info is
- * taken to end at the last "@", and the rest is shown only when the URL parser agrees
- * that the host starts there; otherwise just the scheme.
- */
-function showUrl(url: string, parsed: URL | undefined): string {
-  const at = url.lastIndexOf("@");
-  const afterAt = url.slice(at + 1);
-  let shown: string;
-  if (at === -1) shown = url;
-  else if (parsed?.host && afterAt.toLowerCase().startsWith(parsed.host.toLowerCase())) {
-    shown = `${parsed.protocol}//***@${afterAt}`;
-  } else {
-    const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0] ?? "";
-    shown = `${scheme}//***@... (the rest not shown: it may hold the password)`;
-  }
+/** A Redis URL for an error message: core's `redactUrl` (user info masked up to the last "@"), short. */
+function showUrl(url: string): string {
+  const shown = redactUrl(url);
   return JSON.stringify(shown.length > 120 ? `${shown.slice(0, 117)}...` : shown);
 }
 
@@ -74,7 +65,7 @@ function checkUrl(url: unknown): string {
       `createRedisCache: "url" must be a redis:// or rediss:// URL, got ${typeof url}`,
     );
   }
-  const shown = showUrl(url, parsed);
+  const shown = showUrl(url);
   if (parsed === undefined) {
     throw new CacheConfigError(
       `createRedisCache: "url" must be a redis:// or rediss:// URL, got ${shown}, which does not parse ` +
@@ -188,7 +179,7 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cred
     // node-redis parses the URL here, and some of its messages quote it: the error is not
     // kept as the cause, and its message is passed on only with the password masked.
     throw new CacheConfigError(
-      `createRedisCache: the Redis client refused "url" ${showUrl(url, new URL(url))} (${clientMessage(error)}); ` +
+      `createRedisCache: the Redis client refused "url" ${showUrl(url)} (${clientMessage(error)}); ` +
         "it must be redis://[[user]:password@]host[:port][/db], e.g. redis://127.0.0.1:6379/0",
     );
   }
