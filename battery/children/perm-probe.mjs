@@ -43,8 +43,8 @@ if (kind === "fs") {
     note("temp file (at rename)", from);
     return renameP(from, to);
   };
-  const rmdir = fs.rmdir;
-  fs.rmdir = (target, ...rest) => {
+  const rmdir = fs.rmdirSync;
+  fs.rmdirSync = (target, ...rest) => {
     if (String(target).endsWith(".lock")) note("lock mutex dir (at removal)", target);
     rmdir(target, ...rest);
   };

@@ -3,35 +3,33 @@ import fs, {
   constants,
   fchmodSync,
   fstatSync,
+  lstatSync,
+  mkdirSync,
   openSync,
   readSync,
+  renameSync,
   unlinkSync,
   writeSync,
 } from "node:fs";
 import { type CacheLock, CacheUnavailableError, type Clock, newLockToken } from "@credcache/core";
 
-/** Loaded on the first lock only, so a warm read pays nothing for it at start-up. */
-type ProperLockfile = typeof import("proper-lockfile");
-let properLockfile: Promise<ProperLockfile> | undefined;
-function loadProperLockfile(): Promise<ProperLockfile> {
-  properLockfile ??= import("proper-lockfile").then(
-    (mod) => ((mod as { default?: ProperLockfile }).default ?? mod) as ProperLockfile,
-  );
-  return properLockfile;
-}
-
 /**
  * A try-lock with a lease, kept in a small 0600 file beside the entry (`<hash>.lease`,
  * holding `{ token, expiresAt }`). The lease file is only ever read and changed while
- * holding a proper-lockfile mutex (`<hash>.lease.lock/`, a 0700 directory held for
- * the microseconds of a compare-and-swap), so two processes can never both see an
- * expired lease and both take it over.
+ * holding a mutex (`<hash>.lease.lock/`, a 0700 directory that `mkdir` creates or fails
+ * to create atomically), so two processes can never both see an expired lease and both
+ * take it over.
  *
- * Why not proper-lockfile alone: its `stale` has a floor of 2000 ms and its lock is kept
- * alive by a timer for as long as the holder's process lives, so `ttlMs` could neither
- * be shorter than 2 s nor work as a lease (the contract of every credcache store: taken
- * over `ttlMs` after acquisition, by the store's injectable clock). And a superseded
- * holder's `release()` in the same process would remove the new holder's lock directory.
+ * The mutex is taken, used and dropped in one synchronous step (mkdir, read, write,
+ * rmdir: microseconds), so a holder can never be held up by its own event loop, and a
+ * process cannot die holding it except inside that step. Under contention a caller
+ * retries a few times a few milliseconds apart, then reports the lock as busy.
+ *
+ * Why not proper-lockfile: its `stale` has a floor of 2000 ms and its lock is kept alive
+ * by a timer for as long as the holder's process lives, so `ttlMs` could neither be
+ * shorter than 2 s nor work as a lease; and loading it (with graceful-fs) and its
+ * callback-and-timer retries cost more than a second per lock on a host where 64
+ * processes start at once, which made waiters give up and fetch on their own.
  */
 
 interface Lease {
@@ -43,65 +41,84 @@ const MAX_LEASE_BYTES = 1024;
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 
-/** proper-lockfile's `mkdir` passes no mode; make the mutex directory exactly 0700 whatever the umask. */
-const mutexFs = {
-  mkdir(path: string, callback: (error: NodeJS.ErrnoException | null) => void) {
-    fs.mkdir(path, 0o700, (error) => {
-      if (error) return callback(error);
-      fs.chmod(path, 0o700, (chmodError) => {
-        if (!chmodError) return callback(null);
-        fs.rmdir(path, () => callback(chmodError));
-      });
-    });
-  },
-  stat: (path: string, callback: (error: NodeJS.ErrnoException | null, stats: fs.Stats) => void) =>
-    fs.stat(path, callback),
-  rmdir: (path: string, callback: (error: NodeJS.ErrnoException | null) => void) => fs.rmdir(path, callback),
-  utimes: (path: string, atime: Date, mtime: Date, callback: (error: NodeJS.ErrnoException | null) => void) =>
-    fs.utimes(path, atime, mtime, callback),
-  realpath: (path: string, callback: (error: NodeJS.ErrnoException | null, resolved: string) => void) =>
-    fs.realpath(path, callback),
-  // proper-lockfile removes mutexes still held at process exit.
-  rmdirSync: (path: string) => fs.rmdirSync(path),
-};
-
 /** Contention on the mutex lasts microseconds; a few short retries ride it out. */
-const ACQUIRE_RETRIES = { retries: 8, factor: 1.5, minTimeout: 2, maxTimeout: 30, randomize: true };
+const ACQUIRE_ATTEMPTS = 8;
 /** A release is worth waiting longer for: otherwise the lease stays until it expires. */
-const RELEASE_RETRIES = { retries: 30, factor: 1.5, minTimeout: 2, maxTimeout: 100, randomize: true };
-/** proper-lockfile's floor. Reached only when a process died inside the compare-and-swap. */
+const RELEASE_ATTEMPTS = 40;
+const RETRY_MS = 5;
+/**
+ * A mutex directory older than this was left by a process killed inside the microseconds
+ * it holds it (real time: it is compared with the directory's mtime).
+ */
 const MUTEX_STALE_MS = 2000;
 
 const BUSY = Symbol("busy");
 
-async function withMutex<T>(
-  leaseFile: string,
-  retries: typeof ACQUIRE_RETRIES,
-  critical: () => T,
-): Promise<T | typeof BUSY> {
-  let unlock: () => Promise<void>;
-  try {
-    const { lock: lockMutex } = await loadProperLockfile();
-    unlock = await lockMutex(leaseFile, {
-      realpath: false,
-      stale: MUTEX_STALE_MS,
-      retries,
-      fs: mutexFs,
-      // The mutex is held for microseconds; if it were ever compromised, the lease
-      // compare-and-swap has already happened. Never throw from a timer.
-      onCompromised: () => {},
-    });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ELOCKED") return BUSY;
-    throw new CacheUnavailableError(
-      `@credcache/fs cannot take the lock mutex for "${leaseFile}" (${(error as NodeJS.ErrnoException).code})`,
-      { cause: error },
-    );
+/** Takes the mutex, or says it is busy. Removes a mutex left behind by a dead process. */
+function tryMutex(mutex: string): boolean {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      mkdirSync(mutex, 0o700);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    let ageMs: number;
+    try {
+      ageMs = Date.now() - lstatSync(mutex).mtimeMs;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") continue; // just freed: try again
+      throw error;
+    }
+    if (ageMs < MUTEX_STALE_MS) return false;
+    // Left by a dead process. Rename it away, then look at what was moved: if another
+    // process took the stale one over first, this moved its live mutex, so put it back.
+    const aside = `${mutex}.stale-${newLockToken()}`;
+    try {
+      renameSync(mutex, aside);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw error;
+    }
+    if (Date.now() - lstatSync(aside).mtimeMs < MUTEX_STALE_MS) {
+      try {
+        renameSync(aside, mutex);
+      } catch {
+        fs.rmdirSync(aside);
+      }
+      return false;
+    }
+    fs.rmdirSync(aside);
   }
-  try {
-    return critical();
-  } finally {
-    await unlock().catch(() => {});
+  return false;
+}
+
+async function withMutex<T>(leaseFile: string, attempts: number, critical: () => T): Promise<T | typeof BUSY> {
+  const mutex = `${leaseFile}.lock`;
+  for (let attempt = 1; ; attempt++) {
+    let taken: boolean;
+    try {
+      taken = tryMutex(mutex);
+    } catch (error) {
+      throw new CacheUnavailableError(
+        `@credcache/fs cannot take the lock mutex for "${leaseFile}" (${(error as NodeJS.ErrnoException).code})`,
+        { cause: error },
+      );
+    }
+    if (taken) {
+      try {
+        return critical();
+      } finally {
+        try {
+          // Looked up on the module object so tests can watch the mutex go.
+          fs.rmdirSync(mutex);
+        } catch {
+          // Already gone (taken over as stale): nothing to free.
+        }
+      }
+    }
+    if (attempt >= attempts) return BUSY;
+    await new Promise((resolve) => setTimeout(resolve, RETRY_MS * (0.5 + Math.random())));
   }
 }
 
@@ -167,7 +184,7 @@ class LeaseLock implements CacheLock {
     if (this.#released) return;
     this.#released = true;
     this.onRelease(this);
-    const done = await withMutex(this.leaseFile, RELEASE_RETRIES, () => {
+    const done = await withMutex(this.leaseFile, RELEASE_ATTEMPTS, () => {
       if (readLease(this.leaseFile)?.token === this.token) unlinkQuietly(this.leaseFile);
     });
     if (done === BUSY) {
@@ -185,7 +202,7 @@ export function leaseLocks(clock: Clock) {
   return {
     async acquire(leaseFile: string, ttlMs: number): Promise<CacheLock | undefined> {
       const token = newLockToken();
-      const outcome = await withMutex(leaseFile, ACQUIRE_RETRIES, () => {
+      const outcome = await withMutex(leaseFile, ACQUIRE_ATTEMPTS, () => {
         const now = clock.now();
         const current = readLease(leaseFile);
         if (current && current.expiresAt > now) return undefined;

@@ -320,12 +320,12 @@ describe("fileCache: permissions whatever the umask", () => {
       tempModes.push(mode(lstatSync(from)));
       return rename(from, to, cb);
     }) as typeof fs.rename);
-    const rmdir = fs.rmdir;
-    // proper-lockfile removes its mutex directory with rmdir when it unlocks.
-    vi.spyOn(fs, "rmdir").mockImplementation(((path: string, cb: fs.NoParamCallback) => {
+    const rmdirSync = fs.rmdirSync;
+    // The lock removes its mutex directory with rmdirSync as it leaves the critical step.
+    vi.spyOn(fs, "rmdirSync").mockImplementation(((path: string) => {
       mutexModes.push(mode(lstatSync(path)));
-      return rmdir(path, cb);
-    }) as typeof fs.rmdir);
+      return rmdirSync(path);
+    }) as typeof fs.rmdirSync);
 
     await withUmask(0, async () => {
       const store = fileCache({ dir });
@@ -399,6 +399,22 @@ describe("fileCache: locks", () => {
     const third = await store.acquireLock("k", { ttlMs: 300 });
     expect(third?.takenOver).toBe(true);
     await third!.release();
+  });
+
+  it("a mutex left by a process killed mid-step is taken over after 2 s; a live one means busy", async () => {
+    const dir = tempDir();
+    const store = fileCache({ dir });
+    const mutex = `${leaseFile(dir, "k")}.lock`;
+    fs.mkdirSync(mutex, { mode: 0o700 });
+    expect(await store.acquireLock("k", { ttlMs: 60_000 }), "a live mutex: busy").toBeUndefined();
+    expect(existsSync(mutex), "a live mutex is left alone").toBe(true);
+    const old = new Date(Date.now() - 5_000);
+    utimesSync(mutex, old, old);
+    const lock = await store.acquireLock("k", { ttlMs: 60_000 });
+    expect(lock?.takenOver).toBe(false);
+    expect(readdirSync(dir).filter((name) => name.includes(".lock")), "no mutex left behind").toEqual([]);
+    await lock!.release();
+    expect(existsSync(leaseFile(dir, "k"))).toBe(false);
   });
 
   it("a lock on a key does not create or touch the entry", async () => {
