@@ -93,7 +93,11 @@ function tryMutex(mutex: string): boolean {
   return false;
 }
 
-async function withMutex<T>(leaseFile: string, attempts: number, critical: () => T): Promise<T | typeof BUSY> {
+async function withMutex<T>(
+  leaseFile: string,
+  attempts: number,
+  critical: () => T,
+): Promise<T | typeof BUSY> {
   const mutex = `${leaseFile}.lock`;
   for (let attempt = 1; ; attempt++) {
     let taken: boolean;

@@ -412,7 +412,10 @@ describe("fileCache: locks", () => {
     utimesSync(mutex, old, old);
     const lock = await store.acquireLock("k", { ttlMs: 60_000 });
     expect(lock?.takenOver).toBe(false);
-    expect(readdirSync(dir).filter((name) => name.includes(".lock")), "no mutex left behind").toEqual([]);
+    expect(
+      readdirSync(dir).filter((name) => name.includes(".lock")),
+      "no mutex left behind",
+    ).toEqual([]);
     await lock!.release();
     expect(existsSync(leaseFile(dir, "k"))).toBe(false);
   });
