@@ -3,96 +3,7 @@
 // the config names.
 
 /** @typedef {import("./options.mjs").Backend} Backend */
-/** @typedef {import("@credcache/core").CredentialCache} CredentialCache */
 /** @typedef {import("@credcache/core").CacheEvent} CacheEvent */
-
-/**
- * Counts store calls in flight and locks held, so a short-lived process can wait for a
- * background refresh to finish (and release its lock) before it closes the store. A lock
- * abandoned by a process that exited mid-refresh would make every other process wait for
- * it to go stale.
- *
- * @param {CredentialCache} store
- */
-function trackActivity(store) {
-  let busy = 0;
-  /** @type {Array<() => void>} */
-  let waiters = [];
-  const settle = () => {
-    if (busy !== 0) return;
-    const ready = waiters;
-    waiters = [];
-    for (const wake of ready) wake();
-  };
-  /** @template T @param {() => Promise<T>} run @returns {Promise<T>} */
-  const during = async (run) => {
-    busy++;
-    try {
-      return await run();
-    } finally {
-      busy--;
-      settle();
-    }
-  };
-  /** @type {CredentialCache} */
-  const tracked = {
-    get: (key) => during(() => store.get(key)),
-    set: (key, value, ttl) => during(() => store.set(key, value, ttl)),
-    remove: (key) => during(() => store.remove(key)),
-    ...(store.acquireLock && {
-      acquireLock: (key, opts) =>
-        during(async () => {
-          const lock = await /** @type {NonNullable<CredentialCache["acquireLock"]>} */ (
-            store.acquireLock
-          ).call(store, key, opts);
-          if (!lock) return lock;
-          busy++; // held until released
-          let released = false;
-          return {
-            ...lock,
-            release: async () => {
-              if (released) return;
-              released = true;
-              try {
-                await lock.release();
-              } finally {
-                busy--;
-                settle();
-              }
-            },
-          };
-        }),
-    }),
-    ...(store.close && {
-      close: () => /** @type {NonNullable<CredentialCache["close"]>} */ (store.close).call(store),
-    }),
-  };
-
-  /**
-   * Resolves once no store call is in flight and no lock is held across two turns of the
-   * event loop (a refresh chains its steps through microtasks, so a quiet turn means it
-   * has finished), or after `timeoutMs`.
-   */
-  const idle = async (timeoutMs = 3_000) => {
-    const deadline = Date.now() + timeoutMs;
-    for (let quiet = 0; quiet < 2 && Date.now() < deadline; ) {
-      await new Promise((wake) => setImmediate(wake));
-      if (busy === 0) {
-        quiet++;
-        continue;
-      }
-      quiet = 0;
-      await new Promise((wake) => {
-        const timer = setTimeout(wake, Math.max(0, deadline - Date.now()));
-        waiters.push(() => {
-          clearTimeout(timer);
-          wake(undefined);
-        });
-      });
-    }
-  };
-  return { tracked, idle };
-}
 
 /**
  * A short, secret-free name of the backend, for reports and logs.
@@ -155,9 +66,8 @@ export async function createCredentials({ backend, imds = {}, refresh = {}, logg
       : await core.createCache(/** @type {any} */ (backend.config), {
           ...(backend.store !== undefined && { store: backend.store }),
         });
-  const { tracked, idle } = trackActivity(store);
   const provider = core.fromCachedInstanceMetadata({
-    cache: tracked,
+    cache: store,
     ...sdkOptions,
     ...(refresh.advisoryRefreshMs !== undefined && { advisoryRefreshMs: refresh.advisoryRefreshMs }),
     ...(refresh.mandatoryRefreshMs !== undefined && { mandatoryRefreshMs: refresh.mandatoryRefreshMs }),
@@ -171,9 +81,9 @@ export async function createCredentials({ backend, imds = {}, refresh = {}, logg
     cached: true,
     stats: () => provider.stats(),
     close: async () => {
-      // A background refresh may still be writing: let it finish and release its lock.
-      await idle();
-      provider.close();
+      // Waits for a background refresh to write and release its lock: a lock left by a
+      // process that exited mid-refresh would make the others wait for it to expire.
+      await provider.close();
       await store.close?.();
     },
   };

@@ -127,8 +127,12 @@ export interface CachedCredentialProvider extends AwsCredentialIdentityProvider 
   invalidate(): Promise<void>;
   /** Counters since creation. */
   stats(): CacheStats;
-  /** Cancels the proactive refresh timer. */
-  close(): void;
+  /**
+   * Cancels the proactive refresh timer and starts no new refresh. Resolves when a
+   * refresh already under way has finished writing to the store and released its lock,
+   * so a short-lived process can close its store after it and leave no lock behind.
+   */
+  close(): Promise<void>;
 }
 
 /** Credentials held in L1, with the points in time at which their window changes. */
@@ -141,6 +145,11 @@ interface Held {
   mandatoryAt: number;
   /** From then: expired. */
   expiresAt: number;
+  /**
+   * No fetch before then, because the source had nothing newer when this set was fetched
+   * (see {@link recheckAt}). Zero for a set fetched while it was fresh.
+   */
+  recheckAt: number;
   /** Set when static stability extended the credentials past their real expiry. */
   extended?: boolean;
 }
@@ -164,7 +173,9 @@ function sweepDeadlines(): void {
   for (const deadline of deadlines) {
     if (deadline.at <= now) {
       deadlines.delete(deadline);
-      deadline.fail();
+      // Timers run before I/O callbacks: after a stalled event loop, the reply may be
+      // waiting in this very turn. Fail only if it is still missing after the I/O phase.
+      setImmediate(deadline.fail);
     }
   }
   if (deadlines.size === 0 && sweeper) {
@@ -175,7 +186,13 @@ function sweepDeadlines(): void {
 
 function withDeadline<T>(call: Promise<T>, ms: number, timeoutError: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const deadline: Deadline = { at: Date.now() + ms, fail: () => reject(timeoutError()) };
+    let settled = false;
+    const deadline: Deadline = {
+      at: Date.now() + ms,
+      fail: () => {
+        if (!settled) reject(timeoutError());
+      },
+    };
     deadlines.add(deadline);
     if (!sweeper) {
       sweeper = setInterval(sweepDeadlines, Math.max(1, Math.min(SWEEP_MS, ms)));
@@ -183,10 +200,12 @@ function withDeadline<T>(call: Promise<T>, ms: number, timeoutError: () => Error
     }
     call.then(
       (value) => {
+        settled = true;
         deadlines.delete(deadline);
         resolve(value);
       },
       (error) => {
+        settled = true;
         deadlines.delete(deadline);
         reject(error);
       },
@@ -319,11 +338,32 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
       freshUntil: extendedUntil ? 0 : expiresAt - advisoryPointMs,
       mandatoryAt: extendedUntil ? 0 : expiresAt - mandatoryMs,
       expiresAt,
+      recheckAt: extendedUntil ? 0 : recheckAt(record),
       ...(extendedUntil !== undefined && { extended: true }),
     };
     held = next;
     scheduleProactiveRefresh();
     return next;
+  }
+
+  /**
+   * When a set was fetched inside the refresh windows, the source had nothing newer then
+   * (EC2 makes the next set available as late as 5 min before expiry). Asking again at
+   * once would return the same set, so the next fetch waits a quarter of the time that
+   * was left (at least `retryBaseMs`, at most half of it, so several tries fit before
+   * expiry). Computed from the stored record alone, so every process agrees on it and a
+   * fleet asks once per interval, not once per process.
+   */
+  function recheckAt(record: CacheRecord): number {
+    if (record.expiration === undefined) return 0;
+    const leftAtFetch = record.expiration - record.cachedAt;
+    if (leftAtFetch > advisoryMs) return 0;
+    return record.cachedAt + Math.min(Math.max(retryBaseMs, leftAtFetch / 4), leftAtFetch / 2);
+  }
+
+  /** The earliest time a source call may be made for the credentials in hand. */
+  function attemptAt(h: Held): number {
+    return Math.max(nextAttemptAt, h.recheckAt);
   }
 
   function windowOf(h: Held, now: number): RefreshWindow {
@@ -339,7 +379,7 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     timer = undefined;
     const h = held;
     if (!h || !Number.isFinite(h.expiresAt)) return;
-    const at = Math.max(h.freshUntil, nextAttemptAt);
+    const at = Math.max(h.freshUntil, attemptAt(h));
     const delay = at - clock.now();
     if (delay > MAX_TIMER_MS || at >= h.expiresAt) return;
     timer = setTimeout(
@@ -492,10 +532,7 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     const next = hold(record);
     failures = 0;
     lastFailure = undefined;
-    // A set that is already inside the mandatory window is kept, but the next try
-    // waits a little: the source has nothing newer yet (EC2 rotates as late as 5 min
-    // before expiry) and every caller would otherwise fetch on every call.
-    nextAttemptAt = windowOf(next, now) === "mandatory" ? now + retryBaseMs * (0.5 + random() * 0.5) : 0;
+    nextAttemptAt = 0;
     scheduleProactiveRefresh();
     await writeStore(record);
     emit({
@@ -509,17 +546,37 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     return next;
   }
 
-  /** A record from the store is worth adopting when it is better than what we hold. */
-  function adoptable(record: CacheRecord, now: number, mustBeFresherThanMandatory: boolean): boolean {
+  /**
+   * A stored record makes a fetch pointless when it is fresh, or when whoever wrote it
+   * asked the source so recently that asking again would return the same set.
+   */
+  function spareFetch(record: CacheRecord, now: number, blocking: boolean): boolean {
     const exp = record.expiration ?? Number.POSITIVE_INFINITY;
     if (exp <= now) return false;
-    if (exp - now > mandatoryMs) return true;
-    if (mustBeFresherThanMandatory) {
-      // Inside the mandatory window, a set fetched moments ago by anyone is as good as
-      // it gets: fetching again would return the same set.
-      return now - record.cachedAt < retryBaseMs;
+    if (exp - now > (blocking ? mandatoryMs : advisoryPointMs)) return true;
+    return now < recheckAt(record);
+  }
+
+  /**
+   * Holds a stored record instead of fetching, when it spares the fetch and is not older
+   * than what is in hand. Counts and reports it as an L2 hit.
+   */
+  function adoptIfSpare(stored: CacheRecord | undefined, blocking: boolean): Held | undefined {
+    const now = clock.now();
+    if (!stored || !spareFetch(stored, now, blocking)) return undefined;
+    const h = held;
+    if (
+      h &&
+      !h.extended &&
+      now < h.expiresAt &&
+      (stored.expiration ?? Number.POSITIVE_INFINITY) < h.expiresAt
+    ) {
+      return undefined;
     }
-    return held === undefined || held.expiresAt <= now || exp > held.expiresAt;
+    const adopted = hold(stored);
+    stats.hitsL2 += 1;
+    if (onEvent) emit({ type: "hit", key, time: now, layer: "l2", window: windowOf(adopted, now) });
+    return adopted;
   }
 
   function handleFailure(error: unknown, isBackground: boolean): AwsCredentialIdentity {
@@ -603,11 +660,8 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
       let now = clock.now();
       // After a miss the store was read a moment ago; after a failed read it is broken.
       if (!force && reason !== "miss" && !storeFailing) {
-        const stored = await readStore();
-        if (stored && adoptable(stored, clock.now(), true)) {
-          stats.hitsL2 += 1;
-          return hold(stored).identity;
-        }
+        const adopted = adoptIfSpare(await readStore(), true);
+        if (adopted) return adopted.identity;
       }
       let lock = await tryLock();
       if (!lock) {
@@ -618,9 +672,9 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
         // Another process is refreshing: re-read the store until it writes, or the lock frees.
         while (!lock) {
           await new Promise((r) => setTimeout(r, lockPollMs * (0.5 + random())));
+          const adopted = adoptIfSpare(await readStore(), true);
           now = clock.now();
-          const stored = await readStore();
-          if (stored && adoptable(stored, now, true)) {
+          if (adopted) {
             emit({
               type: "lock-waited",
               key,
@@ -628,8 +682,7 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
               waitedMs: Date.now() - realStart,
               outcome: "adopted",
             });
-            stats.hitsL2 += 1;
-            return hold(stored).identity;
+            return adopted.identity;
           }
           lock = await tryLock();
           if (lock) {
@@ -660,11 +713,8 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
       try {
         if (!force && lock !== NO_LOCK && !storeFailing) {
           // Double check: the previous holder may have written fresh credentials.
-          const stored = await readStore();
-          if (stored && adoptable(stored, clock.now(), true)) {
-            stats.hitsL2 += 1;
-            return hold(stored).identity;
-          }
+          const adopted = adoptIfSpare(await readStore(), true);
+          if (adopted) return adopted.identity;
         }
         try {
           return (await fetchFromSource(options, reason, false)).identity;
@@ -686,19 +736,10 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
   /** Serve now, refresh behind: try-lock only, never waits. */
   function startBackground(reason: RefreshReason): void {
     if (background || blocking || closed) return;
-    if (clock.now() < nextAttemptAt) return;
-    /** Adopts another set that someone else wrote to the store, if there is one. */
-    const adoptOtherSet = async (): Promise<Held | undefined> => {
-      const stored = await readStore();
-      if (!stored || !held || stored.accessKeyId === held.record.accessKeyId) return undefined;
-      return adoptable(stored, clock.now(), false) ? hold(stored) : undefined;
-    };
+    if (held && clock.now() < attemptAt(held)) return;
     const run = (async () => {
-      const adopted = await adoptOtherSet();
-      if (adopted && windowOf(adopted, clock.now()) === "fresh") {
-        stats.hitsL2 += 1;
-        return;
-      }
+      // Someone else may have refreshed already, or asked the source a moment ago.
+      if (adoptIfSpare(await readStore(), false)) return;
       const lock = await tryLock();
       if (!lock) {
         // Someone else is refreshing; look again after a pause.
@@ -708,7 +749,7 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
       }
       try {
         // Double check under the lock: the previous holder may have just written.
-        if (lock !== NO_LOCK && (await adoptOtherSet())) return;
+        if (lock !== NO_LOCK && adoptIfSpare(await readStore(), false)) return;
         try {
           await fetchFromSource(undefined, reason, true);
         } catch (error) {
@@ -762,7 +803,7 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
         if (window === "advisory") startBackground("advisory");
         return h.identity;
       case "mandatory":
-        if (now < nextAttemptAt || h.extended) {
+        if (now < attemptAt(h) || h.extended) {
           // A recent attempt failed or returned this same set: serve it, it is still valid.
           if (layer === "l2") stats.hitsL2 += 1;
           else stats.hitsL1 += 1;
@@ -806,10 +847,11 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     }
   };
   provider.stats = () => ({ ...stats });
-  provider.close = () => {
+  provider.close = async () => {
     closed = true;
     if (timer) clearTimeout(timer);
     timer = undefined;
+    await Promise.allSettled([background, blocking]);
   };
   // Credentials live in the closure, which util.inspect never shows.
   return provider;

@@ -85,10 +85,17 @@ export function iniKey(profile: string): string {
   return `profile:${profile}`;
 }
 
+/**
+ * Retries of the metadata presets (the SDK's own default is 0). With a shared cache one
+ * process per host asks while the others wait for it, so that one should not give up on
+ * the first 1 s timeout of a busy host or a throttled endpoint.
+ */
+export const PRESET_METADATA_MAX_RETRIES = 2;
+
 export interface CachedInstanceMetadataInit extends PresetCacheOptions {
   /** Passed to the SDK's `fromInstanceMetadata`. @default 1000 */
   timeout?: number;
-  /** Passed to the SDK's `fromInstanceMetadata`. @default 0 */
+  /** Passed to the SDK's `fromInstanceMetadata`. @default 2 (the SDK's is 0) */
   maxRetries?: number;
   /** Host name in the key. Instance credentials must never be shared across hosts. @default os.hostname() */
   host?: string;
@@ -116,7 +123,7 @@ export function fromCachedInstanceMetadata(init: CachedInstanceMetadataInit = {}
     provider: lazyProvider((sdk) =>
       sdk.fromInstanceMetadata({
         ...(timeout !== undefined && { timeout }),
-        ...(maxRetries !== undefined && { maxRetries }),
+        maxRetries: maxRetries ?? PRESET_METADATA_MAX_RETRIES,
         ...(init.logger && { logger: init.logger }),
       }),
     ),
@@ -124,7 +131,9 @@ export function fromCachedInstanceMetadata(init: CachedInstanceMetadataInit = {}
 }
 
 export interface CachedContainerMetadataInit extends PresetCacheOptions {
+  /** Passed to the SDK's `fromContainerMetadata`. @default 1000 */
   timeout?: number;
+  /** Passed to the SDK's `fromContainerMetadata`. @default 2 (the SDK's is 0) */
   maxRetries?: number;
 }
 
@@ -143,7 +152,7 @@ export function fromCachedContainerMetadata(
     provider: lazyProvider((sdk) =>
       sdk.fromContainerMetadata({
         ...(timeout !== undefined && { timeout }),
-        ...(maxRetries !== undefined && { maxRetries }),
+        maxRetries: maxRetries ?? PRESET_METADATA_MAX_RETRIES,
         ...(init.logger && { logger: init.logger }),
       }),
     ),

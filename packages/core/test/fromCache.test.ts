@@ -92,7 +92,7 @@ describe("fromCache: the refresh model", () => {
   });
 
   it("mandatory: adopts what another process wrote while it waited for the lock", async () => {
-    const { provider, source, clock, store } = setup();
+    const { provider, source, clock, store, rec } = setup();
     await provider();
     clock.advance(52 * MIN); // 8 min left
     // Another process holds the lock and is fetching.
@@ -111,6 +111,11 @@ describe("fromCache: the refresh model", () => {
     const got = await pending;
     expect(got.accessKeyId).toBe("ASIAOTHERPROCESS");
     expect(source.state.calls).toBe(1);
+    expect(rec.of("hit").at(-1), "the adoption is reported as a hit in the store").toMatchObject({
+      layer: "l2",
+      window: "fresh",
+    });
+    expect(provider.stats().hitsL2).toBe(1);
   });
 
   it("mandatory: double-checks the store after taking the lock", async () => {

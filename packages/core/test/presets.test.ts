@@ -34,6 +34,18 @@ describe("fromCachedInstanceMetadata (the real SDK fromInstanceMetadata against 
     expect(JSON.parse(store.data.get(`imds:${imds.url}:${hostname()}`)!.value).source).toBe("imds");
   });
 
+  it("rides out two failed credential reads of a throttled IMDS (2 retries by default; the SDK alone gives up)", async () => {
+    const { store } = scriptedStore(Date);
+    imds.setFaults({ credentials: { status: 429, count: 2 } });
+    const provider = fromCachedInstanceMetadata({ cache: store, proactiveRefresh: false });
+    const identity = await provider();
+    expect(identity.accessKeyId).toBe(imds.currentCredentials().accessKeyId);
+    expect(imds.stats.statuses[429]).toBe(2);
+    imds.setFaults({ credentials: { status: 429, count: 1 } });
+    const { fromInstanceMetadata } = await import("@aws-sdk/credential-providers");
+    await expect(fromInstanceMetadata()(), "the SDK's own default: no retry").rejects.toThrow();
+  });
+
   it("keeps serving expired credentials through an outage (staleIfError on by default)", async () => {
     let now = Date.now();
     const clock = { now: () => now };

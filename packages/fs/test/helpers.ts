@@ -95,7 +95,7 @@ export async function resolveThrough(store: CredentialCache, key = "creds") {
     const identity = await provider();
     return { identity, events, source };
   } finally {
-    provider.close();
+    await provider.close();
   }
 }
 

@@ -363,7 +363,7 @@ describe("keyvCache: stored values that are not Keyv entries", () => {
     try {
       expect((await provider()).accessKeyId).toBe("ASIAKEYVTEST00000001");
     } finally {
-      provider.close();
+      await provider.close();
     }
     expect(calls).toBe(1);
     expect(events).toContainEqual(

@@ -243,7 +243,7 @@ async function resolveAndPrint(
     const detail = firstWarning === undefined ? reason : `${reason} (also: ${firstWarning})`;
     throw new CommandFailedError(oneLine(detail, secrets));
   } finally {
-    provider.close();
+    await provider.close();
   }
 }
 

@@ -156,7 +156,7 @@ export const hostileChecks: Check[] = garbage.map(({ label, make }) => ({
           `fromCache threw with ${label} in the store: ${error instanceof Error ? error.message : String(error)}`,
         );
       } finally {
-        first.close();
+        await first.close();
       }
       t.expect(identity.accessKeyId, "credentials come from the source").toBe(source.state.last?.accessKeyId);
       t.expect(source.state.calls, "source calls").toBe(1);
@@ -176,7 +176,7 @@ export const hostileChecks: Check[] = garbage.map(({ label, make }) => ({
           identity.accessKeyId,
         );
       } finally {
-        second.close();
+        await second.close();
       }
       t.expect(source.state.calls, "source calls after a second provider").toBe(1);
     } finally {
