@@ -6,15 +6,20 @@
 //    each resolves credentials once. Counts IMDS credential fetches, time to first
 //    credential (from process start, node start-up included), peak RSS and failures, each
 //    also as a ratio to the SDK alone.
-// 2. Compressed rotation: credentials live 8 s (a new set from 1 s before expiry) and the
-//    refresh windows shrink to match (advisory 3 s, mandatory 2 s); 200 process starts
-//    spread over 60 s (about 8 rotations). Counts fetches against rotations.
+// 2. Compressed rotation: credentials live 8 s and the refresh windows shrink to match
+//    (advisory 3 s, mandatory 2 s); 200 process starts spread over 60 s. Counts fetches
+//    against rotations, twice: as EC2 usually rotates (the next set is out before the
+//    refresh windows open: here 3.5 s before expiry, about 13 rotations), and, for the
+//    file store, in the worst case EC2 documents (next set only 5 min before expiry,
+//    inside the mandatory window: here 1 s), where a fetch in the windows returns the
+//    set in hand and more than one fetch per rotation is unavoidable.
 //
 // Writes bench/results/herd.md and docs/herd.svg.
 //
 //   node bench/herd.mjs [--counts 1,8,32,64] [--backends none,memory,file,sqlite,redis]
 //                       [--rotation-seconds 60] [--wave-size 4] [--wave-ms 1200] [--no-rotation] [--no-herd]
-//                       [--lifetime-ms 8000] [--lead-ms 1000] [--advisory-ms 3000] [--mandatory-ms 2000]
+//                       [--lifetime-ms 8000] [--lead-ms 3500] [--late-lead-ms 1000] [--late-backends file]
+//                       [--advisory-ms 3000] [--mandatory-ms 2000]
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, hostname, loadavg, tmpdir } from "node:os";
@@ -44,7 +49,9 @@ const { values: flags } = parseArgs({
     "no-herd": { type: "boolean", default: false },
     "redis-url": { type: "string", default: "redis://127.0.0.1:6379" },
     "lifetime-ms": { type: "string", default: "8000" },
-    "lead-ms": { type: "string", default: "1000" },
+    "lead-ms": { type: "string", default: "3500" },
+    "late-lead-ms": { type: "string", default: "1000" },
+    "late-backends": { type: "string", default: "file" },
     "advisory-ms": { type: "string", default: "3000" },
     "mandatory-ms": { type: "string", default: "2000" },
   },
@@ -54,6 +61,7 @@ const COUNTS = flags.counts.split(",").map(Number);
 const ROTATION = {
   lifetimeMs: Number(flags["lifetime-ms"]),
   leadMs: Number(flags["lead-ms"]),
+  lateLeadMs: Number(flags["late-lead-ms"]),
   advisoryRefreshMs: Number(flags["advisory-ms"]),
   mandatoryRefreshMs: Number(flags["mandatory-ms"]),
 };
@@ -323,10 +331,27 @@ if (!flags["no-rotation"]) {
   const waveSize = Number(flags["wave-size"]);
   const waveMs = Number(flags["wave-ms"]);
   const waves = Math.floor((seconds * 1000) / waveMs);
+  /** @type {any[]} */
   const rotationRows = [];
-  for (const backend of pickBackends(flags["rotation-backends"])) {
-    process.stderr.write(`rotation: ${backend}, ${waves} waves of ${waveSize} over ${seconds} s...\n`);
-    const emulator = await startImdsEmulator({ lifetimeMs: ROTATION.lifetimeMs, leadMs: ROTATION.leadMs });
+  const runs = [
+    ...pickBackends(flags["rotation-backends"]).map((backend) => ({
+      backend,
+      leadMs: ROTATION.leadMs,
+      late: false,
+    })),
+    ...(flags["late-backends"]
+      ? pickBackends(flags["late-backends"]).map((backend) => ({
+          backend,
+          leadMs: ROTATION.lateLeadMs,
+          late: true,
+        }))
+      : []),
+  ];
+  for (const { backend, leadMs, late } of runs) {
+    process.stderr.write(
+      `rotation${late ? " (late rotation)" : ""}: ${backend}, ${waves} waves of ${waveSize} over ${seconds} s...\n`,
+    );
+    const emulator = await startImdsEmulator({ lifetimeMs: ROTATION.lifetimeMs, leadMs });
     imdsPorts.add(emulator.port);
     const store = freshStore(backend);
     // Observe the emulator's sets as EC2 would rotate them, whether or not anyone asks.
@@ -354,6 +379,8 @@ if (!flags["no-rotation"]) {
     const ok = results.filter((r) => !failed(r)).map((r) => r.report);
     const row = {
       backend,
+      late,
+      leadMs,
       starts: results.length,
       elapsed,
       rotations: sets.size,
@@ -380,16 +407,20 @@ if (!flags["no-rotation"]) {
       errors: results.filter(failed).map((r) => r.report?.error ?? r.stderr.slice(0, 200)),
     };
     rotationRows.push(row);
+    const run = late ? "late-rotation run" : "rotation run";
     if (backend !== "none") {
       targets.push({
-        what: `rotation run, ${label(backend)}: fetches ≤ rotations + 1`,
+        what: late
+          ? `${run}, ${label(backend)}: fetches per rotation (not a target: shown to bound the worst case)`
+          : `${run}, ${label(backend)}: fetches ≤ rotations + 1`,
         ok: row.fetches <= row.rotations + 1,
-        got: `${row.fetches} fetches, ${row.rotations} rotations`,
+        got: `${row.fetches} fetches, ${row.rotations} rotations${late ? ` (${(row.fetches / row.rotations).toFixed(1)} per rotation, against ${row.starts} process starts)` : ""}`,
+        ...(late && { info: true }),
       });
     }
     const target = !BASELINES.has(backend);
     targets.push({
-      what: `rotation run, ${label(backend)}: no process fails${target ? "" : " (baseline: shown, not a target)"}`,
+      what: `${run}, ${label(backend)}: no process fails${target ? "" : " (baseline: shown, not a target)"}`,
       ok: row.failures === 0,
       got: `${row.failures} failed${row.expired ? `, ${row.expired} got expired credentials` : ""}`,
       ...(!target && { info: true }),
@@ -399,8 +430,10 @@ if (!flags["no-rotation"]) {
   say("## Compressed rotation");
   say("");
   say(
-    `Credentials live ${ROTATION.lifetimeMs / 1000} s and the emulator serves a new set from ${ROTATION.leadMs / 1000} s before expiry; ` +
-      `children refresh with advisoryRefreshMs ${ROTATION.advisoryRefreshMs} and mandatoryRefreshMs ${ROTATION.mandatoryRefreshMs} ` +
+    `Credentials live ${ROTATION.lifetimeMs / 1000} s and the emulator serves a new set from ${ROTATION.leadMs / 1000} s before expiry ` +
+      "(before the refresh windows open, as EC2 usually does: its credentials live hours and are replaced long before they expire); " +
+      `in the late-rotation rows only ${ROTATION.lateLeadMs / 1000} s before expiry, inside the mandatory window (the 5 min minimum EC2 documents, compressed). ` +
+      `Children refresh with advisoryRefreshMs ${ROTATION.advisoryRefreshMs} and mandatoryRefreshMs ${ROTATION.mandatoryRefreshMs} ` +
       `(other fromCache options at their defaults). ${waves} waves of ${waveSize} processes, one wave every ${waveMs} ms. ` +
       "Rotations = credential sets the emulator issued during the run (watched every 100 ms). " +
       "Fetch reasons tally the refresh-start events the children reported.",
@@ -420,7 +453,7 @@ if (!flags["no-rotation"]) {
         "failures",
       ],
       rotationRows.map((r) => [
-        r.backend === "redis" ? "keyv + redis" : r.backend,
+        `${r.backend === "redis" ? "keyv + redis" : r.backend}${r.late ? " (late rotation)" : ""}`,
         String(r.starts),
         r.elapsed.toFixed(1),
         String(r.rotations),
@@ -435,8 +468,9 @@ if (!flags["no-rotation"]) {
   say("");
   for (const r of rotationRows) {
     const waits = showTally(r.lockWaits);
-    if (waits !== "–") say(`- ${r.backend}: lock waits and cache errors: ${waits}`);
-    if (r.errors.length) say(`- ${r.backend}: failures: ${[...new Set(r.errors)].slice(0, 3).join(" / ")}`);
+    const name = `${r.backend}${r.late ? " (late rotation)" : ""}`;
+    if (waits !== "–") say(`- ${name}: lock waits and cache errors: ${waits}`);
+    if (r.errors.length) say(`- ${name}: failures: ${[...new Set(r.errors)].slice(0, 3).join(" / ")}`);
   }
 }
 
