@@ -420,6 +420,23 @@ describe("fileCache: locks", () => {
     expect(existsSync(leaseFile(dir, "k"))).toBe(false);
   });
 
+  it("taking and releasing a free lock never waits on the event loop, so a busy host cannot stretch it", async () => {
+    // With 64 processes starting on 2 cores, each turn of a process's event loop can take
+    // a second: a lock that needs several turns (callbacks, retry timers) then outlasts
+    // cacheTimeoutMs, the callers count it as busy and all wait for a holder that is not.
+    const store = fileCache({ dir: tempDir() });
+    await store.get("warm-up"); // creates the directory
+    let turned = false;
+    setImmediate(() => {
+      turned = true;
+    });
+    const lock = await store.acquireLock("k", { ttlMs: 60_000 });
+    expect(lock, "acquired").toBeDefined();
+    await lock!.release();
+    expect(turned, "the event loop did not have to turn").toBe(false);
+    expect(await store.acquireLock("k", { ttlMs: 60_000 }), "released").toBeDefined();
+  });
+
   it("a lock on a key does not create or touch the entry", async () => {
     const dir = tempDir();
     const store = fileCache({ dir });
