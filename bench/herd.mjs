@@ -36,6 +36,8 @@ const root = join(here, "..");
 const CHILD = join(here, "herd-child.mjs");
 
 const { values: flags } = parseArgs({
+  // `pnpm bench:herd -- --no-rotation` passes the `--` on; npm and pnpm users both type it.
+  args: process.argv.slice(2).filter((arg) => arg !== "--"),
   options: {
     counts: { type: "string", default: "1,8,32,64" },
     backends: { type: "string", default: "none,memory,file,sqlite,redis" },

@@ -16,6 +16,8 @@ import { isRedisReachable } from "./src/redisCheck.mjs";
 import { runWorkers } from "./src/runWorkers.mjs";
 
 const { values: flags } = parseArgs({
+  // `pnpm demo -- --fault` passes the `--` on; npm and pnpm users both type it.
+  args: process.argv.slice(2).filter((arg) => arg !== "--"),
   options: {
     fault: { type: "boolean", default: false },
     procs: { type: "string", default: "10" },
