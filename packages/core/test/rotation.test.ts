@@ -111,7 +111,7 @@ describe("fromCache: one fetch per rotation, whatever the number of processes", 
     expect(refreshes).toBe(run.fetches);
   });
 
-  it("the same set fetched by one process spares the next processes' fetches (shared store, advisory window)", async () => {
+  it("a set fetched inside the advisory window by one process spares the next processes' fetches (shared store)", async () => {
     const clock = testClock();
     const source = scriptedSource(clock);
     const { store } = scriptedStore(clock);
