@@ -131,6 +131,7 @@ export interface CachedCredentialProvider extends AwsCredentialIdentityProvider 
    * Cancels the proactive refresh timer and starts no new refresh. Resolves when a
    * refresh already under way has finished writing to the store and released its lock,
    * so a short-lived process can close its store after it and leave no lock behind.
+   * Waits at most `lockTtlMs`: a source that never answers does not hang a shutdown.
    */
   close(): Promise<void>;
 }
@@ -851,7 +852,17 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     closed = true;
     if (timer) clearTimeout(timer);
     timer = undefined;
-    await Promise.allSettled([background, blocking]);
+    // A source that never answers must not hang a shutdown: after lockTtlMs the lock is
+    // free for others anyway.
+    let wake: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([background, blocking]),
+      new Promise((resolve) => {
+        wake = setTimeout(resolve, lockTtlMs);
+        wake.unref?.();
+      }),
+    ]);
+    clearTimeout(wake);
   };
   // Credentials live in the closure, which util.inspect never shows.
   return provider;

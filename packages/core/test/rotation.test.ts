@@ -164,3 +164,26 @@ describe("fromCache: close()", () => {
     expect(JSON.parse(store.data.get("k")?.value ?? "{}").accessKeyId).not.toBe(first.accessKeyId);
   });
 });
+
+describe("fromCache: close() with a source that never answers", () => {
+  it("resolves after lockTtlMs instead of hanging the shutdown", async () => {
+    const clock = testClock();
+    const { store } = scriptedStore(clock);
+    const source = scriptedSource(clock);
+    const provider = fromCache({
+      provider: source.provider,
+      cache: store,
+      key: "k",
+      clock,
+      random: () => 0,
+      lockTtlMs: 50,
+    });
+    await provider();
+    clock.advance(47 * MIN); // 13 min left: advisory, so the next call refreshes in the background
+    source.state.delayMs = 3_600_000; // and the source never answers
+    await provider();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(source.state.calls).toBe(2);
+    await provider.close(); // would hang (the test would time out) without the lockTtlMs bound
+  });
+});
