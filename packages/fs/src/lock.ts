@@ -73,6 +73,9 @@ function tryMutex(mutex: string): boolean {
     if (ageMs < MUTEX_STALE_MS) return false;
     // Left by a dead process. Rename it away, then look at what was moved: if another
     // process took the stale one over first, this moved its live mutex, so put it back.
+    // (A third process could still slip in between; that needs a process killed inside
+    // this microsecond step and two takeovers within microseconds, and at worst gives two
+    // lease holders: two fetches, never wrong credentials.)
     const aside = `${mutex}.stale-${newLockToken()}`;
     try {
       renameSync(mutex, aside);
