@@ -6,6 +6,7 @@ import {
   fstatSync,
   mkdirSync,
   openSync,
+  readSync,
   renameSync,
   statSync,
 } from "node:fs";
@@ -77,6 +78,45 @@ interface Statements {
 }
 
 const SIDECARS = ["-wal", "-shm"];
+/**
+ * How long opening may wait to switch a new file to WAL (a file already in WAL mode on
+ * disk waits only `busyTimeoutMs`). Switching takes an exclusive lock, and SQLite can
+ * answer SQLITE_BUSY to it at once instead of waiting in its busy handler; when 64
+ * processes open a new file at once, one of them sometimes got that error and went
+ * without its store for its first call (and fetched credentials on its own).
+ */
+const WAL_SWITCH_WAIT_MS = 5_000;
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
+}
+
+/** Whether the file's header says WAL (bytes 18 and 19 are 2), read before SQLite opens it. */
+function walOnDisk(fd: number, size: number): boolean {
+  if (size < 100) return false;
+  const header = Buffer.alloc(2);
+  return readSync(fd, header, 0, 2, 18) === 2 && header[0] === 2 && header[1] === 2;
+}
+
+/** Puts the database in WAL mode unless it already is, retrying while another process holds it. */
+function useWal(db: Database.Database, waitMs: number): void {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      // Reading the mode first: once a file is in WAL mode, opening it takes no exclusive lock.
+      if (String(db.pragma("journal_mode", { simple: true })).toLowerCase() !== "wal") {
+        db.pragma("journal_mode = WAL");
+      }
+      return;
+    } catch (error) {
+      if (!isBusy(error) || Date.now() >= deadline) throw error;
+      // better-sqlite3 is synchronous, and so is SQLite's own busy handler: sleep the same way.
+      Atomics.wait(sleepCell, 0, 0, 5 + Math.random() * 10);
+    }
+  }
+}
 const OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
 
 function fileId(path: string): number | undefined {
@@ -243,6 +283,7 @@ class SqliteStore implements SqliteCache {
     // -wal and -shm files the database file's mode), and check, before SQLite opens it, that
     // the file is not a symlink someone planted, and it is ours.
     const fd = openSync(path, OPEN_FLAGS, 0o600);
+    let walWaitMs: number;
     try {
       const stat = fstatSync(fd);
       const uid = process.getuid?.();
@@ -256,13 +297,16 @@ class SqliteStore implements SqliteCache {
       // Known before SQLite reads the file, so that a corrupt one can be told from a
       // fresh one another process has put in its place meanwhile.
       this.#fileId = stat.ino;
+      walWaitMs = walOnDisk(fd, stat.size)
+        ? this.#busyTimeoutMs
+        : Math.max(this.#busyTimeoutMs, WAL_SWITCH_WAIT_MS);
     } finally {
       closeSync(fd);
     }
     const db = new Database(path, { timeout: this.#busyTimeoutMs });
     let statements: Statements;
     try {
-      db.pragma("journal_mode = WAL");
+      useWal(db, walWaitMs);
       db.pragma("synchronous = NORMAL");
       migrate(db);
       statements = prepare(db);
@@ -311,7 +355,7 @@ class SqliteStore implements SqliteCache {
     const code = (error as { code?: unknown } | undefined)?.code;
     const reason = error instanceof Error ? error.message : String(error);
     const where = `sqlite cache "${this.path}"`;
-    if (typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))) {
+    if (isBusy(error)) {
       throw new CacheUnavailableError(
         `${where}: ${operation} skipped, the database is locked by another connection (${reason}, ${code}); ` +
           "the next call tries again",

@@ -283,6 +283,28 @@ describe("sqliteCache: the database file", () => {
     await store.close();
   });
 
+  it("a new file another process is still setting up: opening waits for it instead of failing the first call", async () => {
+    // With 64 processes opening a new file at once, switching it to WAL sometimes got
+    // SQLITE_BUSY past the busy timeout; that process went without its store.
+    const path = join(tempDir(), "cache.db");
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(new URL("./fixtures/hold-new-file.mjs", import.meta.url)), path, "400"],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const [ready] = (await once(child.stdout!, "data")) as [Buffer];
+    expect(ready.toString()).toBe("ready\n");
+    const store = sqliteCache({ path, busyTimeoutMs: 50 });
+    expect(await store.get("k")).toBeUndefined();
+    await store.set("k", "v");
+    expect(await store.get("k")).toBe("v");
+    await once(child, "exit");
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    db.close();
+    await store.close();
+  });
+
   it("keeps the old value when a writer is killed -9 mid-transaction", async () => {
     const path = join(tempDir(), "cache.db");
     const store = sqliteCache({ path, busyTimeoutMs: 20 });
