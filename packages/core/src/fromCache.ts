@@ -461,11 +461,10 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     if (!cache) return;
     // The record outlives its expiry, so that a process started during an outage (with
     // staleIfError) still has something to extend; it is never served as valid.
-    const keepMs = STALE_KEEP_MS;
     const ttlSeconds =
       record.expiration === undefined
         ? 0
-        : Math.max(1, Math.ceil((record.expiration + keepMs - clock.now()) / 1000));
+        : Math.max(1, Math.ceil((record.expiration + STALE_KEEP_MS - clock.now()) / 1000));
     try {
       await guarded("set", () => cache.set(key, { ...record }, ttlSeconds));
     } catch (error) {
@@ -530,11 +529,10 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
       );
     }
     const record = toRecord(identity, now, sourceLabel);
-    const next = hold(record);
     failures = 0;
     lastFailure = undefined;
     nextAttemptAt = 0;
-    scheduleProactiveRefresh();
+    const next = hold(record); // also schedules the next proactive refresh
     await writeStore(record);
     emit({
       type: "refresh-success",

@@ -17,10 +17,14 @@ function isModuleNotFound(error: unknown): boolean {
   return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
 }
 
+/** At most 120 characters of a text for an error message. */
+function clip(text: string): string {
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
 /** A Redis URL for an error message: core's `redactUrl` (user info masked up to the last "@"), short. */
 function showUrl(url: string): string {
-  const shown = redactUrl(url);
-  return JSON.stringify(shown.length > 120 ? `${shown.slice(0, 117)}...` : shown);
+  return JSON.stringify(clip(redactUrl(url)));
 }
 
 /** A client error's message for ours: only when it quotes no URL (node-redis's can). */
@@ -35,7 +39,7 @@ function clientMessage(error: unknown): string {
     const name = (error as { name?: unknown } | null)?.name;
     return typeof name === "string" ? name.slice(0, 40) : "an error";
   }
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+  return clip(text);
 }
 
 /** Imports an optional peer, or says which package to install. */
@@ -53,17 +57,17 @@ export async function importPeer<T>(load: () => Promise<T>, packageName: string)
  * bare `TypeError("Invalid pathname")` or `URIError("URI malformed")` from inside
  * `new KeyvRedis` is a `CacheConfigError` that says what to fix.
  */
-function checkUrl(url: unknown): string {
-  let parsed: URL | undefined;
-  try {
-    parsed = typeof url === "string" ? new URL(url) : undefined;
-  } catch {
-    // The parse error carries the URL, password included: never pass it on.
-  }
+function checkUrl(url: unknown): void {
   if (typeof url !== "string") {
     throw new CacheConfigError(
       `createRedisCache: "url" must be a redis:// or rediss:// URL, got ${typeof url}`,
     );
+  }
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // The parse error carries the URL, password included: never pass it on.
   }
   const shown = showUrl(url);
   if (parsed === undefined) {
@@ -72,7 +76,7 @@ function checkUrl(url: unknown): string {
         '(in a password, write "@" as %40, "#" as %23, "?" as %3F, "/" as %2F and "%" as %25)',
     );
   }
-  if (parsed.protocol !== "redis:" && parsed?.protocol !== "rediss:") {
+  if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") {
     throw new CacheConfigError(`createRedisCache: "url" must be a redis:// or rediss:// URL, got ${shown}`);
   }
   if (parsed.hostname === "") {
@@ -107,7 +111,6 @@ function checkUrl(url: unknown): string {
       `createRedisCache: the user name and password in "url" must be percent-encoded (e.g. "%" as %25, "@" as %40), got ${shown}`,
     );
   }
-  return url;
 }
 
 function checkOptions(options: RedisCacheOptions): Required<RedisCacheOptions> {

@@ -11,10 +11,8 @@ import {
   expiresAtFromTtl,
   MAX_KEY_LENGTH,
 } from "@credcache/core";
+import { LOCK_KEY_PREFIX } from "./redisLock.js";
 import type { KeyvCacheOptions, KeyvLike } from "./types.js";
-
-/** Where `redisLock` keeps its locks. A store whose adapter lists a whole Redis database sees them. */
-const LOCK_KEY_PREFIX = "credcache:lock:";
 
 /** What a Keyv storage adapter with listing support offers (`KeyvStoreAdapter.iterator`). */
 interface IterableAdapter {

@@ -7,6 +7,9 @@ import type {
   RedisLockOptions,
 } from "./types.js";
 
+/** Where `redisLock` keeps its locks. A store whose adapter lists a whole Redis database sees them. */
+export const LOCK_KEY_PREFIX = "credcache:lock:";
+
 /** Deletes the lock only if it still holds our token, so a holder whose lease ran out cannot free its successor. */
 export const RELEASE_SCRIPT =
   'if redis.call("get",KEYS[1]) == ARGV[1] then return redis.call("del",KEYS[1]) else return 0 end';
@@ -78,7 +81,7 @@ export function redisLock(
       `redisLock: "namespace" must be a non-empty string, got ${describeValue(namespace)}`,
     );
   }
-  const prefix = namespace === undefined ? "credcache:lock:" : `credcache:lock:${namespace}:`;
+  const prefix = namespace === undefined ? LOCK_KEY_PREFIX : `${LOCK_KEY_PREFIX}${namespace}:`;
 
   if (typeof client !== "function") {
     const commands = commandsFor(client);

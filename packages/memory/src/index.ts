@@ -92,18 +92,11 @@ function blank(entry: Entry): void {
   entry.value = undefined;
 }
 
-/**
- * Largest `max`: lru-cache allocates arrays of `max` slots up front, so 1e9 ends the
- * process with an out-of-memory crash no caller can catch (and 2^32 with a RangeError).
- * A million is far beyond the few keys a process uses.
- */
-const MAX_ENTRIES_LIMIT = MAX_MEMORY_ENTRIES;
-
 function checkMax(max: unknown): number {
   if (max === undefined) return DEFAULT_MAX;
-  if (typeof max !== "number" || !Number.isInteger(max) || max <= 0 || max > MAX_ENTRIES_LIMIT) {
+  if (typeof max !== "number" || !Number.isInteger(max) || max <= 0 || max > MAX_MEMORY_ENTRIES) {
     throw new CacheConfigError(
-      `memoryCache: "max" must be a positive integer of at most ${MAX_ENTRIES_LIMIT} (the most entries to keep), got ${describeValue(max)}; omit it for the default of ${DEFAULT_MAX}`,
+      `memoryCache: "max" must be a positive integer of at most ${MAX_MEMORY_ENTRIES} (the most entries to keep), got ${describeValue(max)}; omit it for the default of ${DEFAULT_MAX}`,
     );
   }
   return max;

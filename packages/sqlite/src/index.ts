@@ -78,6 +78,7 @@ interface Statements {
 }
 
 const SIDECARS = ["-wal", "-shm"];
+const OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
 /**
  * How long opening may wait to switch a new file to WAL (a file already in WAL mode on
  * disk waits only `busyTimeoutMs`). Switching takes an exclusive lock, and SQLite can
@@ -117,7 +118,6 @@ function useWal(db: Database.Database, waitMs: number): void {
     }
   }
 }
-const OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
 
 function fileId(path: string): number | undefined {
   return statSync(path, { throwIfNoEntry: false })?.ino;
