@@ -26,11 +26,7 @@ export async function openStore(spec, { clock } = {}) {
     case "redis": {
       const { createRedisCache } = await import("@credcache/keyv");
       // Redis keeps TTLs by its own clock: no clock to inject.
-      return createRedisCache({
-        url: spec.url,
-        namespace: spec.namespace,
-        ...(spec.lock === false && { lock: false }),
-      });
+      return createRedisCache({ url: spec.url, namespace: spec.namespace });
     }
     default:
       throw new Error(`unknown store kind ${spec.kind}`);
@@ -46,11 +42,6 @@ export async function fsEntryPath(dir, key) {
 /** Where @credcache/keyv's createRedisCache keeps `key` (through @keyv/redis): `<namespace>::<key>`. */
 export function redisKeyOf(namespace, key) {
   return `${namespace}::${key}`;
-}
-
-/** A short label for tables. */
-export function storeLabel(spec) {
-  return spec.kind === "redis" ? "keyv+redis" : spec.kind;
 }
 
 export const REDIS_URL = setting("BATTERY_REDIS_URL") ?? "redis://127.0.0.1:6379";

@@ -64,7 +64,8 @@ export async function runCliStartupBench({ runs = 30 } = {}) {
       const p50Ms = percentile(samples[j], 50);
       return { name: c.name, runs, p50Ms, p99Ms: percentile(samples[j], 99), ratio: p50Ms / base };
     });
-    console.log(`\n### credcache process cold start, warm cache (target: p50 <= 1.5x node -e 0)\n`);
+    const title = "### credcache process cold start, warm cache (target: p50 <= 1.5x node -e 0)";
+    console.log(`\n${title}\n`);
     const text = table(
       ["case", "runs", "p50", "p99", "p50 / node -e 0"],
       rows.map((r) => [
@@ -77,7 +78,7 @@ export async function runCliStartupBench({ runs = 30 } = {}) {
     );
     return {
       rows,
-      text: `### credcache process cold start, warm cache (target: p50 <= 1.5x node -e 0)\n\n${text}`,
+      text: `${title}\n\n${text}`,
       ratio: rows[1].ratio,
     };
   } finally {

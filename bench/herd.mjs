@@ -22,7 +22,7 @@
 //                       [--advisory-ms 3000] [--mandatory-ms 2000]
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, hostname, loadavg, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -74,8 +74,8 @@ const runId = `${process.pid}-${Date.now().toString(36)}`;
 let runCounter = 0;
 /** Redis namespaces this run wrote to and the emulators whose keys they hold, cleaned up at the end. */
 const redisUrls = [];
-/** @type {Set<number>} */
-const imdsPorts = new Set();
+/** @type {Set<string>} */
+const imdsUrls = new Set();
 
 /** A fresh, empty store of each kind, per run. */
 function freshStore(/** @type {string} */ backend) {
@@ -178,6 +178,24 @@ const showTally = (/** @type {Record<string, number>} */ t) =>
     .map(([k, v]) => `${k.replace("refresh-start:", "")} ${v}`)
     .join(", ") || "–";
 
+/**
+ * What every row reports of its children: failures and their errors, time to first
+ * credential over the others, and the tallies of fetch reasons and lock trouble.
+ */
+function summarize(/** @type {Array<{ code: number | null, report: any, stderr: string }>} */ results) {
+  const failedRuns = results.filter(failed);
+  const ttfc = results.filter((r) => !failed(r)).map((r) => r.report.ttfcMs);
+  const reports = results.map((r) => r.report);
+  return {
+    failures: failedRuns.length,
+    errors: failedRuns.map((r) => r.report?.error ?? r.stderr.slice(0, 200)),
+    p50: percentile(ttfc, 50),
+    p99: percentile(ttfc, 99),
+    fetchReasons: tally(reports, fetchEvents),
+    lockTrouble: tally(reports, lockEvents),
+  };
+}
+
 const sections = [];
 const targets = [];
 const say = (/** @type {string} */ text = "") => {
@@ -196,7 +214,7 @@ say(`${machine}. Floor: \`node -e 0\` takes ${fmtMs(floorMs)} here (p50 of 7).`)
 say("");
 
 const imds = await startImdsEmulator();
-imdsPorts.add(imds.port);
+imdsUrls.add(imds.url);
 
 // ---- 1. cold herd ----
 /** @type {Map<string, Map<number, any>>} */
@@ -214,23 +232,10 @@ if (!flags["no-herd"]) {
           child({ HERD_CACHE_URL: store, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url }),
         ),
       );
-      const ok = results.filter((r) => !failed(r)).map((r) => r.report);
-      const ttfc = ok.map((r) => r.ttfcMs);
       const row = {
         fetches: imds.stats.credentialFetches,
-        p50: percentile(ttfc, 50),
-        p99: percentile(ttfc, 99),
+        ...summarize(results),
         rssKiB: Math.max(0, ...results.map((r) => r.report?.maxRssKiB ?? 0)),
-        failures: results.filter(failed).length,
-        errors: results.filter(failed).map((r) => r.report?.error ?? r.stderr.slice(0, 200)),
-        fetchReasons: tally(
-          results.map((r) => r.report),
-          fetchEvents,
-        ),
-        lockTrouble: tally(
-          results.map((r) => r.report),
-          lockEvents,
-        ),
         load: loadavg()[0] ?? 0,
       };
       if (!herd.has(backend)) herd.set(backend, new Map());
@@ -253,7 +258,7 @@ if (!flags["no-herd"]) {
       const ratio = (/** @type {number} */ v, /** @type {number | undefined} */ b) =>
         base && backend !== "none" && b ? ` (${fmtRatio(v / b)})` : "";
       rows.push([
-        backend === "redis" ? "keyv + redis" : backend,
+        label(backend),
         String(n),
         `${r.fetches}${ratio(r.fetches, base?.fetches)}`,
         `${fmtMs(r.p50)}${ratio(r.p50, base?.p50)}`,
@@ -354,7 +359,7 @@ if (!flags["no-rotation"]) {
       `rotation${late ? " (late rotation)" : ""}: ${backend}, ${waves} waves of ${waveSize} over ${seconds} s...\n`,
     );
     const emulator = await startImdsEmulator({ lifetimeMs: ROTATION.lifetimeMs, leadMs });
-    imdsPorts.add(emulator.port);
+    imdsUrls.add(emulator.url);
     const store = freshStore(backend);
     // Observe the emulator's sets as EC2 would rotate them, whether or not anyone asks.
     const sets = new Set([emulator.currentCredentials().accessKeyId]);
@@ -378,35 +383,15 @@ if (!flags["no-rotation"]) {
     const elapsed = (performance.now() - t0) / 1000;
     const stats = emulator.stats;
     await emulator.close();
-    const ok = results.filter((r) => !failed(r)).map((r) => r.report);
     const row = {
       backend,
       late,
-      leadMs,
       starts: results.length,
       elapsed,
       rotations: sets.size,
-      setsServed: stats.credentialSets,
       fetches: stats.credentialFetches,
-      failures: results.filter(failed).length,
+      ...summarize(results),
       expired: results.filter((r) => r.report?.expiredOnArrival).length,
-      p50: percentile(
-        ok.map((r) => r.ttfcMs),
-        50,
-      ),
-      p99: percentile(
-        ok.map((r) => r.ttfcMs),
-        99,
-      ),
-      reasons: tally(
-        results.map((r) => r.report),
-        fetchEvents,
-      ),
-      lockWaits: tally(
-        results.map((r) => r.report),
-        lockEvents,
-      ),
-      errors: results.filter(failed).map((r) => r.report?.error ?? r.stderr.slice(0, 200)),
     };
     rotationRows.push(row);
     const run = late ? "late-rotation run" : "rotation run";
@@ -455,12 +440,12 @@ if (!flags["no-rotation"]) {
         "failures",
       ],
       rotationRows.map((r) => [
-        `${r.backend === "redis" ? "keyv + redis" : r.backend}${r.late ? " (late rotation)" : ""}`,
+        `${label(r.backend)}${r.late ? " (late rotation)" : ""}`,
         String(r.starts),
         r.elapsed.toFixed(1),
         String(r.rotations),
         String(r.fetches),
-        r.backend === "none" ? "(every process)" : showTally(r.reasons),
+        r.backend === "none" ? "(every process)" : showTally(r.fetchReasons),
         fmtMs(r.p50),
         fmtMs(r.p99),
         String(r.failures),
@@ -469,7 +454,7 @@ if (!flags["no-rotation"]) {
   );
   say("");
   for (const r of rotationRows) {
-    const waits = showTally(r.lockWaits);
+    const waits = showTally(r.lockTrouble);
     const name = `${r.backend}${r.late ? " (late rotation)" : ""}`;
     if (waits !== "–") say(`- ${name}: lock waits and cache errors: ${waits}`);
     if (r.errors.length) say(`- ${name}: failures: ${[...new Set(r.errors)].slice(0, 3).join(" / ")}`);
@@ -498,8 +483,10 @@ if (redisUrls.length) {
   for (const url of redisUrls) {
     const cache = await core.createCache(url);
     // Lock keys expire on their own (PX); the records are keyed by emulator URL and host.
-    for (const port of imdsPorts)
-      await cache.remove(`imds:http://127.0.0.1:${port}:${hostname()}`).catch(() => {});
+    for (const url of imdsUrls) {
+      const key = core.instanceMetadataKey({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: url } });
+      await cache.remove(key).catch(() => {});
+    }
     await cache.close?.();
   }
 }

@@ -4,11 +4,10 @@
 // one, never a torn one; leftover temp files are cleaned up (opportunistically by the next
 // writer and by prune()), while a young temp file, possibly a write in progress, is left alone.
 
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseRecord } from "@credcache/core";
-import { expect, fakeCredentials, sleep, startGroup } from "../harness.mjs";
+import { expect, fakeCredentials, sha, sleep, startGroup } from "../harness.mjs";
 import { fsEntryPath, openStore } from "../stores.mjs";
 
 const g = startGroup("crash-write");
@@ -43,10 +42,7 @@ async function readBoth(key) {
 }
 
 function intactTagged(value) {
-  return (
-    typeof value?.payload === "string" &&
-    value.sum === createHash("sha256").update(`${value.seq}:${value.payload}`).digest("hex")
-  );
+  return typeof value?.payload === "string" && value.sum === sha(`${value.seq}:${value.payload}`);
 }
 
 async function killAt(mode, key, value, label) {

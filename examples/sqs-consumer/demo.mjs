@@ -159,12 +159,13 @@ async function runBackend(name) {
   const errorLines = results.flatMap((r) =>
     r.stderr.split("\n").filter((line) => line.includes("credential error")),
   );
+  const failed = results.filter((r) => r.code !== 0 || !r.report);
   return {
     name,
     note: backend.note,
     prewarmed,
     processes: results.length,
-    failedProcesses: results.filter((r) => r.code !== 0 || !r.report).length,
+    failedProcesses: failed.length,
     sent: sent.length,
     processed: ids.length,
     duplicates: ids.length - unique.size,
@@ -177,12 +178,10 @@ async function runBackend(name) {
     credentialErrors: reports.reduce((n, r) => n + r.credentialErrors, 0),
     storeErrors: reports.reduce((n, r) => n + (r.cache?.cacheErrors ?? 0), 0),
     lockWaits: reports.reduce((n, r) => n + (r.cache?.lockWaits ?? 0), 0),
-    failures: results
-      .filter((r) => r.code !== 0 || !r.report)
-      .map(
-        (r) =>
-          `exit ${r.code ?? r.signal}:\n      ${r.stderr.trim().split("\n").slice(0, 12).join("\n      ")}`,
-      ),
+    failures: failed.map(
+      (r) =>
+        `exit ${r.code ?? r.signal}:\n      ${r.stderr.trim().split("\n").slice(0, 12).join("\n      ")}`,
+    ),
     errorLines,
     ttfc: reports.map((r) => r.firstCredentialMs).filter((v) => typeof v === "number"),
     wallMs,
@@ -301,8 +300,8 @@ try {
     // Drop what the demo wrote, under its own namespace.
     const core = await import("@credcache/core");
     const cache = await core.createCache(BACKENDS.redis.url);
-    const { hostname } = await import("node:os");
-    await cache.remove(`imds:${imds.url}:${hostname()}`).catch(() => {});
+    const key = core.instanceMetadataKey({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url } });
+    await cache.remove(key).catch(() => {});
     await cache.close?.();
   }
   await sqs.close();

@@ -6,20 +6,17 @@
 /** @typedef {import("@credcache/core").CacheEvent} CacheEvent */
 
 /**
- * A short, secret-free name of the backend, for reports and logs.
+ * A short, secret-free name of a cached backend, for reports and logs.
  *
- * @param {Backend} backend
- * @param {typeof import("@credcache/core")} [core]
+ * @param {Exclude<Backend, { kind: "none" }>} backend
+ * @param {typeof import("@credcache/core")} core
  */
-export function describeBackend(backend, core) {
-  if (backend.kind === "none") return "none";
-  if (backend.kind === "url") return core ? core.redactUrl(backend.url) : backend.url.split(":")[0];
+function describeBackend(backend, core) {
+  if (backend.kind === "url") return core.redactUrl(backend.url);
   const name = backend.store ?? /** @type {{ default?: string }} */ (backend.config).default;
   let driver = "?";
   try {
-    driver = core
-      ? core.resolveStoreConfig(/** @type {any} */ (backend.config), backend.store).driver
-      : driver;
+    driver = core.resolveStoreConfig(/** @type {any} */ (backend.config), backend.store).driver;
   } catch {
     // createCache reports the config error itself.
   }
@@ -39,7 +36,6 @@ export function describeBackend(backend, core) {
  * @returns {Promise<{
  *   provider: import("@smithy/types").AwsCredentialIdentityProvider,
  *   label: string,
- *   cached: boolean,
  *   stats: () => import("@credcache/core").CacheStats | undefined,
  *   close: () => Promise<void>,
  * }>}
@@ -54,7 +50,6 @@ export async function createCredentials({ backend, imds = {}, refresh = {}, logg
     return {
       provider: fromInstanceMetadata({ ...sdkOptions, ...(logger && { logger }) }),
       label: "none",
-      cached: false,
       stats: () => undefined,
       close: async () => {},
     };
@@ -78,7 +73,6 @@ export async function createCredentials({ backend, imds = {}, refresh = {}, logg
   return {
     provider,
     label: describeBackend(backend, core),
-    cached: true,
     stats: () => provider.stats(),
     close: async () => {
       // Waits for a background refresh to write and release its lock: a lock left by a

@@ -1,7 +1,7 @@
-import { hostname } from "node:os";
 import {
   type CachedCredentialProvider,
   containerMetadataKey,
+  DEFAULT_CACHE_KEY,
   type FromCacheInit,
   fromCachedContainerMetadata,
   fromCachedIni,
@@ -100,26 +100,18 @@ type Env = Record<string, string | undefined>;
  * The key core's preset uses for a source, so `inspect` and `clear` can find entries in
  * stores that cannot list their keys (core's own key builders, with this run's env).
  */
-export function presetKey(
-  source: Source,
-  env: Env,
-  options: { sessionName?: string } = {},
-  host = hostname(),
-): string {
+export function presetKey(source: Source, env: Env): string {
   switch (source.kind) {
     case "imds":
-      return instanceMetadataKey({ host, env });
+      return instanceMetadataKey({ env });
     case "container":
-      return containerMetadataKey({ host, env });
+      return containerMetadataKey({ env });
     case "profile":
       return iniKey(source.profile);
     case "assume-role":
-      return temporaryCredentialsKey(source.roleArn, options.sessionName);
+      return temporaryCredentialsKey(source.roleArn);
   }
 }
-
-/** The PHP SDK's and core's default key. */
-export const DEFAULT_KEY = "aws_cached_credentials";
 
 /**
  * Keys worth looking at on this host when the store cannot list its own: the IMDS key,
@@ -127,12 +119,10 @@ export const DEFAULT_KEY = "aws_cached_credentials";
  * default key.
  */
 export function wellKnownKeys(env: Env): string[] {
-  const keys = [presetKey({ kind: "imds", text: "imds" }, env)];
+  const keys = [instanceMetadataKey({ env })];
   if (env.AWS_CONTAINER_CREDENTIALS_FULL_URI || env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) {
-    keys.push(presetKey({ kind: "container", text: "container" }, env));
+    keys.push(containerMetadataKey({ env }));
   }
-  const profile = env.AWS_PROFILE || "default";
-  keys.push(presetKey({ kind: "profile", text: `profile:${profile}`, profile }, env));
-  keys.push(DEFAULT_KEY);
+  keys.push(iniKey(env.AWS_PROFILE || "default"), DEFAULT_CACHE_KEY);
   return keys;
 }

@@ -6,12 +6,11 @@ import { formatDuration } from "../format.js";
 import type { CommandIo } from "../io.js";
 import { createSourceProvider, parseSource, type Source, type SourceOptions } from "../sources.js";
 import { closeStore, openStore } from "../store.js";
+import { STORE_FLAGS } from "./shared.js";
 
 const FLAGS = {
+  ...STORE_FLAGS,
   source: "string",
-  cache: "string",
-  config: "string",
-  store: "string",
   timeout: "string",
   retries: "string",
   "session-name": "string",

@@ -1,5 +1,5 @@
 import type { CredentialCache } from "@credcache/core";
-import { type CacheSpec, resolveCacheSpec } from "../config.js";
+import { type CacheSpec, resolveCacheSpec, type StoreFlags } from "../config.js";
 import type { CommandIo } from "../io.js";
 import { parseSource, presetKey } from "../sources.js";
 import { closeStore, openStore } from "../store.js";
@@ -9,7 +9,7 @@ export const STORE_FLAGS = { cache: "string", config: "string", store: "string" 
 
 /** Opens the configured store, runs `body`, closes the store. */
 export async function withStore<T>(
-  flags: { cache?: string | undefined; config?: string | undefined; store?: string | undefined },
+  flags: StoreFlags,
   io: CommandIo,
   body: (store: CredentialCache, spec: CacheSpec) => Promise<T>,
 ): Promise<T> {
