@@ -45,9 +45,7 @@ async function killRounds(label, spec) {
         const current = victim;
         await current.waitType("ready", 60_000);
         victim =
-          round + 1 < ROUNDS[label]
-            ? spawnResolver(spec, { imdsTimeoutMs: 2 * LOCK_TTL_MS }, "victim")
-            : undefined;
+          round + 1 < ROUNDS[label] ? spawnResolver({ imdsTimeoutMs: 2 * LOCK_TTL_MS }, "victim") : undefined;
         const key = `holder-${label}-${round}-${g.runId}`;
         imds.resetStats();
         imds.setFaults({ credentials: { hang: true, count: 1 } });
