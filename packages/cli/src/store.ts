@@ -58,8 +58,26 @@ export async function storeCall<T>(what: string, run: () => Promise<T> | T): Pro
 }
 
 /** A store's `get` refused what it found under a key (core's `CacheRecordError`). */
-export function isRejectedRecord(error: unknown): error is Error & { reason: string } {
+function isRejectedRecord(error: unknown): error is Error & { reason: string } {
   return (error as { code?: unknown } | undefined)?.code === "ERR_CREDCACHE_RECORD";
+}
+
+/** What one key holds: its value (`undefined` when missing), or the reason the store refused it. */
+export type EntryRead = { value: unknown } | { rejected: string };
+
+/**
+ * Reads one key. A record the store refuses (core's `CacheRecordError`) is removed here:
+ * some stores remove it themselves on a failed read, but `encryptedCache` leaves a record
+ * it cannot open (a rotated key) where it is.
+ */
+export async function readEntry(store: CredentialCache, key: string): Promise<EntryRead> {
+  try {
+    return { value: await storeCall(`reading "${key}"`, () => store.get(key)) };
+  } catch (error) {
+    if (!isRejectedRecord(error)) throw error;
+    await storeCall(`removing "${key}"`, () => store.remove(key));
+    return { rejected: error.reason };
+  }
 }
 
 /** The store named by the spec. Config errors keep their core error code (exit 2). */

@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -177,6 +177,41 @@ describe.each(["file", "sqlite"] as const)("inspect, clear and prune on a %s sto
     expect(entries).toContainEqual({ key: "expired", status: "missing" });
     expect(entries).toContainEqual({ key: "garbage", status: "missing" });
     expect(entries.find((e: { key: string }) => e.key === imdsKey)).toMatchObject({ status: "ok" });
+  });
+});
+
+describe("a record no key can open (encryptedCache after a key rotation)", () => {
+  /** A file store config with one encryption key, as a --config file. */
+  function configWith(dir: string, key: string): string {
+    const file = join(root, `encrypted-${++n}.json`);
+    writeFileSync(file, JSON.stringify({ driver: "file", dir, encryptionKeys: [key] }));
+    return file;
+  }
+  const oldKey = "11".repeat(32);
+  const newKey = "22".repeat(32);
+
+  it("prune removes it and exits 0; inspect reports it as removed, and it is gone", async () => {
+    const dir = freshDir();
+    const entry = join(dir, entryFileName(imdsKey));
+    const written = configWith(dir, oldKey);
+    const rotated = configWith(dir, newKey);
+
+    expect((await cli.run(["process", "--source", "imds", "--config", written])).code).toBe(0);
+    const prune = await cli.run(["prune", "--config", rotated]);
+    expect(prune.stderr).toBe("");
+    expect(prune.code).toBe(0);
+    expect(prune.stdout).toMatch(/^removed 1 expired or unreadable entry/);
+    expect(existsSync(entry), "the unreadable record is gone").toBe(false);
+
+    expect((await cli.run(["process", "--source", "imds", "--config", written])).code).toBe(0);
+    const inspect = await cli.run(["inspect", "--config", rotated, "--json"]);
+    expect(inspect.code).toBe(0);
+    expect(JSON.parse(inspect.stdout).entries).toContainEqual({
+      key: imdsKey,
+      status: "invalid",
+      reason: "authentication-failed, removed",
+    });
+    expect(existsSync(entry), "inspect said removed: the record is gone").toBe(false);
   });
 });
 

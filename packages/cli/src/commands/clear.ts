@@ -2,7 +2,7 @@ import { parseArgs } from "../args.js";
 import { UsageError } from "../errors.js";
 import type { CommandIo } from "../io.js";
 import { wellKnownKeys } from "../sources.js";
-import { isRejectedRecord, listKeys, storeCall } from "../store.js";
+import { listKeys, readEntry, storeCall } from "../store.js";
 import { requestedKeys, STORE_FLAGS, withStore } from "./shared.js";
 
 const FLAGS = { ...STORE_FLAGS, source: "strings", help: "boolean" } as const;
@@ -19,13 +19,8 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     if (named.length > 0) {
       for (const key of named) {
         // A broken entry counts as present: reading it removed it.
-        const present = await storeCall(`reading "${key}"`, () => store.get(key)).then(
-          (value) => value !== undefined,
-          (error) => {
-            if (isRejectedRecord(error)) return true;
-            throw error;
-          },
-        );
+        const read = await readEntry(store, key);
+        const present = "rejected" in read || read.value !== undefined;
         await storeCall(`removing "${key}"`, () => store.remove(key));
         io.stdout.write(present ? `removed ${key}\n` : `not cached: ${key}\n`);
       }

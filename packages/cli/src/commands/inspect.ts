@@ -4,7 +4,7 @@ import { CommandFailedError, UsageError } from "../errors.js";
 import { formatDuration, formatTable } from "../format.js";
 import type { CommandIo } from "../io.js";
 import { wellKnownKeys } from "../sources.js";
-import { collectKeys, isRejectedRecord, storeCall } from "../store.js";
+import { collectKeys, type EntryRead, readEntry } from "../store.js";
 import { requestedKeys, STORE_FLAGS, withStore } from "./shared.js";
 
 const FLAGS = {
@@ -53,19 +53,20 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     const now = Date.now();
     const entries: InspectEntry[] = [];
     for (const key of keys) {
-      let value: unknown;
+      let read: EntryRead;
       try {
-        value = await storeCall(`reading "${key}"`, () => store.get(key));
+        read = await readEntry(store, key);
       } catch (error) {
-        if (isRejectedRecord(error)) {
-          entries.push({ key, status: "invalid", reason: `${error.reason}, removed` });
-          continue;
-        }
         // One unreadable entry is reported in place; a store that refuses to work ends the command.
         if (!(error instanceof CommandFailedError)) throw error;
         entries.push({ key, status: "error", error: error.message });
         continue;
       }
+      if ("rejected" in read) {
+        entries.push({ key, status: "invalid", reason: `${read.rejected}, removed` });
+        continue;
+      }
+      const { value } = read;
       if (value === undefined || value === null) {
         if (requested.includes(key)) entries.push({ key, status: "missing" });
         continue;

@@ -3,7 +3,7 @@ import { parseArgs } from "../args.js";
 import { UsageError } from "../errors.js";
 import type { CommandIo } from "../io.js";
 import { wellKnownKeys } from "../sources.js";
-import { canPrune, collectKeys, storeCall } from "../store.js";
+import { canPrune, collectKeys, readEntry, storeCall } from "../store.js";
 import { requestedKeys, STORE_FLAGS, withStore } from "./shared.js";
 
 const FLAGS = { ...STORE_FLAGS, key: "strings", source: "strings", help: "boolean" } as const;
@@ -36,7 +36,14 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     let checked = 0;
     let byRecord = 0;
     for (const key of keys) {
-      const value = await storeCall(`reading "${key}"`, () => store.get(key));
+      const read = await readEntry(store, key);
+      if ("rejected" in read) {
+        // Refused by the store (garbage, or a record no key can decrypt): readEntry removed it.
+        checked += 1;
+        byRecord += 1;
+        continue;
+      }
+      const { value } = read;
       if (value === undefined || value === null) continue;
       checked += 1;
       const parsed = parseRecord(value);
