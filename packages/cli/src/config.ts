@@ -25,8 +25,18 @@ const MAX_CONFIG_BYTES = 256 * 1024;
 const HOW_TO_CONFIGURE =
   "pass --cache URL (e.g. file:///var/cache/credcache), --config FILE, or set CREDCACHE_URL or CREDCACHE_CONFIG";
 
+/**
+ * The URL for messages and `inspect`: the user name stays, what follows it up to the last
+ * "@" is masked (a password may hold "@" or "/" unencoded), and user info without a ":"
+ * (a bare token) is masked whole.
+ */
 function hidePassword(url: string): string {
-  return url.replace(/(\/\/[^/@:]*:)[^/@]*@/, "$1***@");
+  const start = url.indexOf("//") + 2;
+  const at = url.lastIndexOf("@");
+  if (start < 2 || at < start) return url;
+  const colon = url.indexOf(":", start);
+  const user = colon !== -1 && colon < at ? url.slice(start, colon + 1) : "";
+  return `${url.slice(0, start)}${user}***${url.slice(at)}`;
 }
 
 /**

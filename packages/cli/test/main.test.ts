@@ -80,6 +80,20 @@ describe("cache configuration", () => {
     expect(spec.label).toBe("redis://user:***@127.0.0.1:6379");
   });
 
+  it.each([
+    ["a password holding / (unencoded)", "redis://:pa/ss-secret@10.0.0.5:6379", "redis://:***@10.0.0.5:6379"],
+    [
+      "a password holding @ (unencoded)",
+      "redis://u:p@ss-secret@10.0.0.5:6379",
+      "redis://u:***@10.0.0.5:6379",
+    ],
+    ["a bare token as user info", "redis://token-secret@10.0.0.5:6379", "redis://***@10.0.0.5:6379"],
+  ])("hides %s, in the label and in the --store message", (_what, url, label) => {
+    expect(resolveCacheSpec({ cache: url }, {}, root).label).toBe(label);
+    expect(() => resolveCacheSpec({ cache: url, store: "x" }, {}, root)).toThrow(label);
+    expect(() => resolveCacheSpec({ cache: url, store: "x" }, {}, root)).not.toThrow(/secret/);
+  });
+
   it("reads Laravel-style named stores, picks --store, and resolves relative paths against the file", async () => {
     const dir = join(root, "conf");
     await mkdir(dir, { recursive: true });
