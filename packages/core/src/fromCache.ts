@@ -1,12 +1,21 @@
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Logger } from "@smithy/types";
+import { DEFAULT_CACHE_KEY, REFRESH_DEFAULTS, SDK_REFRESH_WINDOWS } from "./defaults.js";
+import { CacheConfigError, CredentialsUnavailableError } from "./errors.js";
+import { GuardedStore, type StoreSession } from "./guardedStore.js";
 import {
-  CacheConfigError,
-  CacheRecordError,
-  CacheTimeoutError,
-  CredentialsUnavailableError,
-} from "./errors.js";
-import { parseRecord, toIdentity, toRecord } from "./record.js";
+  backoffMs,
+  decide,
+  NO_SHARED_STATE,
+  type RefreshPolicy,
+  type SharedView,
+  supersedes,
+  type Timeline,
+  timelineOf,
+  windowAt,
+} from "./policy.js";
+import { toIdentity, toRecord } from "./record.js";
 import { describeError, truncateAccessKeyId } from "./redact.js";
+import { holderIsDead, newAttemptMark, type RefreshState, viewOf } from "./refreshState.js";
 import type {
   CacheEvent,
   CacheLock,
@@ -14,67 +23,72 @@ import type {
   CacheStats,
   Clock,
   CredentialCache,
+  EventError,
   RefreshReason,
-  RefreshWindow,
 } from "./types.js";
 
+export { DEFAULT_CACHE_KEY };
+
 const MINUTE = 60_000;
-/** The PHP SDK's default cache key. */
-export const DEFAULT_CACHE_KEY = "aws_cached_credentials";
-/** The SDK client re-calls its credential provider when this much time is left. */
-const SDK_REFRESH_WINDOW_MS = 5 * MINUTE;
-/** How long past expiry a record stays in the store, for static stability in new processes. */
-const STALE_KEEP_MS = 60 * MINUTE;
 /** setTimeout's longest delay; beyond it the proactive refresh timer is not set. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const LOG_PREFIX = "@credcache/core - fromCache";
 
-/** Options of {@link fromCache}. */
+/** Options of {@link fromCache}. Defaults live in {@link REFRESH_DEFAULTS}. */
 export interface FromCacheInit {
   /** Where credentials come from on a miss: any SDK v3 credential provider. */
   provider: AwsCredentialIdentityProvider;
   /** The shared (L2) store. Without one, `fromCache` is an in-process memo with refresh windows. */
   cache?: CredentialCache;
   /**
-   * The store key.
+   * The store key. Two principals must never share one: the presets build keys from
+   * everything that changes the credentials.
    * @default "aws_cached_credentials" (the PHP SDK's key)
    */
   key?: string;
   /** A label stored with the record (`imds`, `sts`, ...), shown by `credcache inspect`. */
   source?: string;
   /**
-   * Start refreshing in the background when this much time is left before expiry.
-   * Each process picks its own point between this and `mandatoryRefreshMs`, so a
-   * fleet does not try at the same second.
+   * Start refreshing behind when this much time is left before expiry. Each process picks
+   * its own point between this and `mandatoryRefreshMs`, so a fleet does not try at the
+   * same second. Callers keep being served the valid set meanwhile.
    * @default 900_000 (15 min)
    */
   advisoryRefreshMs?: number;
   /**
-   * Refresh before answering when this much time is left. Keep it above the SDK
-   * client's own 5 min window, or the client will call back on every request.
+   * The latest point at which every caller starts a refresh behind. Keep it above the SDK
+   * client's own 5 min window, or the client calls back on every request near expiry.
    * @default 600_000 (10 min)
    */
   mandatoryRefreshMs?: number;
   /**
+   * The caller's hard floor: a set with less than this left is treated as expired, and
+   * the caller waits for a refresh (the CLI uses 6 min: less is useless to an SDK).
+   * @default 0
+   */
+  minValidityMs?: number;
+  /**
    * When the source fails and the credentials in hand have expired, serve them for
    * another 5–10 min with a warning and try again after that (the SDK's static
-   * stability). Off by default; on in the instance-metadata preset.
+   * stability). Such a set is never written to the store as fresh. Off by default; on in
+   * the instance-metadata preset.
    * @default false
    */
   staleIfError?: boolean;
   /**
-   * How long a cross-process refresh lock lives if its holder dies.
+   * How long one refresh attempt holds the cross-process lock and shows as in progress.
+   * A holder that dies is taken over after this, or at once when it ran on this machine.
    * @default 10_000
    */
   lockTtlMs?: number;
   /**
-   * How long a caller that must refresh waits for another holder of the lock,
-   * re-reading the store meanwhile, before it fetches on its own.
+   * How long a caller without a valid set waits for a refresh by anyone (re-reading the
+   * store meanwhile) before it fails or, when no live attempt is visible, fetches itself.
    * @default lockTtlMs + 2_000
    */
   lockWaitMs?: number;
   /**
-   * Poll interval while waiting for the lock (jittered ±50%).
+   * Poll interval while waiting for another process's attempt (jittered ±50%).
    * @default 50
    */
   lockPollMs?: number;
@@ -84,18 +98,35 @@ export interface FromCacheInit {
    */
   cacheTimeoutMs?: number;
   /**
-   * First retry delay after a failed refresh; doubles per failure up to `retryMaxMs`,
-   * with jitter (50–100% of the step). Also the minimum gap between two fetches in the
-   * mandatory window while the source keeps returning the same near-expiry set.
+   * First backoff step after a failed attempt; doubles per consecutive failure up to
+   * `retryMaxMs`, with jitter (50–100% of the step). The backoff is shared through the
+   * store: one schedule per key per store, whatever the number of processes.
    * @default 5_000
    */
   retryBaseMs?: number;
   /** @default 60_000 */
   retryMaxMs?: number;
   /**
-   * Refresh in the background on a timer at the advisory point, so a long-running
-   * process never waits for a fetch (the SDK client only calls back when 5 min are
-   * left, which is inside the mandatory window). Timers are `unref`'d.
+   * Extra tries the lock holder makes within its lease, with jitter, when no caller has a
+   * valid set (a cold start on a starved host). A refresh behind a valid set tries once.
+   * @default 1
+   */
+  holderRetries?: number;
+  /**
+   * How long credentials without an expiration (long-term keys) are kept before they are
+   * fetched again, so a rotated key reaches every client.
+   * @default 900_000 (15 min)
+   */
+  noExpirationTtlMs?: number;
+  /**
+   * Write credentials without an expiration to a store whose `scope` is not `"process"`
+   * or `"host"` (Redis, a custom store). Off: long-term keys do not travel off the host.
+   * @default false
+   */
+  shareLongTermCredentials?: boolean;
+  /**
+   * Refresh behind on a timer at this process's advisory point, so a long-running process
+   * never waits for a fetch. Timers are `unref`'d.
    * @default true
    */
   proactiveRefresh?: boolean;
@@ -120,99 +151,33 @@ export interface CachedProviderOptions {
 export interface CachedCredentialProvider extends AwsCredentialIdentityProvider {
   (options?: CachedProviderOptions): Promise<AwsCredentialIdentity>;
   /**
-   * Drops the cached credentials from L1 and the store. The store entry is removed
-   * only if it still holds the same access key id, so a racing refresh by another
-   * process is not undone.
+   * Drops the cached credentials from L1 and the store, and the shared failure count.
+   * The store entry is removed only if it still holds the same access key id, so a
+   * racing refresh by another process is not undone.
    */
   invalidate(): Promise<void>;
   /** Counters since creation. */
   stats(): CacheStats;
   /**
-   * Cancels the proactive refresh timer and starts no new refresh. Resolves when a
-   * refresh already under way has finished writing to the store and released its lock,
-   * so a short-lived process can close its store after it and leave no lock behind.
-   * Waits at most `lockTtlMs`: a source that never answers does not hang a shutdown.
+   * Cancels the proactive timer; later calls are answered from what is held or stored
+   * and never start a refresh. Resolves when a refresh already under way has written its
+   * result and released its lock, so a short-lived process can close its store after it
+   * and leave no lock behind; waits at most `lockTtlMs`.
    */
   close(): Promise<void>;
 }
 
-/** Credentials held in L1, with the points in time at which their window changes. */
+/** A set held in L1 with its timeline. */
 interface Held {
   record: CacheRecord;
   identity: AwsCredentialIdentity;
-  /** Until then: fresh. Infinity when the credentials never expire. */
-  freshUntil: number;
-  /** From then: mandatory refresh. */
-  mandatoryAt: number;
-  /** From then: expired. */
-  expiresAt: number;
-  /**
-   * No fetch before then, because the source had nothing newer when this set was fetched
-   * (see {@link recheckAt}). Zero for a set fetched while it was fresh.
-   */
-  recheckAt: number;
-  /** Set when static stability extended the credentials past their real expiry. */
-  extended?: boolean;
+  t: Timeline;
+  /** Not yet served since it was read from the store: the next hit counts as L2. */
+  fromStore: boolean;
 }
 
-const NO_LOCK: CacheLock = { release: async () => {} };
-
-/**
- * Store calls race a deadline. One shared, unref'd sweeper checks every pending call
- * instead of a timer per call: a timer costs more than a whole memory-store hit.
- */
-interface Deadline {
-  at: number;
-  fail: () => void;
-}
-const deadlines = new Set<Deadline>();
-let sweeper: NodeJS.Timeout | undefined;
-const SWEEP_MS = 20;
-
-function sweepDeadlines(): void {
-  const now = Date.now();
-  for (const deadline of deadlines) {
-    if (deadline.at <= now) {
-      deadlines.delete(deadline);
-      // Timers run before I/O callbacks: after a stalled event loop, the reply may be
-      // waiting in this very turn. Fail only if it is still missing after the I/O phase.
-      setImmediate(deadline.fail);
-    }
-  }
-  if (deadlines.size === 0 && sweeper) {
-    clearInterval(sweeper);
-    sweeper = undefined;
-  }
-}
-
-function withDeadline<T>(call: Promise<T>, ms: number, timeoutError: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const deadline: Deadline = {
-      at: Date.now() + ms,
-      fail: () => {
-        if (!settled) reject(timeoutError());
-      },
-    };
-    deadlines.add(deadline);
-    if (!sweeper) {
-      sweeper = setInterval(sweepDeadlines, Math.max(1, Math.min(SWEEP_MS, ms)));
-      sweeper.unref();
-    }
-    call.then(
-      (value) => {
-        settled = true;
-        deadlines.delete(deadline);
-        resolve(value);
-      },
-      (error) => {
-        settled = true;
-        deadlines.delete(deadline);
-        reject(error);
-      },
-    );
-  });
-}
+/** The outcome of one attempt when it did not produce credentials. */
+type NoAttempt = "busy" | "backoff";
 
 function checkMs(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -224,12 +189,72 @@ function checkMs(name: string, value: number | undefined, fallback: number): num
   return value;
 }
 
+const sleep = (ms: number) =>
+  new Promise<void>((resolve) => {
+    setTimeout(resolve, ms).unref?.();
+  });
+
+/** Settings after defaults and validation. */
+interface Settings {
+  key: string;
+  policy: RefreshPolicy;
+  lockTtlMs: number;
+  lockWaitMs: number;
+  lockPollMs: number;
+  holderRetries: number;
+  staleIfError: boolean;
+  proactive: boolean;
+  shareLongTerm: boolean;
+}
+
+function settle(init: FromCacheInit, random: () => number): Settings {
+  if (typeof init?.provider !== "function") {
+    throw new CacheConfigError("fromCache: `provider` must be a credential provider function");
+  }
+  const key = init.key ?? DEFAULT_CACHE_KEY;
+  if (typeof key !== "string" || key.length === 0) {
+    throw new CacheConfigError("fromCache: `key` must be a non-empty string");
+  }
+  const d = REFRESH_DEFAULTS;
+  const advisoryMs = checkMs("advisoryRefreshMs", init.advisoryRefreshMs, d.advisoryRefreshMs);
+  const mandatoryMs = checkMs("mandatoryRefreshMs", init.mandatoryRefreshMs, d.mandatoryRefreshMs);
+  if (mandatoryMs > advisoryMs) {
+    throw new CacheConfigError(
+      `fromCache: mandatoryRefreshMs (${mandatoryMs}) must not exceed advisoryRefreshMs (${advisoryMs})`,
+    );
+  }
+  const lockTtlMs = checkMs("lockTtlMs", init.lockTtlMs, d.lockTtlMs);
+  const holderRetries = checkMs("holderRetries", init.holderRetries, d.holderRetries);
+  return {
+    key,
+    policy: {
+      advisoryMs,
+      mandatoryMs,
+      // (1 - random) is in (0, 1], so the point lies in (mandatory, advisory].
+      advisoryPointMs: mandatoryMs + (1 - random()) * (advisoryMs - mandatoryMs),
+      minValidityMs: checkMs("minValidityMs", init.minValidityMs, d.minValidityMs),
+      retryBaseMs: checkMs("retryBaseMs", init.retryBaseMs, d.retryBaseMs),
+      retryMaxMs: checkMs("retryMaxMs", init.retryMaxMs, d.retryMaxMs),
+      noExpirationTtlMs: checkMs("noExpirationTtlMs", init.noExpirationTtlMs, d.noExpirationTtlMs),
+    },
+    lockTtlMs,
+    lockWaitMs: checkMs("lockWaitMs", init.lockWaitMs, lockTtlMs + 2_000),
+    lockPollMs: Math.max(1, checkMs("lockPollMs", init.lockPollMs, d.lockPollMs)),
+    holderRetries: Math.floor(holderRetries),
+    staleIfError: init.staleIfError ?? false,
+    proactive: init.proactiveRefresh ?? true,
+    shareLongTerm: init.shareLongTermCredentials === true,
+  };
+}
+
 /**
  * Wraps a credential provider with an in-process memo (L1) and a shared store (L2)
  * that every process on a host, or every host in a fleet, can read. Credentials are
- * fetched once, ahead of expiry, under the store's lock, and good credentials keep
- * being served while the source is slow or down. A failing store never fails a
- * resolution: it degrades to "no L2" for that call and raises a `cache-error` event.
+ * fetched once, ahead of expiry, by one process at a time under the store's lock, with
+ * the outcome (in progress, failed and when to try again) shared through the store.
+ * Nobody waits while a valid set exists, and good credentials keep being served while
+ * the source is slow or down. A failing store never fails a resolution: it degrades to
+ * "no L2" for that call and raises a `cache-error` event.
  *
  * @example
  * ```ts
@@ -247,47 +272,19 @@ function checkMs(name: string, value: number | undefined, fallback: number): num
  * ```
  */
 export function fromCache(init: FromCacheInit): CachedCredentialProvider {
-  if (typeof init?.provider !== "function") {
-    throw new CacheConfigError("fromCache: `provider` must be a credential provider function");
-  }
-  const source = init.provider;
-  const cache = init.cache;
-  const key = init.key ?? DEFAULT_CACHE_KEY;
-  if (typeof key !== "string" || key.length === 0) {
-    throw new CacheConfigError("fromCache: `key` must be a non-empty string");
-  }
-  const advisoryMs = checkMs("advisoryRefreshMs", init.advisoryRefreshMs, 15 * MINUTE);
-  const mandatoryMs = checkMs("mandatoryRefreshMs", init.mandatoryRefreshMs, 10 * MINUTE);
-  if (mandatoryMs > advisoryMs) {
-    throw new CacheConfigError(
-      `fromCache: mandatoryRefreshMs (${mandatoryMs}) must not exceed advisoryRefreshMs (${advisoryMs})`,
-    );
-  }
-  const lockTtlMs = checkMs("lockTtlMs", init.lockTtlMs, 10_000);
-  const lockWaitMs = checkMs("lockWaitMs", init.lockWaitMs, lockTtlMs + 2_000);
-  const lockPollMs = Math.max(1, checkMs("lockPollMs", init.lockPollMs, 50));
-  const cacheTimeoutMs = checkMs("cacheTimeoutMs", init.cacheTimeoutMs, 1_000);
-  const retryBaseMs = checkMs("retryBaseMs", init.retryBaseMs, 5_000);
-  const retryMaxMs = checkMs("retryMaxMs", init.retryMaxMs, 60_000);
-  const clock = init.clock ?? Date;
-  const random = init.random ?? Math.random;
-  const logger = init.logger;
-  const onEvent = init.onEvent;
-  const staleIfError = init.staleIfError ?? false;
-  const proactive = init.proactiveRefresh ?? true;
-  const sourceLabel = init.source;
-  if (mandatoryMs <= SDK_REFRESH_WINDOW_MS && mandatoryMs !== 0) {
-    logger?.warn?.(
-      `${LOG_PREFIX} mandatoryRefreshMs (${mandatoryMs}) is not above the SDK client's 5 min window; ` +
-        "the client may call the provider on every request near expiry",
-    );
-  }
+  const refresher = new Refresher(init);
+  const provider = ((options?: CachedProviderOptions) => refresher.get(options)) as CachedCredentialProvider;
+  provider.invalidate = () => refresher.invalidate();
+  provider.stats = () => ({ ...refresher.stats });
+  provider.close = () => refresher.close();
+  // Credentials live in the refresher, which the provider function does not expose to
+  // util.inspect or JSON.stringify.
+  return provider;
+}
 
-  // This process's own refresh point inside the advisory window, so a fleet spreads out.
-  // (1 - random) is in (0, 1], so the point lies in (mandatory, advisory].
-  const advisoryPointMs = mandatoryMs + (1 - random()) * (advisoryMs - mandatoryMs);
-
-  const stats: CacheStats = {
+/** The orchestrator: asks {@link decide}, then does it against the source and the store. */
+class Refresher {
+  readonly stats: CacheStats = {
     hitsL1: 0,
     hitsL2: 0,
     misses: 0,
@@ -299,222 +296,493 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
     staleServed: 0,
     extended: 0,
   };
+  private readonly s: Settings;
+  private readonly source: AwsCredentialIdentityProvider;
+  private readonly store: GuardedStore | undefined;
+  private readonly cache: CredentialCache | undefined;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly logger: Logger | undefined;
+  private readonly onEvent: ((event: CacheEvent) => void) | undefined;
+  private readonly sourceLabel: string | undefined;
 
-  let held: Held | undefined;
-  let blocking: Promise<AwsCredentialIdentity> | undefined;
-  let background: Promise<void> | undefined;
-  /** No source call before this time (backoff after failures, or same-set refetches). */
-  let nextAttemptAt = 0;
-  let failures = 0;
-  /** The error expired credentials failed with, repeated until `nextAttemptAt`. */
-  let lastFailure: Error | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let closed = false;
-
+  private held: Held | undefined;
+  /** The shared refresh state as last read (or written) by this process. */
+  private shared: SharedView = NO_SHARED_STATE;
+  /** The one wait for a refresh that callers without a valid set share. */
+  private waiting: Promise<AwsCredentialIdentity> | undefined;
+  /** The one refresh behind a valid set. */
+  private behind: Promise<void> | undefined;
+  /** The one read of the store that cold callers share. */
+  private loading: Promise<void> | undefined;
+  /** No refresh behind before then after finding the lock busy (local, not shared). */
+  private behindNotBefore = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
   /** Secrets of the last few credential sets, scrubbed from every error text we report. */
-  const recentSecrets: string[] = [];
-  const remember = (record: CacheRecord) => {
-    for (const secret of [record.secretAccessKey, record.sessionToken]) {
-      if (secret && !recentSecrets.includes(secret)) recentSecrets.push(secret);
-    }
-    if (recentSecrets.length > 8) recentSecrets.splice(0, recentSecrets.length - 8);
-  };
-  const secrets = () => recentSecrets;
+  private readonly recentSecrets: string[] = [];
 
-  function emit(event: CacheEvent): void {
-    if (!onEvent) return;
-    try {
-      onEvent(event);
-    } catch {
-      // A faulty listener must not break credential resolution.
+  constructor(init: FromCacheInit) {
+    this.random = init.random ?? Math.random;
+    this.s = settle(init, this.random);
+    this.source = init.provider;
+    this.clock = init.clock ?? Date;
+    this.logger = init.logger;
+    this.onEvent = init.onEvent;
+    this.sourceLabel = init.source;
+    this.cache = init.cache;
+    this.store =
+      init.cache &&
+      new GuardedStore(
+        init.cache,
+        checkMs("cacheTimeoutMs", init.cacheTimeoutMs, REFRESH_DEFAULTS.cacheTimeoutMs),
+        {
+          key: this.s.key,
+          stats: this.stats,
+          logger: this.logger,
+          logPrefix: LOG_PREFIX,
+          now: () => this.clock.now(),
+          emit: (event) => this.emit(event),
+          secrets: () => this.recentSecrets,
+        },
+      );
+    const { mandatoryMs } = this.s.policy;
+    if (mandatoryMs <= SDK_REFRESH_WINDOWS.javascriptV3Ms && mandatoryMs !== 0) {
+      this.logger?.warn?.(
+        `${LOG_PREFIX} mandatoryRefreshMs (${mandatoryMs}) is not above the SDK client's 5 min window; ` +
+          "the client may call the provider on every request near expiry",
+      );
     }
   }
 
-  function hold(record: CacheRecord, extendedUntil?: number): Held {
-    const expiresAt = extendedUntil ?? record.expiration ?? Number.POSITIVE_INFINITY;
-    remember(record);
-    const next: Held = {
+  // ---- answering ----
+
+  get(options: CachedProviderOptions | undefined): Promise<AwsCredentialIdentity> {
+    // Hot path: fresh credentials in L1 cost one clock read.
+    const h = this.held;
+    if (h !== undefined && !h.fromStore && (options === undefined || !options.forceRefresh)) {
+      const now = this.clock.now();
+      if (now < h.t.freshUntil) {
+        this.stats.hitsL1 += 1;
+        if (this.onEvent)
+          this.emit({ type: "hit", key: this.s.key, time: now, layer: "l1", window: "fresh" });
+        return Promise.resolve(h.identity);
+      }
+    }
+    return this.resolve(options);
+  }
+
+  private async resolve(options: CachedProviderOptions | undefined): Promise<AwsCredentialIdentity> {
+    // Once a store call fails, the rest of this resolution goes on without the store.
+    const session: StoreSession = { down: false };
+    if (options?.forceRefresh) {
+      if (this.closed) return this.answerClosed();
+      return this.waitForRefresh(options, "force", session);
+    }
+    if (!this.held) {
+      if (this.waiting) return this.waiting;
+      this.loading ??= this.loadFromStore(session).finally(() => {
+        this.loading = undefined;
+      });
+      await this.loading;
+    }
+    const h = this.held;
+    const now = this.clock.now();
+    const decision = decide(now, h?.t, this.shared, this.s.lockWaitMs);
+    if (h && (decision === "serve" || decision === "serve-and-refresh")) {
+      this.countHit(h, now);
+      if (decision === "serve-and-refresh" && !this.closed) {
+        this.refreshBehind(windowAt(h.t, now) === "mandatory" ? "mandatory" : "advisory");
+      }
+      return h.identity;
+    }
+    if (this.closed) return this.answerClosed();
+    if (!h) {
+      this.stats.misses += 1;
+      this.emit({ type: "miss", key: this.s.key, time: now });
+    }
+    return this.waitForRefresh(options, h ? "expired" : "miss", session);
+  }
+
+  private countHit(h: Held, now: number): void {
+    const window = windowAt(h.t, now);
+    const layer = h.fromStore ? "l2" : "l1";
+    h.fromStore = false;
+    if (layer === "l2") this.stats.hitsL2 += 1;
+    else this.stats.hitsL1 += 1;
+    if (this.onEvent) this.emit({ type: "hit", key: this.s.key, time: now, layer, window });
+    if (window === "mandatory" && this.shared.failures > 0) {
+      // The set is being served because refreshing it keeps failing: say so.
+      this.stats.staleServed += 1;
+      this.emit({
+        type: "stale-served",
+        key: this.s.key,
+        time: now,
+        accessKeyId: truncateAccessKeyId(h.record.accessKeyId),
+        ...(h.record.expiration !== undefined && { expiration: h.record.expiration }),
+        error: this.sharedError ?? { name: "Error", message: "the last refresh failed" },
+      });
+    }
+  }
+
+  private sharedError: EventError | undefined;
+
+  private answerClosed(): Promise<AwsCredentialIdentity> {
+    return Promise.reject(
+      new CredentialsUnavailableError(
+        `credcache: the provider for "${this.s.key}" is closed and holds no valid credentials`,
+      ),
+    );
+  }
+
+  // ---- holding ----
+
+  private hold(record: CacheRecord, fromStore: boolean, extendedUntil?: number): Held {
+    for (const secret of [record.secretAccessKey, record.sessionToken]) {
+      if (secret && !this.recentSecrets.includes(secret)) this.recentSecrets.push(secret);
+    }
+    if (this.recentSecrets.length > 8) this.recentSecrets.splice(0, this.recentSecrets.length - 8);
+    const held: Held = {
       record,
-      identity: toIdentity(extendedUntil ? { ...record, expiration: extendedUntil } : record),
-      freshUntil: extendedUntil ? 0 : expiresAt - advisoryPointMs,
-      mandatoryAt: extendedUntil ? 0 : expiresAt - mandatoryMs,
-      expiresAt,
-      recheckAt: extendedUntil ? 0 : recheckAt(record),
-      ...(extendedUntil !== undefined && { extended: true }),
+      identity: toIdentity(extendedUntil === undefined ? record : { ...record, expiration: extendedUntil }),
+      t: timelineOf(record, this.s.policy, extendedUntil),
+      fromStore,
     };
-    held = next;
-    scheduleProactiveRefresh();
-    return next;
+    this.held = held;
+    this.schedule();
+    return held;
+  }
+
+  /** Reads the store into L1 (a valid or expired record alike: expired ones feed static stability). */
+  private async loadFromStore(session: StoreSession): Promise<void> {
+    if (!this.store) return;
+    const stored = await this.store.readRecord(session);
+    if (stored && !this.held) this.hold(stored, true);
   }
 
   /**
-   * When a set was fetched inside the refresh windows, the source had nothing newer then
-   * (EC2 makes the next set available as late as 5 min before expiry). Asking again at
-   * once would return the same set, so the next fetch waits a quarter of the time that
-   * was left (at least `retryBaseMs`, at most half of it, so several tries fit before
-   * expiry). Computed from the stored record alone, so every process agrees on it and a
-   * fleet asks once per interval, not once per process.
+   * Holds the stored record when it makes a fetch pointless for this caller: valid above
+   * the floor and fresh, or fetched so recently that the source has nothing newer. Never
+   * replaces a set in hand that expires later.
    */
-  function recheckAt(record: CacheRecord): number {
-    if (record.expiration === undefined) return 0;
-    const leftAtFetch = record.expiration - record.cachedAt;
-    if (leftAtFetch > advisoryMs) return 0;
-    return record.cachedAt + Math.min(Math.max(retryBaseMs, leftAtFetch / 4), leftAtFetch / 2);
+  private async adoptFromStore(session: StoreSession, blocking: boolean): Promise<Held | undefined> {
+    if (!this.store) return undefined;
+    const stored = await this.store.readRecord(session);
+    if (!stored) return undefined;
+    const now = this.clock.now();
+    const t = timelineOf(stored, this.s.policy);
+    if (now >= t.floorAt || now >= t.expiresAt) return undefined;
+    const spares = blocking
+      ? now < t.mandatoryAt || now < t.recheckAt
+      : now < t.freshUntil || now < t.recheckAt;
+    if (!spares) return undefined;
+    const h = this.held;
+    if (h && !h.t.extended && now < h.t.expiresAt && supersedes(h.record, stored)) return undefined;
+    const adopted = this.hold(stored, false);
+    this.stats.hitsL2 += 1;
+    if (this.onEvent)
+      this.emit({ type: "hit", key: this.s.key, time: now, layer: "l2", window: windowAt(t, now) });
+    return adopted;
   }
 
-  /** The earliest time a source call may be made for the credentials in hand. */
-  function attemptAt(h: Held): number {
-    return Math.max(nextAttemptAt, h.recheckAt);
-  }
+  // ---- refreshing ----
 
-  function windowOf(h: Held, now: number): RefreshWindow {
-    if (now >= h.expiresAt) return "expired";
-    if (now >= h.mandatoryAt) return "mandatory";
-    if (now >= h.freshUntil) return "advisory";
-    return "fresh";
-  }
-
-  function scheduleProactiveRefresh(): void {
-    if (!proactive || closed) return;
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    const h = held;
-    if (!h || !Number.isFinite(h.expiresAt)) return;
-    const at = Math.max(h.freshUntil, attemptAt(h));
-    const delay = at - clock.now();
-    if (delay > MAX_TIMER_MS || at >= h.expiresAt) return;
-    timer = setTimeout(
-      () => {
-        timer = undefined;
-        const now = clock.now();
-        if (held && windowOf(held, now) !== "fresh") startBackground("advisory");
-      },
-      Math.max(0, delay),
-    );
-    timer.unref?.();
-  }
-
-  function backoff(): number {
-    failures += 1;
-    const step = Math.min(retryMaxMs, retryBaseMs * 2 ** (failures - 1));
-    return step * (0.5 + random() * 0.5);
-  }
-
-  // ---- the store, wrapped so that it can never throw, hang or lie to the caller ----
-
-  function guarded<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    let call: Promise<T>;
-    try {
-      call = Promise.resolve(run());
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return withDeadline(call, cacheTimeoutMs, () => new CacheTimeoutError(operation, cacheTimeoutMs));
-  }
-
-  function reportCacheError(operation: "get" | "set" | "remove" | "acquireLock" | "release", error: unknown) {
-    stats.cacheErrors += 1;
-    const described = describeError(error, secrets());
-    logger?.warn?.(`${LOG_PREFIX} cache ${operation} failed for key "${key}": ${described.message}`);
-    emit({ type: "cache-error", key, time: clock.now(), operation, error: described });
-  }
-
-  /** Set when the last store read failed: the rest of that resolution skips the store. */
-  let storeFailing = false;
-
-  async function readStore(): Promise<CacheRecord | undefined> {
-    if (!cache) return undefined;
-    let value: unknown;
-    try {
-      value = await guarded("get", () => cache.get(key));
-      storeFailing = false;
-    } catch (error) {
-      if (error instanceof CacheRecordError) {
-        // The store itself found garbage under the key (and may have removed it already).
-        await rejectRecord(error.reason);
-        return undefined;
+  /** Serve now, refresh behind: one attempt, try-lock only, never waits. */
+  private refreshBehind(reason: RefreshReason): void {
+    if (this.behind || this.waiting || this.closed) return;
+    if (this.clock.now() < this.behindNotBefore) return;
+    const run = (async () => {
+      const session: StoreSession = { down: false };
+      if (await this.adoptFromStore(session, false)) return;
+      const outcome = await this.attempt(undefined, reason, session, false);
+      if (outcome === "busy") {
+        this.behindNotBefore = this.clock.now() + this.s.policy.retryBaseMs * (0.5 + this.random() * 0.5);
+        this.schedule();
       }
-      storeFailing = true;
-      reportCacheError("get", error);
-      return undefined;
-    }
-    if (value === undefined || value === null) return undefined;
-    const parsed = parseRecord(value);
-    if (parsed.ok) return parsed.record;
-    await rejectRecord(parsed.reason);
-    return undefined;
+    })().catch((error) => {
+      // attempt() reports its own failures; this only catches the unexpected.
+      this.logger?.error?.(
+        `${LOG_PREFIX} background refresh of "${this.s.key}" failed: ${describeError(error, this.recentSecrets).message}`,
+      );
+    });
+    this.behind = run;
+    run.finally(() => {
+      if (this.behind === run) this.behind = undefined;
+    });
   }
 
-  async function rejectRecord(reason: string): Promise<void> {
-    stats.recordsRejected += 1;
-    logger?.warn?.(`${LOG_PREFIX} rejected the record under "${key}" (${reason}); removing it`);
-    emit({ type: "record-rejected", key, time: clock.now(), reason });
-    if (!cache) return;
-    try {
-      await guarded("remove", () => cache.remove(key));
-    } catch (error) {
-      reportCacheError("remove", error);
-    }
-  }
-
-  async function writeStore(record: CacheRecord): Promise<void> {
-    if (!cache) return;
-    // The record outlives its expiry, so that a process started during an outage (with
-    // staleIfError) still has something to extend; it is never served as valid.
-    const ttlSeconds =
-      record.expiration === undefined
-        ? 0
-        : Math.max(1, Math.ceil((record.expiration + STALE_KEEP_MS - clock.now()) / 1000));
-    try {
-      await guarded("set", () => cache.set(key, { ...record }, ttlSeconds));
-    } catch (error) {
-      reportCacheError("set", error);
-    }
-  }
-
-  async function tryLock(): Promise<CacheLock | undefined> {
-    if (!cache?.acquireLock) return NO_LOCK;
-    const acquire = cache.acquireLock.bind(cache);
-    const pending = Promise.resolve().then(() => acquire(key, { ttlMs: lockTtlMs }));
-    try {
-      const lock = await guarded("acquireLock", () => pending);
-      if (lock) emit({ type: "lock-acquired", key, time: clock.now(), takenOver: lock.takenOver === true });
-      return lock;
-    } catch (error) {
-      // A lock that arrives after we gave up must still be released.
-      pending.then((late) => late?.release()).catch(() => {});
-      reportCacheError("acquireLock", error);
-      // A slow lock on a store that otherwise answers is contention (a loaded host, many
-      // processes): treat it as busy, so this caller waits for the holder instead of
-      // fetching too. A store that fails outright cannot lock: go on without a lock.
-      if (error instanceof CacheTimeoutError && !storeFailing) return undefined;
-      return NO_LOCK;
-    }
-  }
-
-  async function release(lock: CacheLock): Promise<void> {
-    if (lock === NO_LOCK) return;
-    try {
-      await guarded("release", () => lock.release());
-    } catch (error) {
-      reportCacheError("release", error);
-    }
-  }
-
-  // ---- the source ----
-
-  async function fetchFromSource(
+  /** Callers without a valid set share one wait: for a peer's result, or for their own attempt. */
+  private waitForRefresh(
     options: CachedProviderOptions | undefined,
     reason: RefreshReason,
-    isBackground: boolean,
+    session: StoreSession,
+  ) {
+    if (this.waiting) return this.waiting;
+    const run = this.waitLoop(options, reason, session);
+    this.waiting = run;
+    const clear = () => {
+      if (this.waiting === run) this.waiting = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  private async waitLoop(
+    options: CachedProviderOptions | undefined,
+    reason: RefreshReason,
+    session: StoreSession,
+  ): Promise<AwsCredentialIdentity> {
+    const force = reason === "force";
+    const key = this.s.key;
+    const startedReal = Date.now();
+    const startedClock = this.clock.now();
+    const outOfPatience = () =>
+      Date.now() - startedReal >= this.s.lockWaitMs || this.clock.now() - startedClock >= this.s.lockWaitMs;
+    let waited = false;
+    const waitedEvent = (outcome: "adopted" | "acquired" | "timeout") => {
+      if (waited) {
+        this.emit({
+          type: "lock-waited",
+          key,
+          time: this.clock.now(),
+          waitedMs: Date.now() - startedReal,
+          outcome,
+        });
+      }
+    };
+    // A refresh behind in this process is an attempt like any other: wait for it first.
+    if (this.behind) await this.behind;
+    // After a miss the store was read a moment ago.
+    let readRecord = !force && reason !== "miss";
+    for (;;) {
+      if (this.closed) return this.answerClosed();
+      if (readRecord) {
+        const adopted = await this.adoptFromStore(session, true);
+        if (adopted) {
+          waitedEvent("adopted");
+          return adopted.identity;
+        }
+      }
+      readRecord = true;
+      const state = this.store ? await this.store.readState(session) : undefined;
+      if (this.store) this.noteShared(state);
+      const now = this.clock.now();
+      const remaining = this.s.lockWaitMs - Math.max(Date.now() - startedReal, now - startedClock);
+      if (!force) {
+        const decision = decide(now, undefined, this.shared, Math.max(0, remaining));
+        if (decision === "fail") return this.failFast(state);
+        if (decision === "wait" && state?.attempt && holderIsDead(state.attempt)) {
+          // The holder died on this machine: one waiter takes over now, not at lease end.
+          const takeover = await this.store?.lock(
+            `${key}#takeover:${state.attempt.id}`,
+            this.s.lockTtlMs,
+            session,
+          );
+          if (takeover && "held" in takeover)
+            return this.attemptOrThrow(options, reason, session, takeover.held);
+        }
+        if (decision === "wait" || (decision === "refresh" && now < this.shared.nextAttemptAt)) {
+          if (!waited) this.noteWaiting();
+          waited = true;
+          if (outOfPatience()) return this.failFast(state);
+          await sleep(this.pollDelay(this.shared.nextAttemptAt - now));
+          continue;
+        }
+      }
+      const lock = this.store
+        ? await this.store.lock(key, this.s.lockTtlMs, session)
+        : { unavailable: true as const };
+      if ("busy" in lock) {
+        if (!waited) this.noteWaiting();
+        waited = true;
+        if (outOfPatience()) {
+          if (now < this.shared.attemptUntil) return this.failFast(state);
+          // A lock held with no attempt visible (a peer without shared state, or a store
+          // that cannot keep it): give up waiting and fetch, as the SDK alone would.
+          waitedEvent("timeout");
+          this.logger?.warn?.(
+            `${LOG_PREFIX} waited ${this.s.lockWaitMs} ms for the refresh lock on "${key}" with no attempt visible; fetching`,
+          );
+          return this.attemptOrThrow(options, reason, session, undefined);
+        }
+        await sleep(this.pollDelay(0));
+        continue;
+      }
+      waitedEvent("acquired");
+      const result = await this.attemptOrThrow(
+        options,
+        reason,
+        session,
+        "held" in lock ? lock.held : undefined,
+        force,
+      );
+      return result;
+    }
+  }
+
+  private noteWaiting(): void {
+    this.stats.lockWaits += 1;
+    this.emit({ type: "lock-busy", key: this.s.key, time: this.clock.now() });
+  }
+
+  private pollDelay(untilNext: number): number {
+    const poll = this.s.lockPollMs * (0.5 + this.random());
+    return untilNext > 0 ? Math.min(Math.max(poll, untilNext), 250) : poll;
+  }
+
+  private noteShared(state: RefreshState | undefined): void {
+    this.shared = viewOf(state);
+    if (state?.error) this.sharedError = state.error;
+  }
+
+  /** One attempt for a caller without a valid set: credentials, or the reason there are none. */
+  private async attemptOrThrow(
+    options: CachedProviderOptions | undefined,
+    reason: RefreshReason,
+    session: StoreSession,
+    lock: CacheLock | undefined,
+    force = false,
+  ): Promise<AwsCredentialIdentity> {
+    try {
+      const outcome = await this.attempt(options, reason, session, true, lock ?? null, force);
+      if (typeof outcome !== "string") return outcome.identity;
+      // Someone failed or is trying right now; what we have is all there is.
+      return this.failFast(undefined);
+    } catch (error) {
+      return this.afterFailure(error);
+    }
+  }
+
+  /**
+   * One careful attempt: under the lock (taken here unless given), double-check the store
+   * and the shared state, mark the attempt as live, fetch (with retries within the lease
+   * when `blocking`), write the result fenced, and share the outcome. Throws the source's
+   * error when the attempt failed and no peer succeeded meanwhile.
+   */
+  private async attempt(
+    options: CachedProviderOptions | undefined,
+    reason: RefreshReason,
+    session: StoreSession,
+    blocking: boolean,
+    given?: CacheLock | null,
+    force = false,
+  ): Promise<Held | NoAttempt> {
+    const store = this.store;
+    let lock: CacheLock | undefined = given ?? undefined;
+    if (given === undefined) {
+      if (store) this.noteShared(await store.readState(session));
+      const now = this.clock.now();
+      if (now < this.shared.attemptUntil) return "busy";
+      if (now < this.shared.nextAttemptAt) return "backoff";
+      const outcome = store ? await store.lock(this.s.key, this.s.lockTtlMs, session) : undefined;
+      if (outcome && "busy" in outcome) return "busy";
+      if (outcome && "held" in outcome) lock = outcome.held;
+    }
+    try {
+      if (store && lock && !force) {
+        // Double check under the lock: the previous holder may have just written.
+        const adopted = await this.adoptFromStore(session, blocking);
+        if (adopted) return adopted;
+        const state = await store.readState(session);
+        this.noteShared(state);
+        if (this.clock.now() < this.shared.nextAttemptAt) return "backoff";
+      }
+      const failures = this.shared.failures;
+      const started = this.clock.now();
+      const mark = newAttemptMark(started + this.s.lockTtlMs);
+      await this.writeShared(
+        { v: 1, kind: "refresh-state", failures, nextAttemptAt: 0, attempt: mark },
+        session,
+      );
+      const tries = blocking ? 1 + this.s.holderRetries : 1;
+      let lastError: unknown;
+      for (let i = 0; i < tries; i++) {
+        const tryStarted = this.clock.now();
+        try {
+          const held = await this.fetch(options, reason, !blocking, session);
+          if (held.t.extended) {
+            await this.shareFailure(failures, new Error("the source returned expired credentials"), session);
+          } else {
+            if (store) await store.remove(store.stateKey, session);
+            this.shared = NO_SHARED_STATE;
+            this.sharedError = undefined;
+          }
+          return held;
+        } catch (error) {
+          lastError = error;
+          this.stats.sourceFailures += 1;
+          const took = this.clock.now() - tryStarted;
+          const pause = Math.min(1_000, this.s.lockTtlMs / 10) * (0.5 + this.random() * 0.5);
+          // Another try only if it fits in the lease, judged by how long this one took.
+          if (i + 1 < tries && this.clock.now() + took + pause < started + this.s.lockTtlMs) {
+            await sleep(pause);
+          }
+        }
+      }
+      // Before failing, re-read the store: a peer may have succeeded.
+      const adopted = await this.adoptFromStore(session, blocking);
+      if (adopted) {
+        await this.writeShared({ v: 1, kind: "refresh-state", failures, nextAttemptAt: 0 }, session);
+        return adopted;
+      }
+      await this.shareFailure(failures, lastError, session);
+      throw lastError;
+    } finally {
+      if (lock) await store?.release(lock);
+    }
+  }
+
+  private async writeShared(state: RefreshState, session: StoreSession): Promise<void> {
+    this.noteShared(state);
+    if (!this.store) return;
+    // The state outlives the longest backoff and lease, then disappears by itself.
+    const ttl = Math.ceil((Math.max(this.s.policy.retryMaxMs, this.s.lockTtlMs) * 2 + 60_000) / 1000);
+    await this.store.writeState(state, ttl, session);
+  }
+
+  /** Records a failed attempt for every process: the next one waits out the shared backoff. */
+  private async shareFailure(failuresBefore: number, error: unknown, session: StoreSession): Promise<void> {
+    const failures = failuresBefore + 1;
+    const now = this.clock.now();
+    const nextAttemptAt = now + backoffMs(failures, this.s.policy, this.random);
+    const described = describeError(error, this.recentSecrets);
+    await this.writeShared(
+      { v: 1, kind: "refresh-state", failures, nextAttemptAt, error: described },
+      session,
+    );
+    this.schedule();
+    const h = this.held;
+    const valid = h && now < h.t.expiresAt;
+    this.emit({
+      type: "refresh-failure",
+      key: this.s.key,
+      time: now,
+      error: described,
+      retryAt: nextAttemptAt,
+      background: Boolean(valid),
+    });
+    this.logger?.warn?.(
+      `${LOG_PREFIX} refreshing "${this.s.key}" failed (${described.message}); ` +
+        (valid ? `serving credentials valid until ${new Date(h.t.expiresAt).toISOString()}, ` : "") +
+        `next attempt (any process) at ${new Date(nextAttemptAt).toISOString()}`,
+    );
+  }
+
+  /** Asks the source once; holds and writes (fenced) what it returns. */
+  private async fetch(
+    options: CachedProviderOptions | undefined,
+    reason: RefreshReason,
+    background: boolean,
+    session: StoreSession,
   ): Promise<Held> {
-    const started = clock.now();
-    emit({ type: "refresh-start", key, time: started, reason, background: isBackground });
-    logger?.debug?.(`${LOG_PREFIX} fetching credentials for "${key}" (${reason})`);
-    stats.sourceCalls += 1;
+    const key = this.s.key;
+    const started = this.clock.now();
+    this.emit({ type: "refresh-start", key, time: started, reason, background });
+    this.logger?.debug?.(`${LOG_PREFIX} fetching credentials for "${key}" (${reason})`);
+    this.stats.sourceCalls += 1;
     const { forceRefresh: _ignored, ...identityProperties } = options ?? {};
-    const identity = await source(identityProperties);
-    const now = clock.now();
+    const identity = await this.source(identityProperties);
+    const now = this.clock.now();
     if (
       !identity ||
       typeof identity.accessKeyId !== "string" ||
@@ -523,345 +791,198 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
       throw new CredentialsUnavailableError("credcache: the source returned no credentials");
     }
     const expiration = identity.expiration?.getTime();
+    const original = (identity as { originalExpiration?: Date }).originalExpiration?.getTime();
+    if (expiration !== undefined && original !== undefined && original <= now && expiration > now) {
+      // The SDK's static stability extended an expired set: serve it as such, never store it.
+      return this.extend(
+        toRecord({ ...identity, expiration: new Date(original) }, now, this.sourceLabel, key),
+        expiration,
+        {
+          name: "CredentialsExtended",
+          message: `the source returned credentials that expired at ${new Date(original).toISOString()}`,
+        },
+      );
+    }
     if (expiration !== undefined && !(expiration > now)) {
       throw new CredentialsUnavailableError(
         `credcache: the source returned credentials that expired at ${new Date(expiration).toISOString()}`,
       );
     }
-    const record = toRecord(identity, now, sourceLabel);
-    failures = 0;
-    lastFailure = undefined;
-    nextAttemptAt = 0;
-    const next = hold(record); // also schedules the next proactive refresh
-    await writeStore(record);
-    emit({
+    const record = toRecord(identity, now, this.sourceLabel, key);
+    const held = await this.writeFenced(record, session);
+    this.emit({
       type: "refresh-success",
       key,
-      time: clock.now(),
-      accessKeyId: truncateAccessKeyId(record.accessKeyId),
-      ...(record.expiration !== undefined && { expiration: record.expiration }),
-      durationMs: clock.now() - started,
+      time: this.clock.now(),
+      accessKeyId: truncateAccessKeyId(held.record.accessKeyId),
+      ...(held.record.expiration !== undefined && { expiration: held.record.expiration }),
+      durationMs: this.clock.now() - started,
     });
-    return next;
+    return held;
   }
 
   /**
-   * A stored record makes a fetch pointless when it is fresh, or when whoever wrote it
-   * asked the source so recently that asking again would return the same set.
+   * Writes a fetched set unless the store holds one that supersedes it (a later
+   * expiration, or the same set cached later): a holder that was paused past its lease
+   * never replaces a successor's newer set. Read-then-write: a store with no atomic
+   * compare leaves a window of one store round trip, which a lease keeps rare.
    */
-  function spareFetch(record: CacheRecord, now: number, blocking: boolean): boolean {
-    const exp = record.expiration ?? Number.POSITIVE_INFINITY;
-    if (exp <= now) return false;
-    if (exp - now > (blocking ? mandatoryMs : advisoryPointMs)) return true;
-    return now < recheckAt(record);
+  private async writeFenced(record: CacheRecord, session: StoreSession): Promise<Held> {
+    const store = this.store;
+    if (store) {
+      const stored = await store.readRecord(session);
+      if (stored && supersedes(stored, record)) return this.hold(stored, false);
+    }
+    const held = this.hold(record, false);
+    if (!store) return held;
+    if (record.expiration === undefined && !this.s.shareLongTerm) {
+      const scope = this.cache?.scope;
+      if (scope !== "process" && scope !== "host") return held;
+    }
+    // The record outlives its expiry (static stability for new processes); it is never
+    // served as valid. Records without an expiration live `noExpirationTtlMs`.
+    const until =
+      record.expiration === undefined
+        ? record.cachedAt + this.s.policy.noExpirationTtlMs
+        : record.expiration + REFRESH_DEFAULTS.keepExpiredMs;
+    await store.writeRecord(record, Math.max(1, Math.ceil((until - this.clock.now()) / 1000)), session);
+    return held;
   }
 
-  /**
-   * Holds a stored record instead of fetching, when it spares the fetch and is not older
-   * than what is in hand. Counts and reports it as an L2 hit.
-   */
-  function adoptIfSpare(stored: CacheRecord | undefined, blocking: boolean): Held | undefined {
-    const now = clock.now();
-    if (!stored || !spareFetch(stored, now, blocking)) return undefined;
-    const h = held;
-    if (
-      h &&
-      !h.extended &&
-      now < h.expiresAt &&
-      (stored.expiration ?? Number.POSITIVE_INFINITY) < h.expiresAt
-    ) {
-      return undefined;
-    }
-    const adopted = hold(stored);
-    stats.hitsL2 += 1;
-    if (onEvent) emit({ type: "hit", key, time: now, layer: "l2", window: windowOf(adopted, now) });
-    return adopted;
+  /** Static stability: keep `record` for `until` with the SDK's warning, in this process only. */
+  private extend(record: CacheRecord, until: number, error: EventError): Held {
+    const held = this.hold(record, false, until);
+    this.stats.extended += 1;
+    this.emit({
+      type: "extended",
+      key: this.s.key,
+      time: this.clock.now(),
+      accessKeyId: truncateAccessKeyId(record.accessKeyId),
+      expiration: until,
+      error,
+    });
+    this.logger?.warn?.(
+      "Attempting credential expiration extension due to a credential service availability issue. " +
+        `A refresh of these credentials will be attempted after ${new Date(until).toISOString()}. ` +
+        `(${LOG_PREFIX}, key "${this.s.key}": ${error.message})`,
+    );
+    return held;
   }
 
-  function handleFailure(error: unknown, isBackground: boolean): AwsCredentialIdentity {
-    stats.sourceFailures += 1;
-    const now = clock.now();
-    const described = describeError(error, secrets());
-    const h = held;
-    if (h && now < h.expiresAt) {
-      // Valid credentials in hand: serve them and try again later.
-      nextAttemptAt = now + backoff();
-      scheduleProactiveRefresh();
-      emit({
-        type: "refresh-failure",
-        key,
-        time: now,
-        error: described,
-        retryAt: nextAttemptAt,
-        background: isBackground,
-      });
-      if (!isBackground) {
-        stats.staleServed += 1;
-        emit({
-          type: "stale-served",
-          key,
-          time: now,
-          accessKeyId: truncateAccessKeyId(h.record.accessKeyId),
-          ...(h.record.expiration !== undefined && { expiration: h.record.expiration }),
-          error: described,
-        });
-      }
-      logger?.warn?.(
-        `${LOG_PREFIX} refreshing "${key}" failed (${described.message}); serving credentials valid until ` +
-          `${new Date(h.expiresAt).toISOString()}, next try at ${new Date(nextAttemptAt).toISOString()}`,
-      );
-      return h.identity;
-    }
-    emit({ type: "refresh-failure", key, time: now, error: described, background: isBackground });
-    if (h && staleIfError) {
-      // The SDK's static stability: keep expired credentials for 5–10 min more.
-      const until = now + 5 * MINUTE + Math.floor(random() * 5 * MINUTE);
-      const extended = hold(h.record, until);
-      nextAttemptAt = until;
-      stats.extended += 1;
-      emit({
-        type: "extended",
-        key,
+  /** The attempt failed (this process asked): serve what is valid, extend, or throw. */
+  private afterFailure(error: unknown): AwsCredentialIdentity {
+    const now = this.clock.now();
+    const h = this.held;
+    const described = describeError(error, this.recentSecrets);
+    if (h && now < h.t.expiresAt) {
+      // A forced refresh or a caller below its floor: the set is still valid, hand it out.
+      this.stats.staleServed += 1;
+      this.emit({
+        type: "stale-served",
+        key: this.s.key,
         time: now,
         accessKeyId: truncateAccessKeyId(h.record.accessKeyId),
-        expiration: until,
+        ...(h.record.expiration !== undefined && { expiration: h.record.expiration }),
         error: described,
       });
-      logger?.warn?.(
-        "Attempting credential expiration extension due to a credential service availability issue. " +
-          `A refresh of these credentials will be attempted after ${new Date(until).toISOString()}. ` +
-          `(${LOG_PREFIX}, key "${key}": ${described.message})`,
-      );
-      return extended.identity;
+      return h.identity;
     }
-    logger?.warn?.(`${LOG_PREFIX} refreshing "${key}" failed: ${described.message}`);
+    if (h && this.s.staleIfError) {
+      return this.extend(h.record, now + 5 * MINUTE + Math.floor(this.random() * 5 * MINUTE), described)
+        .identity;
+    }
     if (h) {
-      // Expired credentials and a failing source: until the backoff passes, callers get
-      // this error at once instead of each asking the (likely throttled) source again.
-      nextAttemptAt = now + backoff();
-      lastFailure = new CredentialsUnavailableError(
-        `credcache: the source failed and the cached credentials for "${key}" expired at ` +
-          `${new Date(h.expiresAt).toISOString()} (${described.message}). Enable staleIfError to keep serving them.`,
+      throw new CredentialsUnavailableError(
+        `credcache: the source failed and the cached credentials for "${this.s.key}" expired at ` +
+          `${new Date(h.t.expiresAt).toISOString()} (${described.message}). Enable staleIfError to keep serving them.`,
         { cause: error },
       );
-      throw lastFailure;
     }
     throw error;
   }
 
-  // ---- refresh paths ----
-
-  /** Refresh before answering: lock, wait for another holder, double-check, fetch. */
-  function refreshBlocking(options: CachedProviderOptions | undefined, reason: RefreshReason) {
-    if (blocking) return blocking;
-    const run = (async (): Promise<AwsCredentialIdentity> => {
-      const force = reason === "force";
-      let now = clock.now();
-      // After a miss the store was read a moment ago; after a failed read it is broken.
-      if (!force && reason !== "miss" && !storeFailing) {
-        const adopted = adoptIfSpare(await readStore(), true);
-        if (adopted) return adopted.identity;
-      }
-      let lock = await tryLock();
-      if (!lock) {
-        stats.lockWaits += 1;
-        const waitStarted = clock.now();
-        const realStart = Date.now();
-        emit({ type: "lock-busy", key, time: waitStarted });
-        // Another process is refreshing: re-read the store until it writes, or the lock frees.
-        while (!lock) {
-          await new Promise((r) => setTimeout(r, lockPollMs * (0.5 + random())));
-          const adopted = adoptIfSpare(await readStore(), true);
-          now = clock.now();
-          if (adopted) {
-            emit({
-              type: "lock-waited",
-              key,
-              time: now,
-              waitedMs: Date.now() - realStart,
-              outcome: "adopted",
-            });
-            return adopted.identity;
-          }
-          lock = await tryLock();
-          if (lock) {
-            emit({
-              type: "lock-waited",
-              key,
-              time: now,
-              waitedMs: Date.now() - realStart,
-              outcome: "acquired",
-            });
-            break;
-          }
-          if (Date.now() - realStart >= lockWaitMs) {
-            emit({
-              type: "lock-waited",
-              key,
-              time: now,
-              waitedMs: Date.now() - realStart,
-              outcome: "timeout",
-            });
-            logger?.warn?.(
-              `${LOG_PREFIX} waited ${lockWaitMs} ms for the refresh lock on "${key}"; fetching anyway`,
-            );
-            lock = NO_LOCK;
-          }
-        }
-      }
-      try {
-        if (!force && lock !== NO_LOCK && !storeFailing) {
-          // Double check: the previous holder may have written fresh credentials.
-          const adopted = adoptIfSpare(await readStore(), true);
-          if (adopted) return adopted.identity;
-        }
-        try {
-          return (await fetchFromSource(options, reason, false)).identity;
-        } catch (error) {
-          return handleFailure(error, false);
-        }
-      } finally {
-        await release(lock);
-      }
-    })();
-    blocking = run;
-    const clear = () => {
-      if (blocking === run) blocking = undefined;
-    };
-    run.then(clear, clear);
-    return run;
+  /**
+   * No attempt can happen within the caller's patience (the shared backoff), or the one
+   * that did failed: extend an expired set with staleIfError, serve a still-valid one,
+   * or fail with the last shared error. The source is not asked.
+   */
+  private failFast(state: RefreshState | undefined): AwsCredentialIdentity {
+    const error = state?.error ?? this.sharedError;
+    const next = this.shared.nextAttemptAt;
+    const cause = new CredentialsUnavailableError(
+      `credcache: refreshing "${this.s.key}" failed ${this.shared.failures || 1} time(s) in a row` +
+        (error ? ` (${error.message})` : "") +
+        (next > this.clock.now()
+          ? `; the next attempt (by any process) is after ${new Date(next).toISOString()}`
+          : ""),
+    );
+    return this.afterFailure(cause);
   }
 
-  /** Serve now, refresh behind: try-lock only, never waits. */
-  function startBackground(reason: RefreshReason): void {
-    if (background || blocking || closed) return;
-    if (held && clock.now() < attemptAt(held)) return;
-    const run = (async () => {
-      // Someone else may have refreshed already, or asked the source a moment ago.
-      if (adoptIfSpare(await readStore(), false)) return;
-      const lock = await tryLock();
-      if (!lock) {
-        // Someone else is refreshing; look again after a pause.
-        nextAttemptAt = clock.now() + retryBaseMs * (0.5 + random() * 0.5);
-        scheduleProactiveRefresh();
-        return;
-      }
-      try {
-        // Double check under the lock: the previous holder may have just written.
-        if (lock !== NO_LOCK && adoptIfSpare(await readStore(), false)) return;
-        try {
-          await fetchFromSource(undefined, reason, true);
-        } catch (error) {
-          handleFailure(error, true);
-        }
-      } finally {
-        await release(lock);
-      }
-    })().catch((error) => {
-      // Nothing above should throw; if it does, the foreground path still works.
-      logger?.error?.(
-        `${LOG_PREFIX} background refresh of "${key}" failed: ${describeError(error, secrets()).message}`,
-      );
-    });
-    background = run;
-    run.finally(() => {
-      if (background === run) background = undefined;
-    });
+  // ---- timer, controls ----
+
+  private schedule(): void {
+    if (!this.s.proactive || this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const h = this.held;
+    if (!h || !Number.isFinite(h.t.expiresAt)) return;
+    const at = Math.max(h.t.freshUntil, h.t.recheckAt, this.shared.nextAttemptAt, this.behindNotBefore);
+    const delay = at - this.clock.now();
+    if (delay > MAX_TIMER_MS || at >= h.t.expiresAt) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        const now = this.clock.now();
+        const held = this.held;
+        if (held && decide(now, held.t, this.shared, 0) === "serve-and-refresh")
+          this.refreshBehind("advisory");
+      },
+      Math.max(0, delay),
+    );
+    this.timer.unref?.();
   }
 
-  async function resolveSlow(options: CachedProviderOptions | undefined): Promise<AwsCredentialIdentity> {
-    if (options?.forceRefresh) return refreshBlocking(options, "force");
-    let h = held;
-    let layer: "l1" | "l2" = "l1";
-    if (!h) {
-      if (blocking) return blocking;
-      const stored = await readStore();
-      const now = clock.now();
-      if (stored && (stored.expiration ?? Number.POSITIVE_INFINITY) > now) {
-        h = held && held.record.cachedAt > stored.cachedAt ? held : hold(stored);
-        layer = "l2";
-      } else if (stored && staleIfError) {
-        // Expired, but kept for static stability: refresh now, and extend it only if the
-        // source fails (a process started during an outage still gets credentials).
-        hold(stored);
-        return refreshBlocking(options, "expired");
-      } else {
-        stats.misses += 1;
-        emit({ type: "miss", key, time: now });
-        return refreshBlocking(options, "miss");
-      }
-    }
-    const now = clock.now();
-    const window = windowOf(h, now);
-    switch (window) {
-      case "fresh":
-      case "advisory":
-        if (layer === "l2") stats.hitsL2 += 1;
-        else stats.hitsL1 += 1;
-        if (onEvent) emit({ type: "hit", key, time: now, layer, window });
-        if (window === "advisory") startBackground("advisory");
-        return h.identity;
-      case "mandatory":
-        if (now < attemptAt(h) || h.extended) {
-          // A recent attempt failed or returned this same set: serve it, it is still valid.
-          if (layer === "l2") stats.hitsL2 += 1;
-          else stats.hitsL1 += 1;
-          if (onEvent) emit({ type: "hit", key, time: now, layer, window });
-          return h.identity;
-        }
-        return refreshBlocking(options, "mandatory");
-      default:
-        if (lastFailure && now < nextAttemptAt) throw lastFailure;
-        return refreshBlocking(options, "expired");
-    }
-  }
-
-  const provider = (async (options?: CachedProviderOptions) => {
-    // Hot path: fresh credentials in L1 cost one clock read.
-    const h = held;
-    if (h !== undefined && (options === undefined || !options.forceRefresh)) {
-      const now = clock.now();
-      if (now < h.freshUntil) {
-        stats.hitsL1 += 1;
-        if (onEvent) emit({ type: "hit", key, time: now, layer: "l1", window: "fresh" });
-        return h.identity;
-      }
-    }
-    return resolveSlow(options);
-  }) as CachedCredentialProvider;
-
-  provider.invalidate = async () => {
-    const dropped = held?.record.accessKeyId;
-    held = undefined;
-    nextAttemptAt = 0;
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    if (!cache) return;
-    const stored = await readStore();
+  async invalidate(): Promise<void> {
+    const dropped = this.held?.record.accessKeyId;
+    this.held = undefined;
+    this.shared = NO_SHARED_STATE;
+    this.sharedError = undefined;
+    this.behindNotBefore = 0;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const store = this.store;
+    if (!store) return;
+    const session: StoreSession = { down: false };
+    await store.remove(store.stateKey, session);
+    const stored = await store.readRecord(session);
     if (stored && dropped !== undefined && stored.accessKeyId !== dropped) return;
-    try {
-      await guarded("remove", () => cache.remove(key));
-    } catch (error) {
-      reportCacheError("remove", error);
-    }
-  };
-  provider.stats = () => ({ ...stats });
-  provider.close = async () => {
-    closed = true;
-    if (timer) clearTimeout(timer);
-    timer = undefined;
+    await store.remove(this.s.key, session);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
     // A source that never answers must not hang a shutdown: after lockTtlMs the lock is
     // free for others anyway.
     let wake: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.allSettled([background, blocking]),
+      Promise.allSettled([this.behind, this.waiting]),
       new Promise((resolve) => {
-        wake = setTimeout(resolve, lockTtlMs);
+        wake = setTimeout(resolve, this.s.lockTtlMs);
         wake.unref?.();
       }),
     ]);
     clearTimeout(wake);
-  };
-  // Credentials live in the closure, which util.inspect never shows.
-  return provider;
+  }
+
+  private emit(event: CacheEvent): void {
+    if (!this.onEvent) return;
+    try {
+      this.onEvent(event);
+    } catch {
+      // A faulty listener must not break credential resolution.
+    }
+  }
 }

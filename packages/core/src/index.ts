@@ -14,6 +14,7 @@ export {
   type SqliteStoreConfig,
   type StoreConfig,
 } from "./createCache.js";
+export { DEFAULT_CACHE_KEY, PROCESS_DEFAULTS, REFRESH_DEFAULTS, SDK_REFRESH_WINDOWS } from "./defaults.js";
 export { type EncryptedCacheOptions, encryptedCache } from "./encryptedCache.js";
 export {
   CacheArgumentError,
@@ -28,10 +29,22 @@ export {
 export {
   type CachedCredentialProvider,
   type CachedProviderOptions,
-  DEFAULT_CACHE_KEY,
   type FromCacheInit,
   fromCache,
 } from "./fromCache.js";
+export {
+  backoffMs,
+  type Decision,
+  decide,
+  NO_SHARED_STATE,
+  type RefreshPolicy,
+  recheckAt,
+  type SharedView,
+  supersedes,
+  type Timeline,
+  timelineOf,
+  windowAt,
+} from "./policy.js";
 export {
   type CachedContainerMetadataInit,
   type CachedIniInit,
@@ -52,6 +65,12 @@ export {
 } from "./presets.js";
 export { MAX_RECORD_CHARS, type ParseResult, parseRecord, toIdentity, toRecord } from "./record.js";
 export { describeError, describeValue, scrub, truncateAccessKeyId } from "./redact.js";
+export {
+  isRefreshStateKey,
+  parseRefreshState,
+  type RefreshState,
+  refreshStateKey,
+} from "./refreshState.js";
 export { assertCacheKey, assertLockTtl, expiresAtFromTtl, MAX_KEY_LENGTH, newLockToken } from "./store.js";
 export type {
   AwsCredentialIdentity,

@@ -10,7 +10,12 @@ export const MAX_RECORD_CHARS = 64 * 1024;
 export type ParseResult = { ok: true; record: CacheRecord } | { ok: false; reason: string };
 
 /** Builds the record `fromCache` stores for credentials returned by a source. */
-export function toRecord(identity: AwsCredentialIdentity, cachedAt: number, source?: string): CacheRecord {
+export function toRecord(
+  identity: AwsCredentialIdentity,
+  cachedAt: number,
+  source?: string,
+  key?: string,
+): CacheRecord {
   const expiration = identity.expiration?.getTime();
   const { accountId, credentialScope } = identity as { accountId?: string; credentialScope?: string };
   return withRedactedInspect({
@@ -23,6 +28,7 @@ export function toRecord(identity: AwsCredentialIdentity, cachedAt: number, sour
     ...(expiration !== undefined && Number.isFinite(expiration) && { expiration }),
     cachedAt,
     ...(source && { source }),
+    ...(key && { key }),
   });
 }
 
@@ -81,6 +87,7 @@ export function parseRecord(value: unknown): ParseResult {
     ["accountId", false],
     ["credentialScope", false],
     ["source", false],
+    ["key", false],
   ];
   for (const [name, required] of strings) {
     const field = own(data, name);

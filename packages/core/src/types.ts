@@ -29,6 +29,12 @@ export interface CredentialCache {
    * over after `ttlMs`; a release by a non-holder is a no-op.
    */
   acquireLock?(key: string, opts: { ttlMs: number }): Promise<CacheLock | undefined>;
+  /**
+   * Who can read this store: one process, every process on this host, or a fleet.
+   * `fromCache` writes credentials without an expiration (long-term keys) only to
+   * `"process"` and `"host"` stores unless told otherwise. Unset counts as `"fleet"`.
+   */
+  readonly scope?: "process" | "host" | "fleet";
   /** Releases connections, file handles and timers. */
   close?(): Promise<void>;
   /**
@@ -70,6 +76,11 @@ export interface CacheRecord {
   cachedAt: number;
   /** A label for where the credentials came from, e.g. `imds`. */
   source?: string;
+  /**
+   * The cache key the record was written under. A record read under another key (copied
+   * between stores, or a namespace collision) is a miss.
+   */
+  key?: string;
 }
 
 /** Which refresh window credentials are in. */

@@ -1,3 +1,4 @@
+import { REFRESH_DEFAULTS } from "./defaults.js";
 import type { CacheRecord, RefreshWindow } from "./types.js";
 
 /**
@@ -12,7 +13,7 @@ export function windowOfRecord(
   if (record.expiration === undefined) return "fresh";
   const left = record.expiration - now;
   if (left <= 0) return "expired";
-  if (left <= (windows.mandatoryRefreshMs ?? 600_000)) return "mandatory";
-  if (left <= (windows.advisoryRefreshMs ?? 900_000)) return "advisory";
+  if (left <= (windows.mandatoryRefreshMs ?? REFRESH_DEFAULTS.mandatoryRefreshMs)) return "mandatory";
+  if (left <= (windows.advisoryRefreshMs ?? REFRESH_DEFAULTS.advisoryRefreshMs)) return "advisory";
   return "fresh";
 }

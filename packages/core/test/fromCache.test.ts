@@ -17,6 +17,10 @@ function setup(overrides: Partial<FromCacheInit> = {}, lifetimeMs = 60 * MIN) {
     random: () => 0,
     proactiveRefresh: false,
     lockPollMs: 1,
+    // One try per attempt, and callers that do not wait out a backoff: each test says
+    // when it wants otherwise.
+    holderRetries: 0,
+    lockWaitMs: 1_000,
     logger: rec.logger,
     onEvent: rec.onEvent,
     ...overrides,
@@ -72,13 +76,17 @@ describe("fromCache: the refresh model", () => {
     expect(source.state.calls).toBe(1); // no fetch without the lock
   });
 
-  it("boundary: exactly the mandatory window refreshes before answering", async () => {
+  it("mandatory: even the caller that takes the lock is served the still-valid set at once; the refresh runs behind", async () => {
     const { provider, source, clock } = setup();
     const first = await provider();
     clock.advance(50 * MIN); // exactly 10 min left
+    source.state.delayMs = 50;
     const second = await provider();
-    expect(second.accessKeyId).not.toBe(first.accessKeyId);
+    expect(second.accessKeyId, "nobody waits while a valid set exists").toBe(first.accessKeyId);
+    expect(source.state.calls).toBe(1);
+    await new Promise((r) => setTimeout(r, 100));
     expect(source.state.calls).toBe(2);
+    expect((await provider()).accessKeyId).not.toBe(first.accessKeyId);
   });
 
   it("mandatory: 1 ms above the window is advisory (served, refreshed behind)", async () => {
@@ -91,10 +99,10 @@ describe("fromCache: the refresh model", () => {
     expect(source.state.calls).toBe(2);
   });
 
-  it("mandatory: adopts what another process wrote while it waited for the lock", async () => {
+  it("expired: adopts what another process wrote while it waited for the lock", async () => {
     const { provider, source, clock, store, rec } = setup();
     await provider();
-    clock.advance(52 * MIN); // 8 min left
+    clock.advance(61 * MIN); // expired
     // Another process holds the lock and is fetching.
     store.locks.set("k", { token: -1, expiresAt: clock.now() + 60_000 });
     const pending = provider();
@@ -118,10 +126,10 @@ describe("fromCache: the refresh model", () => {
     expect(provider.stats().hitsL2).toBe(1);
   });
 
-  it("mandatory: double-checks the store after taking the lock", async () => {
+  it("expired: double-checks the store after taking the lock", async () => {
     const { provider, source, clock, store } = setup();
     await provider();
-    clock.advance(52 * MIN);
+    clock.advance(61 * MIN);
     // The store already has newer credentials, but only visible after the first read:
     // simulate by making the first get miss and the second hit.
     const realGet = store.get.bind(store);
@@ -135,8 +143,8 @@ describe("fromCache: the refresh model", () => {
       clock.now(),
     );
     store.get = async (key: string) => {
-      gets += 1;
-      if (gets === 2) return { ...fresh };
+      if (key === "k") gets += 1;
+      if (key === "k" && gets === 2) return { ...fresh };
       return realGet(key);
     };
     const got = await provider();
@@ -171,14 +179,32 @@ describe("fromCache: the refresh model", () => {
     expect(rec.of("hit")[0]).toMatchObject({ layer: "l2" });
   });
 
-  it("credentials without an expiration are cached with TTL 0 and never refreshed", async () => {
+  it("credentials without an expiration are kept 15 min (L1 and a host store), so a rotated key reaches every client", async () => {
     const { provider, source, clock, store } = setup();
+    Object.assign(store, { scope: "host" });
+    source.state.expiration = null;
+    const first = await provider();
+    expect(store.data.get("k")?.expiresAt).toBe(clock.now() + 15 * MIN);
+    clock.advance(15 * MIN - 1);
+    expect((await provider()).accessKeyId).toBe(first.accessKeyId);
+    expect(source.state.calls).toBe(1);
+    clock.advance(1);
+    expect((await provider()).accessKeyId).not.toBe(first.accessKeyId);
+    expect(source.state.calls).toBe(2);
+  });
+
+  it("credentials without an expiration are not written to a store shared beyond the host unless asked", async () => {
+    for (const scope of [undefined, "fleet"] as const) {
+      const { provider, source, store } = setup();
+      if (scope) Object.assign(store, { scope });
+      source.state.expiration = null;
+      await provider();
+      expect(store.data.has("k"), `scope ${scope}`).toBe(false);
+    }
+    const { provider, source, store } = setup({ shareLongTermCredentials: true });
     source.state.expiration = null;
     await provider();
-    clock.advance(10 * 365 * 24 * 60 * MIN);
-    await provider();
-    expect(source.state.calls).toBe(1);
-    expect(store.data.get("k")?.expiresAt).toBeUndefined();
+    expect(store.data.has("k")).toBe(true);
   });
 
   it("writes a plain-JSON v1 record with epoch-ms times, kept 1 h past expiry for static stability", async () => {
@@ -245,16 +271,20 @@ describe("fromCache: source failures in each window", () => {
     expect(source.state.calls).toBe(3);
   });
 
-  it("mandatory: failure serves the still-valid credentials with a stale-served event", async () => {
+  it("mandatory: after a failed refresh the still-valid set keeps serving, with a stale-served event", async () => {
     const { provider, source, clock, rec } = setup();
     const first = await provider();
     clock.advance(55 * MIN);
     source.state.fail = () => new Error("500 from IMDS");
     const got = await provider();
     expect(got.accessKeyId).toBe(first.accessKeyId);
+    await settle();
+    expect(source.state.calls).toBe(2);
+    // The next calls inside the backoff do not ask the failing source, and say why they get this set.
+    expect((await provider()).accessKeyId).toBe(first.accessKeyId);
     expect(rec.of("stale-served")).toHaveLength(1);
-    // The next calls inside the backoff do not block on the failing source.
-    await provider();
+    expect(rec.of("stale-served")[0]?.error.message).toContain("500 from IMDS");
+    await settle();
     expect(source.state.calls).toBe(2);
   });
 
@@ -349,7 +379,7 @@ describe("fromCache: source failures in each window", () => {
     await expect(provider()).rejects.toThrow(/expired at/);
     // Like the SDK's CredentialsProviderError: a chain must not move on silently.
     await expect(provider()).rejects.toMatchObject({ tryNextLink: false, code: "ERR_CREDCACHE_CREDENTIALS" });
-    expect(store.data.size).toBe(0);
+    expect(store.data.has("k"), "nothing stored under the key").toBe(false);
   });
 
   it("credentials expiring in 1 s are refreshed on the next call after expiry, not served", async () => {
@@ -379,6 +409,7 @@ describe("fromCache: source failures in each window", () => {
     // The source keeps returning a set with 8 min left (EC2 rotates late).
     source.state.expiration = clock.now() + 8 * MIN;
     await provider();
+    await settle();
     const callsAfterRefetch = source.state.calls;
     for (let i = 0; i < 50; i++) await provider();
     expect(source.state.calls).toBe(callsAfterRefetch);
@@ -419,10 +450,16 @@ describe("fromCache: a failing store never fails a resolution", () => {
 
   it("a rejected record is removed from the store", async () => {
     const { provider, store, storeState } = setup();
+    const removed: string[] = [];
+    const realRemove = store.remove.bind(store);
+    store.remove = async (key) => {
+      if (JSON.parse(store.data.get(key)?.value ?? "{}").v === 2) removed.push(key);
+      return realRemove(key);
+    };
     store.data.set("k", { value: JSON.stringify({ v: 2, accessKeyId: "x" }) });
     storeState.mode = "ok";
     await provider();
-    expect(storeState.removes).toBe(1);
+    expect(removed).toEqual(["k"]);
   });
 });
 
