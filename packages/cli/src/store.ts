@@ -1,4 +1,4 @@
-import { type CredentialCache, createCache } from "@credcache/core";
+import { type CredentialCache, createCache, isRefreshStateKey } from "@credcache/core";
 import type { CacheSpec } from "./config.js";
 import { CommandFailedError, exitCodeOf, messageOf, UsageError } from "./errors.js";
 
@@ -119,7 +119,8 @@ export async function listKeys(store: CredentialCache): Promise<string[] | undef
     } else {
       for (const key of await listed) keys.push(key);
     }
-    return keys.filter((key) => typeof key === "string" && key !== "");
+    // Refresh state (`<key>#refresh`) belongs to its key's entry, not a record of its own.
+    return keys.filter((key) => typeof key === "string" && key !== "" && !isRefreshStateKey(key));
   });
 }
 

@@ -189,10 +189,8 @@ function checkMs(name: string, value: number | undefined, fallback: number): num
   return value;
 }
 
-const sleep = (ms: number) =>
-  new Promise<void>((resolve) => {
-    setTimeout(resolve, ms).unref?.();
-  });
+/** A pause inside a resolution. Not unref'd: a caller is waiting on it, so the process must stay up. */
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Settings after defaults and validation. */
 interface Settings {

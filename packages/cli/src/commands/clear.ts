@@ -1,3 +1,4 @@
+import { refreshStateKey } from "@credcache/core";
 import { parseArgs } from "../args.js";
 import { UsageError } from "../errors.js";
 import type { CommandIo } from "../io.js";
@@ -22,6 +23,8 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
         const read = await readEntry(store, key);
         const present = "rejected" in read || read.value !== undefined;
         await storeCall(`removing "${key}"`, () => store.remove(key));
+        // Its shared refresh state (backoff after failures) goes with it.
+        await storeCall(`removing "${key}"`, () => store.remove(refreshStateKey(key)));
         io.stdout.write(present ? `removed ${key}\n` : `not cached: ${key}\n`);
       }
       return 0;
@@ -35,7 +38,10 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
             .join(" ")} (or --source imds); "credcache inspect" shows which exist`,
       );
     }
-    for (const key of listed) await storeCall(`removing "${key}"`, () => store.remove(key));
+    for (const key of listed) {
+      await storeCall(`removing "${key}"`, () => store.remove(key));
+      await storeCall(`removing "${key}"`, () => store.remove(refreshStateKey(key)));
+    }
     io.stdout.write(
       `removed ${listed.length} ${listed.length === 1 ? "entry" : "entries"} from ${spec.label}\n`,
     );

@@ -1,4 +1,10 @@
-import type { AwsCredentialIdentity, CacheEvent, CredentialCache } from "@credcache/core";
+import {
+  type AwsCredentialIdentity,
+  type CacheEvent,
+  type CredentialCache,
+  PROCESS_DEFAULTS,
+  SDK_REFRESH_WINDOWS,
+} from "@credcache/core";
 import { integerFlag, parseArgs } from "../args.js";
 import { resolveCacheSpec } from "../config.js";
 import { CliError, CommandFailedError, exitCodeOf, messageOf, oneLine, UsageError } from "../errors.js";
@@ -22,18 +28,6 @@ const FLAGS = {
 } as const;
 
 const MINUTE = 60_000;
-/** JS SDK clients treat credentials as expired with 5 min left; botocore and others are close. */
-const SDK_EXPIRY_WINDOW_MS = 5 * MINUTE;
-/** What `--min-validity` defaults to: the SDK window plus a minute for clock and start-up slack. */
-const DEFAULT_MIN_VALIDITY_S = 360;
-/**
- * How long one store call may take. Core's default (1 s) suits a long-running process;
- * this command exists for the shared cache and its lock, and giving up on a slow lock on
- * a loaded host means fetching alongside everyone else, so it waits longer.
- */
-const DEFAULT_CACHE_TIMEOUT_MS = 3_000;
-/** Core's default mandatory window: refresh under the lock when this much is left. */
-const REFRESH_WINDOW_MS = 10 * MINUTE;
 /** Chain of `credcache process` sources in this process tree, to stop credential_process loops. */
 const CHAIN_VAR = "CREDCACHE_PROCESS_CHAIN";
 
@@ -50,9 +44,10 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
   const source = parseSource(flags.source);
   const sourceOptions = readSourceOptions(flags, source);
   const minValidityMs =
-    (integerFlag(flags["min-validity"], "min-validity", 0, 3600) ?? DEFAULT_MIN_VALIDITY_S) * 1000;
+    (integerFlag(flags["min-validity"], "min-validity", 0, 3600) ?? PROCESS_DEFAULTS.minValidityMs / 1000) *
+    1000;
   const cacheTimeoutMs =
-    integerFlag(flags["cache-timeout"], "cache-timeout", 1, 60_000) ?? DEFAULT_CACHE_TIMEOUT_MS;
+    integerFlag(flags["cache-timeout"], "cache-timeout", 1, 60_000) ?? PROCESS_DEFAULTS.cacheTimeoutMs;
   const spec = resolveCacheSpec(flags, io.env, io.cwd);
   if (
     source.kind === "container" &&
@@ -148,14 +143,10 @@ async function resolveAndPrint(
   { minValidityMs, cacheTimeoutMs }: { minValidityMs: number; cacheTimeoutMs: number },
   warnings: Set<string>,
 ): Promise<number> {
-  let fetched = false;
   // One cause (say, an unsafe directory) fails get, acquireLock and set alike: one line for it.
   const cacheErrors = new Map<string, string[]>();
   const onEvent = (event: CacheEvent): void => {
     switch (event.type) {
-      case "refresh-success":
-        fetched = true;
-        break;
       case "cache-error":
         cacheErrors.set(event.error.message, [
           ...(cacheErrors.get(event.error.message) ?? []).filter((op) => op !== event.operation),
@@ -170,9 +161,16 @@ async function resolveAndPrint(
           `refreshing failed (${event.error.message}); served cached credentials that expire at ${isoOrNever(event.expiration)}`,
         );
         break;
+      case "extended":
+        warnings.add(
+          `the source could not renew the credentials (${event.error.message}); handing out an expired set extended to ${isoOrNever(event.expiration)} (static stability)`,
+        );
+        break;
       case "lock-waited":
         if (event.outcome === "timeout") {
-          warnings.add(`waited ${event.waitedMs} ms for another process's refresh, then fetched itself`);
+          warnings.add(
+            `waited ${event.waitedMs} ms for the refresh lock with no attempt visible, then fetched itself`,
+          );
         }
         break;
     }
@@ -184,17 +182,19 @@ async function resolveAndPrint(
     if (!text.includes("@credcache/core")) warnings.add(text);
   };
   const logger = { debug: () => {}, info: () => {}, warn: note, error: note };
-  // A short-lived process has no use for a background refresh that it would abandon on
-  // exit, so there is no advisory window: below the mandatory window, refresh now, under
-  // the lock. The window never drops below --min-validity.
-  const refreshMs = Math.max(REFRESH_WINDOW_MS, minValidityMs);
+  // Windows above botocore's 15 min, so an SDK that runs this command is handed a set it
+  // will not ask about again before the next rotation. Inside them the run answers at once
+  // and refreshes behind; close() below waits for that refresh (bounded by the lock's
+  // lease), so the one run that refreshes finishes it before it exits. Only a set below
+  // --min-validity makes a run wait.
   const provider = createSourceProvider(
     source,
     {
       ...(store && { cache: store }),
       proactiveRefresh: false,
-      advisoryRefreshMs: refreshMs,
-      mandatoryRefreshMs: refreshMs,
+      advisoryRefreshMs: Math.max(PROCESS_DEFAULTS.advisoryRefreshMs, minValidityMs),
+      mandatoryRefreshMs: Math.max(PROCESS_DEFAULTS.mandatoryRefreshMs, minValidityMs),
+      minValidityMs,
       cacheTimeoutMs,
       logger,
       onEvent,
@@ -208,19 +208,14 @@ async function resolveAndPrint(
     }
   };
   try {
-    let identity = await provider();
+    const identity = await provider();
     secrets.push(identity.secretAccessKey, identity.sessionToken);
-    if (timeLeft(identity) < minValidityMs && !fetched) {
-      // Only worth one forced refresh when these did not come from the source just now.
-      identity = await provider({ forceRefresh: true });
-      secrets.push(identity.secretAccessKey, identity.sessionToken);
-    }
     const left = timeLeft(identity);
     if (left < minValidityMs) {
       throw new CommandFailedError(
         `${describeSource(source, io)} has only credentials that expire in ${formatDuration(left)} ` +
           `(at ${isoOrNever(identity.expiration?.getTime())}); SDKs treat credentials with less than ` +
-          `${SDK_EXPIRY_WINDOW_MS / MINUTE} min left as expired, so credcache will not hand them out ` +
+          `${SDK_REFRESH_WINDOWS.javascriptV3Ms / MINUTE} min left as expired, so credcache will not hand them out ` +
           `(--min-validity ${minValidityMs / 1000} s); try again once the source has rotated them`,
       );
     }
