@@ -22,6 +22,10 @@ export default defineConfig({
       project("imds-emulator", "packages/imds-emulator"),
       project("cli", "packages/cli"),
       project("sqs-consumer", "examples/sqs-consumer"),
+      {
+        extends: true as const,
+        test: { name: "coordination", root: "test/coordination", include: ["*.test.ts"] },
+      },
     ],
   },
 });

@@ -1,0 +1,208 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { openStore } from "../../battery/stores.mjs";
+import { redisAvailable } from "./redis.js";
+
+/**
+ * Refresh coordination between real processes, on each real store: the shared backoff,
+ * the hand-over after a failed or dead holder, and fenced writes after a paused one.
+ * Each child resolves once through fromCache and the real SDK against the emulator.
+ */
+
+const CHILD = fileURLToPath(new URL("./child.mjs", import.meta.url));
+const root = mkdtempSync(join(tmpdir(), "credcache-coordination-"));
+let emulator: ImdsEmulator;
+
+type Line = { type: string; [field: string]: unknown };
+interface Child {
+  proc: ChildProcess;
+  lines: Line[];
+  /** Resolves with the first line of this type (`event:<type>` for an event). */
+  waitFor(type: string): Promise<Line>;
+  done: Promise<{ code: number | null; lines: Line[] }>;
+}
+
+function start(spec: Record<string, unknown>): Child {
+  const proc = spawn(process.execPath, [CHILD, JSON.stringify(spec)], {
+    env: { ...process.env, AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: Line[] = [];
+  const waiters: Array<{ type: string; resolve: (line: Line) => void }> = [];
+  let stderr = "";
+  proc.stderr!.on("data", (d) => {
+    stderr += d;
+  });
+  createInterface({ input: proc.stdout! }).on("line", (text) => {
+    const line = JSON.parse(text) as Line;
+    lines.push(line);
+    for (const w of waiters.filter((w) => matches(line, w.type))) w.resolve(line);
+  });
+  const done = new Promise<{ code: number | null; lines: Line[] }>((resolve) => {
+    proc.on("close", (code) => resolve({ code, lines }));
+  });
+  return {
+    proc,
+    lines,
+    done: done.then((r) => {
+      if (r.code !== 0 && r.code !== 1) throw new Error(`child exited ${r.code}: ${stderr}`);
+      return r;
+    }),
+    waitFor: (type) =>
+      new Promise((resolve) => {
+        const seen = lines.find((l) => matches(l, type));
+        if (seen) resolve(seen);
+        else waiters.push({ type, resolve });
+      }),
+  };
+}
+
+const matches = (line: Line, type: string) =>
+  type.startsWith("event:")
+    ? line.type === "event" && (line.event as { type: string }).type === type.slice(6)
+    : line.type === type;
+const resultOf = (lines: Line[]) => lines.find((l) => l.type === "result" || l.type === "error")!;
+const events = (lines: Line[], type: string) =>
+  lines.filter((l) => l.type === "event" && (l.event as { type: string }).type === type);
+const credentialRequests = () => emulator.stats.requests.credentials;
+
+beforeAll(async () => {
+  emulator = await startImdsEmulator();
+});
+afterAll(async () => {
+  await emulator.close();
+  rmSync(root, { recursive: true, force: true });
+});
+beforeEach(() => {
+  emulator.setFaults(undefined);
+});
+
+const stores = [
+  { name: "file", spec: (id: string) => ({ kind: "fs", dir: join(root, `fs-${id}`) }) },
+  { name: "sqlite", spec: (id: string) => ({ kind: "sqlite", path: join(root, `db-${id}.sqlite`) }) },
+  {
+    name: "redis",
+    spec: (id: string) => ({ kind: "redis", url: "redis://127.0.0.1:6379", namespace: `coordination-${id}` }),
+  },
+] as const;
+
+describe.each(stores)("refresh coordination across processes: $name store", ({ name, spec }) => {
+  const skip = name === "redis" && !redisAvailable();
+  const fresh = () => {
+    const id = randomBytes(4).toString("hex");
+    return { store: spec(id), key: `coordination-${id}` };
+  };
+
+  it.skipIf(skip)(
+    "a failure recorded by one process: a new process does not ask the failing source within the backoff",
+    async () => {
+      const base = fresh();
+      emulator.setFaults({ credentials: { status: 500 } });
+      const options = { retryBaseMs: 60_000, lockWaitMs: 2_000, holderRetries: 0 };
+      const a = await start({ ...base, options }).done;
+      expect(a.code).toBe(1);
+      expect(events(a.lines, "refresh-failure")).toHaveLength(1);
+      const before = credentialRequests();
+      const b = await start({ ...base, options }).done;
+      expect(b.code).toBe(1);
+      expect(resultOf(b.lines).message).toMatch(/next attempt \(by any process\)/);
+      expect(credentialRequests(), "process b sent no credential request").toBe(before);
+      expect(events(b.lines, "refresh-start")).toHaveLength(0);
+    },
+  );
+
+  it.skipIf(skip)(
+    "a holder that fails hands over at once: the waiter gets credentials long before the lease would end",
+    async () => {
+      const base = fresh();
+      // The first credential request hangs past the SDK's 1 s timeout; the rest answer.
+      emulator.setFaults({ credentials: { hang: true, count: 1 } });
+      // A 60 s lease: a waiter that waited for it to run out would time this test out.
+      const options = {
+        lockTtlMs: 60_000,
+        lockWaitMs: 60_000,
+        retryBaseMs: 200,
+        retryMaxMs: 200,
+        holderRetries: 0,
+      };
+      const holder = start({ ...base, options });
+      await holder.waitFor("event:lock-acquired");
+      const waiter = start({ ...base, options });
+      const [h, w] = await Promise.all([holder.done, waiter.done]);
+      expect(resultOf(h.lines), "the holder's one try timed out").toMatchObject({ type: "error" });
+      expect(resultOf(w.lines), "the waiter took over and got credentials").toMatchObject({ type: "result" });
+      expect(
+        events(w.lines, "lock-acquired")[0]?.event,
+        "a released lock, not a lease run out",
+      ).toMatchObject({
+        takenOver: false,
+      });
+    },
+    30_000,
+  );
+
+  it.skipIf(skip)(
+    "a holder killed mid-fetch on this machine is taken over at once, not after its lease",
+    async () => {
+      const base = fresh();
+      emulator.setFaults({ credentials: { hang: true, count: 1 } });
+      const options = { lockTtlMs: 120_000, lockWaitMs: 120_000, holderRetries: 0 };
+      emulator.resetStats();
+      const holder = start({ ...base, options: { ...options } });
+      // Wait until the holder marked its attempt and is stuck on the hung request.
+      const hangsBefore = emulator.stats.hangs;
+      const deadline = Date.now() + 15_000;
+      const store = await openStore(base.store);
+      try {
+        while (
+          Date.now() < deadline &&
+          (!(await store.get(`${base.key}#refresh`)) || emulator.stats.hangs === hangsBefore)
+        ) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      } finally {
+        await store.close?.();
+      }
+      holder.proc.kill("SIGKILL");
+      await holder.done.catch(() => {});
+      const waiter = await start({ ...base, options }).done;
+      expect(resultOf(waiter.lines), JSON.stringify(resultOf(waiter.lines))).toMatchObject({
+        type: "result",
+      });
+    },
+    30_000,
+  );
+
+  it.skipIf(skip)(
+    "fencing: a holder paused after its fetch never replaces the newer set its successor wrote",
+    async () => {
+      const base = fresh();
+      const options = { lockTtlMs: 1_000, holderRetries: 0 };
+      const holder = start({ ...base, options, pauseAfterFetch: true });
+      const fetched = await holder.waitFor("fetched");
+      // The holder is stopped past its lease; the source rotates; a successor refreshes.
+      await new Promise((r) => setTimeout(r, 1_500));
+      const newer = emulator.rotate();
+      expect(newer.accessKeyId).not.toBe(fetched.accessKeyId);
+      const successor = await start({ ...base, options }).done;
+      expect(resultOf(successor.lines)).toMatchObject({ type: "result", accessKeyId: newer.accessKeyId });
+      holder.proc.kill("SIGCONT");
+      const resumed = await holder.done;
+      expect(resultOf(resumed.lines), "the resumed holder is served the newer set too").toMatchObject({
+        accessKeyId: newer.accessKeyId,
+      });
+      const later = await start({ ...base, options }).done;
+      expect(resultOf(later.lines), "no later process is served the older set").toMatchObject({
+        accessKeyId: newer.accessKeyId,
+      });
+    },
+    30_000,
+  );
+});
