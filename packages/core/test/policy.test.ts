@@ -26,7 +26,14 @@ const policy: RefreshPolicy = {
 };
 
 function record(over: Partial<CacheRecord> = {}): CacheRecord {
-  return { v: 1, accessKeyId: "ASIAPOLICY", secretAccessKey: "s", expiration: T0 + 60 * MIN, cachedAt: T0, ...over };
+  return {
+    v: 1,
+    accessKeyId: "ASIAPOLICY",
+    secretAccessKey: "s",
+    expiration: T0 + 60 * MIN,
+    cachedAt: T0,
+    ...over,
+  };
 }
 
 /** `now` as "time left before the record's expiry". */
@@ -75,8 +82,12 @@ describe("decide: the refresh table, one row at a time (no I/O, no clock)", () =
     const now = left(0);
     const soon = { attemptUntil: 0, nextAttemptAt: now + 5_000, failures: 1 };
     const late = { attemptUntil: 0, nextAttemptAt: now + 30_000, failures: 3 };
-    expect(decide(left(10 * MIN), t, { ...soon, nextAttemptAt: left(10 * MIN) + 5_000 }, patience)).toBe("serve");
-    expect(decide(now, t, soon, patience), "backoff ends within patience: wait for the next attempt").toBe("refresh");
+    expect(decide(left(10 * MIN), t, { ...soon, nextAttemptAt: left(10 * MIN) + 5_000 }, patience)).toBe(
+      "serve",
+    );
+    expect(decide(now, t, soon, patience), "backoff ends within patience: wait for the next attempt").toBe(
+      "refresh",
+    );
     expect(decide(now, t, late, patience), "nothing can happen in time: fail fast").toBe("fail");
   });
 

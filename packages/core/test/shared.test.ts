@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { type FromCacheInit, fromCache, refreshStateKey, toRecord } from "../src/index.js";
+import { type FromCacheInit, fromCache, refreshStateKey } from "../src/index.js";
 import { thisMachine } from "../src/refreshState.js";
 import { MIN, recorder, scriptedSource, scriptedStore, testClock } from "./harness.js";
 
@@ -118,7 +118,9 @@ describe("fromCache: refresh state shared through the store", () => {
     expect(state.attempt).toBeUndefined();
     clock.advance(10);
     source.state.fail = undefined;
-    await expect(make().provider()).resolves.toMatchObject({ accessKeyId: expect.stringMatching(/^ASIATEST/) });
+    await expect(make().provider()).resolves.toMatchObject({
+      accessKeyId: expect.stringMatching(/^ASIATEST/),
+    });
   });
 
   it("fencing: a holder that resumes after a pause never replaces the newer set a successor wrote", async () => {
@@ -156,7 +158,9 @@ describe("fromCache: refresh state shared through the store", () => {
     const stored = JSON.parse(store.data.get("k")!.value);
     expect(stored.accessKeyId, "the store keeps the successor's set").toBe(successor.accessKeyId);
     expect(resumed.accessKeyId, "the resumed holder adopts it too").toBe(successor.accessKeyId);
-    expect((await make().provider()).accessKeyId, "a later process is served the newer set").toBe(successor.accessKeyId);
+    expect((await make().provider()).accessKeyId, "a later process is served the newer set").toBe(
+      successor.accessKeyId,
+    );
   });
 
   it("an extended set from the SDK's static stability is served as extended, never stored; the next process fetches a valid one", async () => {
@@ -168,7 +172,11 @@ describe("fromCache: refresh state shared through the store", () => {
       if (!first) return got;
       first = false;
       // What the SDK returns when IMDS serves an expired set: a new expiration 5-10 min out.
-      return { ...got, expiration: new Date(clock.now() + 7 * MIN), originalExpiration: new Date(clock.now() - 1_000) };
+      return {
+        ...got,
+        expiration: new Date(clock.now() + 7 * MIN),
+        originalExpiration: new Date(clock.now() - 1_000),
+      };
     };
     const a = make();
     const extended = await a.provider();
@@ -221,6 +229,8 @@ describe("fromCache: controls keep their word", () => {
     storeState.mode = "ok";
     clock.advance(61 * MIN);
     await a.provider();
-    expect(JSON.parse(store.data.get("k")!.value).accessKeyId, "the next refresh wrote the store").toMatch(/^ASIATEST/);
+    expect(JSON.parse(store.data.get("k")!.value).accessKeyId, "the next refresh wrote the store").toMatch(
+      /^ASIATEST/,
+    );
   });
 });
