@@ -32,9 +32,10 @@ const PROCESS = `credcache process - credentials for credential_process, from th
 
 Usage: credcache process --source SOURCE (--cache URL | --config FILE [--store NAME]) [options]
 
-Prints {"Version":1,"AccessKeyId",...,"Expiration"} on stdout. On a miss, or when the cached
-credentials have less than 10 min left, one process on the host fetches from the source under
-the store's lock; every other process waits for it and reuses the result.
+Prints {"Version":1,"AccessKeyId",...,"Expiration"} on stdout. On a miss one process on the
+host fetches from the source under the store's lock; every other process waits for it and
+reuses the result. With 25 min or less left, a run prints the cached set at once and, if no
+other attempt is live, refreshes before it exits; nobody waits on a valid set.
 
 Sources:
   imds                   EC2 instance profile (IMDSv2); the key is scoped to this host
@@ -51,8 +52,8 @@ Options:
   --duration SECONDS     assume-role: DurationSeconds
   --region REGION        assume-role: STS region (default: the SDK's region chain)
   --min-validity SECONDS never print credentials with less time left than this (default 360:
-                         SDKs treat credentials with under 5 min left as expired). Shorter ones
-                         are refreshed once; if the source has nothing newer, the command fails.
+                         SDKs treat credentials with under 5 min left as expired). Below it a
+                         run waits for a refresh; if the source has nothing newer, it fails.
   --cache-timeout MS     longest wait for one store call, lock included, before going on
                          without the store (default 3000)
   -h, --help             this help

@@ -1,7 +1,8 @@
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { fromIni, fromProcess } from "@aws-sdk/credential-providers";
+import { fileCache } from "@credcache/fs";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { assertBuilt, BIN, CliRunner, lines, tempDir } from "./helpers.js";
@@ -165,6 +166,41 @@ describe("credcache process", () => {
       expect(normal.code, normal.stderr).toBe(0);
       expect(JSON.parse(normal.stdout).AccessKeyId).toBe(set.accessKeyId);
     } finally {
+      behindMs = 0;
+      emulator.rotate();
+    }
+  });
+
+  it("IMDS hangs while the cached set has 10 min left: every run prints it, and one attempt in all reaches IMDS", async () => {
+    const cache = coldCache("file");
+    try {
+      behindMs = LIFETIME_MS - 10 * 60_000;
+      const set = emulator.rotate(); // expires in 10 min of real time: inside every window
+      const warm = await cli.run(processArgs(cache));
+      expect(warm.code, warm.stderr).toBe(0);
+      // As if it had been fetched hours ago (not just now, when the source had nothing newer).
+      const store = fileCache({ dir: fileURLToPath(cache) });
+      const [key] = (await store.keys()).filter((k) => !k.endsWith("#refresh"));
+      const record = (await store.get(key!)) as { cachedAt: number };
+      await store.set(key!, { ...record, cachedAt: Date.now() - 5 * 3600_000 }, 3600);
+      emulator.setFaults({ any: { hang: true } });
+      emulator.resetStats();
+      const runs = await Promise.all(
+        Array.from({ length: 6 }, () => cli.run(processArgs(cache, "--timeout", "300", "--retries", "0"))),
+      );
+      for (const run of runs) {
+        expect(run.code, run.stderr).toBe(0);
+        expect(JSON.parse(run.stdout).AccessKeyId).toBe(set.accessKeyId);
+      }
+      // Before: each of the 6 runs made its own attempt behind the lock. One attempt is one
+      // token PUT (the SDK then falls back to IMDSv1 once, so two hung requests).
+      expect(emulator.stats.requests.token, "one attempt for the host, not one per run").toBe(1);
+      // The failure is shared: a later run does not ask again within the backoff.
+      const later = await cli.run(processArgs(cache, "--timeout", "300", "--retries", "0"));
+      expect(later.code).toBe(0);
+      expect(emulator.stats.requests.token).toBe(1);
+    } finally {
+      emulator.setFaults(undefined);
       behindMs = 0;
       emulator.rotate();
     }

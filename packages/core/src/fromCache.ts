@@ -379,10 +379,9 @@ class Refresher {
     }
     if (!this.held) {
       if (this.waiting) return this.waiting;
-      this.loading ??= this.loadFromStore(session).finally(() => {
-        this.loading = undefined;
-      });
+      this.loading ??= this.loadFromStore(session);
       await this.loading;
+      this.loading = undefined;
     }
     const h = this.held;
     const now = this.clock.now();

@@ -97,6 +97,7 @@ export interface StoreSession {
  */
 export class GuardedStore {
   readonly stateKey: string;
+  private readonly inProcess: boolean;
 
   constructor(
     private readonly cache: CredentialCache,
@@ -104,6 +105,7 @@ export class GuardedStore {
     private readonly report: StoreReporting,
   ) {
     this.stateKey = refreshStateKey(report.key);
+    this.inProcess = cache.scope === "process";
   }
 
   get locks(): boolean {
@@ -117,6 +119,9 @@ export class GuardedStore {
     } catch (error) {
       return Promise.reject(error);
     }
+    // A deadline guards I/O; a store that lives in this process does none, and on a hit
+    // the race would cost more than the store.
+    if (this.inProcess) return pending;
     return withDeadline(pending, this.timeoutMs, () => new CacheTimeoutError(operation, this.timeoutMs));
   }
 

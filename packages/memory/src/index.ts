@@ -159,6 +159,8 @@ export function memoryCache(options: MemoryCacheOptions = {}): CredentialCache {
   const leases = new Map<string, Lease>();
 
   return {
+    // One process sees it: fromCache may keep long-term keys here, and needs no deadline.
+    scope: "process",
     async get(key: string): Promise<unknown | undefined> {
       assertCacheKey(key);
       const entry = entries.get(key);
