@@ -84,11 +84,15 @@ export interface StoreReporting {
 export type LockOutcome = { held: CacheLock } | { busy: true } | { unavailable: true };
 
 /**
- * One call's view of the store: once a call to it failed, the rest of that resolution
- * goes on without it ("no L2 for that call"). A new resolution starts with a new one.
+ * One call's view of the store. Once a read failed, the rest of that resolution reads
+ * nothing more ("no L2 for that call") but still writes what it fetched: that replaces a
+ * broken entry, and a store that refused the write says so again. Once a call timed out
+ * (a hanging store), the resolution skips the store altogether. A new resolution starts
+ * afresh.
  */
 export interface StoreSession {
   down: boolean;
+  readsDown?: boolean;
 }
 
 /**
@@ -126,7 +130,10 @@ export class GuardedStore {
   }
 
   private failed(operation: CacheOperation, error: unknown, session?: StoreSession): void {
-    if (session) session.down = true;
+    if (session) {
+      if (error instanceof CacheTimeoutError) session.down = true;
+      else session.readsDown = true;
+    }
     const r = this.report;
     r.stats.cacheErrors += 1;
     const described = describeError(error, r.secrets());
@@ -136,7 +143,7 @@ export class GuardedStore {
 
   /** The stored credentials, validated; garbage is removed and reported. */
   async readRecord(session: StoreSession): Promise<CacheRecord | undefined> {
-    if (session.down) return undefined;
+    if (session.down || session.readsDown) return undefined;
     const key = this.report.key;
     let value: unknown;
     try {
@@ -181,7 +188,7 @@ export class GuardedStore {
   }
 
   async readState(session: StoreSession): Promise<RefreshState | undefined> {
-    if (session.down) return undefined;
+    if (session.down || session.readsDown) return undefined;
     try {
       return parseRefreshState(await this.call("get", () => this.cache.get(this.stateKey)));
     } catch (error) {
@@ -228,7 +235,7 @@ export class GuardedStore {
       // A lock that arrives after we gave up must still be released.
       pending.then((late) => late?.release()).catch(() => {});
       const timedOut = error instanceof CacheTimeoutError;
-      // A timeout alone does not mark the store down: it still answers reads.
+      // A slow lock alone does not mark the store down: it still answers reads.
       this.failed("acquireLock", error, timedOut ? undefined : session);
       return timedOut ? { busy: true } : { unavailable: true };
     }
