@@ -46,6 +46,13 @@ export {
   windowAt,
 } from "./policy.js";
 export {
+  type HostIdentity,
+  type HostIdentityKind,
+  type HostIdentityOptions,
+  readHostIdentity,
+} from "./hostIdentity.js";
+export {
+  type AssumeRoleParams,
   type CachedContainerMetadataInit,
   type CachedIniInit,
   type CachedInstanceMetadataInit,
@@ -56,11 +63,13 @@ export {
   fromCachedIni,
   fromCachedInstanceMetadata,
   fromCachedTemporaryCredentials,
+  type IniKeyOptions,
   iniKey,
   instanceMetadataKey,
   type KeyEnv,
   type KeyOptions,
   type PresetCacheOptions,
+  type TemporaryCredentialsKeyOptions,
   temporaryCredentialsKey,
 } from "./presets.js";
 export { MAX_RECORD_CHARS, type ParseResult, parseRecord, toIdentity, toRecord } from "./record.js";
