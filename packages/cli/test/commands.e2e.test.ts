@@ -1,8 +1,7 @@
 import { existsSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { truncateAccessKeyId } from "@credcache/core";
+import { instanceMetadataKey, truncateAccessKeyId } from "@credcache/core";
 import { entryFileName, fileCache } from "@credcache/fs";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { sqliteCache } from "@credcache/sqlite";
@@ -30,7 +29,7 @@ beforeAll(async () => {
   emulator = await startImdsEmulator({ port: 0 });
   cli = new CliRunner({ AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url });
   root = await tempDir("commands");
-  imdsKey = `imds:${emulator.url}:${hostname()}`;
+  imdsKey = instanceMetadataKey({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url } });
 });
 
 afterAll(async () => {

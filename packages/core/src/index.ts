@@ -1,4 +1,5 @@
 export {
+  type AdapterPackage,
   type CacheConfig,
   type CacheStoresConfig,
   type CreateCacheOptions,

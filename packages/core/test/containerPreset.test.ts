@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { containerMetadataKey, fromCachedContainerMetadata } from "../src/index.js";
+import { type AwsCredentialIdentity, containerMetadataKey, fromCachedContainerMetadata } from "../src/index.js";
 import { issuedSecrets, recorder, scriptedStore } from "./harness.js";
 import { type ContainerServer, startContainerServer } from "./servers/credentialServers.mjs";
 
@@ -28,7 +28,7 @@ async function fetchWith(env: Record<string, string>, token?: string) {
     timeout: 5_000,
     onEvent: rec.onEvent,
   });
-  const settled = await provider().then(
+  const settled: { identity?: AwsCredentialIdentity; error?: Error } = await provider().then(
     (identity) => ({ identity }),
     (error: Error) => ({ error }),
   );
