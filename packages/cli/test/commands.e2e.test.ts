@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -186,8 +187,8 @@ describe("a record no key can open (encryptedCache after a key rotation)", () =>
     writeFileSync(file, JSON.stringify({ driver: "file", dir, encryptionKeys: [key] }));
     return file;
   }
-  const oldKey = "11".repeat(32);
-  const newKey = "22".repeat(32);
+  const oldKey = createHash("sha256").update("credcache cli test: old key").digest("hex");
+  const newKey = createHash("sha256").update("credcache cli test: new key").digest("hex");
 
   it("prune removes it and exits 0; inspect reports it as removed, and it is gone", async () => {
     const dir = freshDir();

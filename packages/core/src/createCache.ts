@@ -11,9 +11,16 @@ import type { CredentialCache } from "./types.js";
 interface CommonStoreConfig {
   /**
    * Encrypt records at rest (AES-256-GCM). The first key encrypts; every key decrypts.
-   * Keys are 32 bytes: a Buffer, or a base64 / hex string.
+   * Keys are 32 random bytes: a Buffer, 44 base64 or 64 hex characters (`openssl rand -base64 32`).
    */
   encryptionKeys?: Array<string | Uint8Array>;
+  /**
+   * The store's namespace. Redis and Keyv: the key prefix. With `encryptionKeys`, every
+   * driver binds it into each record, so a record copied to a store with another namespace
+   * (staging to prod) fails to open.
+   * @default "credcache"
+   */
+  namespace?: string;
 }
 
 export type MemoryStoreConfig = CommonStoreConfig & { driver: "memory"; max?: number };
@@ -23,13 +30,11 @@ export type SqliteStoreConfig = CommonStoreConfig & { driver: "sqlite"; path: st
 export type KeyvStoreConfig = CommonStoreConfig & {
   driver: "keyv";
   keyv: unknown;
-  namespace?: string;
 };
 /** Redis through Keyv and `@keyv/redis`, with the Redis lock. */
 export type RedisStoreConfig = CommonStoreConfig & {
   driver: "redis";
   url: string;
-  namespace?: string;
   /** Use the Redis lock (`SET NX PX`). @default true */
   lock?: boolean;
 };
@@ -414,7 +419,10 @@ export async function createCache(
 ): Promise<CredentialCache> {
   const resolved = resolveStoreConfig(config, options.store);
   checkStoreConfig(resolved);
-  const { driver, encryptionKeys, ...rest } = resolved as StoreConfig & { driver: Driver };
+  const { driver, encryptionKeys, namespace, ...rest } = resolved as StoreConfig & { driver: Driver };
+  if (namespace !== undefined && (typeof namespace !== "string" || namespace === "")) {
+    throw new CacheConfigError(`"namespace" must be a non-empty string, got ${describeValue(namespace)}`);
+  }
   const { pkg, factory } = DRIVERS[driver];
   const adapter = await loadAdapter(pkg, driver, options);
   const create = adapter[factory];
@@ -424,11 +432,15 @@ export async function createCache(
     );
   }
   let store: CredentialCache;
+  // Only the Keyv drivers have a namespace of their own; the others use it for encryption alone.
+  const withNamespace = namespace !== undefined && (driver === "keyv" || driver === "redis") ? { namespace } : {};
   if (driver === "keyv") {
     const { keyv, ...keyvOptions } = rest as { keyv: unknown };
-    store = await create(keyv, keyvOptions);
+    store = await create(keyv, { ...keyvOptions, ...withNamespace });
   } else {
-    store = await create(rest);
+    store = await create({ ...rest, ...withNamespace });
   }
-  return encryptionKeys ? encryptedCache(store, { keys: encryptionKeys }) : store;
+  return encryptionKeys
+    ? encryptedCache(store, { keys: encryptionKeys, namespace: namespace ?? "credcache" })
+    : store;
 }
