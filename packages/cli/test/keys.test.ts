@@ -93,8 +93,16 @@ describe("presetKey for assume-role", () => {
   it("names the session name, duration and region process is given, so inspect finds that entry", async () => {
     const source = parseSource("assume-role:arn:aws:iam::123456789012:role/worker");
     const cache = recordingStore();
-    await createSourceProvider(source, { cache }, { sessionName: "ci", durationSeconds: 900, region: "eu-west-1" })();
-    const key = presetKey(source, process.env, { sessionName: "ci", durationSeconds: 900, region: "eu-west-1" });
+    await createSourceProvider(
+      source,
+      { cache },
+      { sessionName: "ci", durationSeconds: 900, region: "eu-west-1" },
+    )();
+    const key = presetKey(source, process.env, {
+      sessionName: "ci",
+      durationSeconds: 900,
+      region: "eu-west-1",
+    });
     expect(cache.asked[0]).toBe(key);
     expect(key).toMatch(/^sts:arn:aws:iam::123456789012:role\/worker:ci:/);
     expect(presetKey(source, process.env, { sessionName: "ci" })).not.toBe(key);

@@ -134,7 +134,9 @@ describe("cache configuration", () => {
     assertBuilt();
     const fifo = join(root, `config-${Math.random()}.fifo`);
     execFileSync("mkfifo", [fifo]);
-    const child = spawn(process.execPath, [BIN, "inspect", "--config", fifo], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [BIN, "inspect", "--config", fifo], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stderr = "";
     child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
       stderr += chunk;

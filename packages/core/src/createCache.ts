@@ -160,7 +160,10 @@ async function loadAdapter(
   }
   let firstError: unknown;
   try {
-    return (await (options.importAdapter ? options.importAdapter(pkg) : import(pkg))) as Record<string, unknown>;
+    return (await (options.importAdapter ? options.importAdapter(pkg) : import(pkg))) as Record<
+      string,
+      unknown
+    >;
   } catch (error) {
     if (!isAdapterMissing(error, pkg)) throw error;
     firstError = error;
@@ -433,7 +436,8 @@ export async function createCache(
   }
   let store: CredentialCache;
   // Only the Keyv drivers have a namespace of their own; the others use it for encryption alone.
-  const withNamespace = namespace !== undefined && (driver === "keyv" || driver === "redis") ? { namespace } : {};
+  const withNamespace =
+    namespace !== undefined && (driver === "keyv" || driver === "redis") ? { namespace } : {};
   if (driver === "keyv") {
     const { keyv, ...keyvOptions } = rest as { keyv: unknown };
     store = await create(keyv, { ...keyvOptions, ...withNamespace });

@@ -58,7 +58,8 @@ function decodeKeyText(input: string, index: number): Buffer {
 function weakness(key: Buffer): string | undefined {
   const distinct = new Set(key).size;
   if (distinct === 1) return "every byte is the same";
-  if (key.every((byte) => byte >= 0x20 && byte <= 0x7e)) return "it is printable text (a passphrase?), not random bytes";
+  if (key.every((byte) => byte >= 0x20 && byte <= 0x7e))
+    return "it is printable text (a passphrase?), not random bytes";
   if (distinct < 16) return `it has only ${distinct} distinct byte values`;
   return undefined;
 }
@@ -76,7 +77,10 @@ function toKey(input: string | Uint8Array, index: number): Buffer {
     );
   }
   const why = weakness(key);
-  if (why) throw new CacheConfigError(`encryptedCache: key #${index} is refused as weak: ${why}. ${HOW_TO_MAKE_ONE}`);
+  if (why)
+    throw new CacheConfigError(
+      `encryptedCache: key #${index} is refused as weak: ${why}. ${HOW_TO_MAKE_ONE}`,
+    );
   return key;
 }
 
@@ -160,7 +164,8 @@ export function encryptedCache(inner: CredentialCache, options: EncryptedCacheOp
       if (value === undefined) return undefined;
       // Even null: this decorator never writes it, so it is garbage, not a miss.
       if (!isSealed(value)) {
-        const old = typeof value === "object" && value !== null && (value as { enc?: unknown }).enc === "A256GCM";
+        const old =
+          typeof value === "object" && value !== null && (value as { enc?: unknown }).enc === "A256GCM";
         return reject(key, old ? "old format" : "not an encrypted record");
       }
       return open(key, value);

@@ -74,7 +74,8 @@ export function readHostIdentity(options: HostIdentityOptions = {}): HostIdentit
   let identity: HostIdentity;
   if (assetTag && INSTANCE_ID.test(assetTag)) identity = { kind: "instance-id", id: assetTag };
   else if (xen && XEN_EC2_UUID.test(xen)) identity = { kind: "xen-uuid", id: xen.toLowerCase() };
-  else if (machineId && MACHINE_ID.test(machineId)) identity = { kind: "machine-id", id: `${machineId}/${name}` };
+  else if (machineId && MACHINE_ID.test(machineId))
+    identity = { kind: "machine-id", id: `${machineId}/${name}` };
   else identity = { kind: "hostname", id: name };
   if (usesDefaults) cached = identity;
   return identity;

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { homedir, hostname as osHostname } from "node:os";
 import { join, resolve } from "node:path";
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Logger } from "@smithy/types";
 import { MissingAdapterError } from "./errors.js";
 import { type CachedCredentialProvider, type FromCacheInit, fromCache } from "./fromCache.js";
 import { type HostIdentityOptions, readHostIdentity, readSmallFile } from "./hostIdentity.js";
@@ -33,6 +33,23 @@ function lazyProvider(
   return async (properties?: Record<string, unknown>): Promise<AwsCredentialIdentity> => {
     created ??= create(await loadSdkProviders());
     return created(properties);
+  };
+}
+
+/**
+ * The logger handed to the SDK: its debug, warn and error lines, never info. SDK clients (STS
+ * for assume-role and role profiles) log every command's output at info, and AssumeRole's
+ * session token is not marked sensitive there: it would reach the caller's logger in clear.
+ */
+function sdkLogger(logger: Logger | undefined): { logger: Logger } | Record<string, never> {
+  if (!logger) return {};
+  return {
+    logger: {
+      debug: (...content) => logger.debug(...content),
+      info: () => {},
+      warn: (...content) => logger.warn(...content),
+      error: (...content) => logger.error(...content),
+    },
   };
 }
 
@@ -240,8 +257,7 @@ export function temporaryCredentialsKey(
   const identity = {
     params: rest,
     region: settingText(clientConfig.region) ?? env.AWS_REGION ?? null,
-    endpoint:
-      settingText(clientConfig.endpoint) ?? env.AWS_ENDPOINT_URL_STS ?? env.AWS_ENDPOINT_URL ?? null,
+    endpoint: settingText(clientConfig.endpoint) ?? env.AWS_ENDPOINT_URL_STS ?? env.AWS_ENDPOINT_URL ?? null,
     caller: typeof master === "object" && master !== null ? master.accessKeyId : null,
   };
   return `sts:${RoleArn}:${RoleSessionName ?? DEFAULT_SESSION_NAME}:${digest(identity)}`;
@@ -322,7 +338,7 @@ export function fromCachedInstanceMetadata(init: CachedInstanceMetadataInit = {}
       sdk.fromInstanceMetadata({
         ...(timeout !== undefined && { timeout }),
         maxRetries: maxRetries ?? PRESET_METADATA_MAX_RETRIES,
-        ...(init.logger && { logger: init.logger }),
+        ...sdkLogger(init.logger),
       }),
     ),
   });
@@ -373,7 +389,7 @@ export function fromCachedContainerMetadata(
         awsContainerAuthorizationTokenFile: env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE ?? "",
         ...(timeout !== undefined && { timeout }),
         maxRetries: maxRetries ?? PRESET_METADATA_MAX_RETRIES,
-        ...(init.logger && { logger: init.logger }),
+        ...sdkLogger(init.logger),
       }),
     ),
   });
@@ -420,7 +436,7 @@ export function fromCachedTemporaryCredentials(
         params: { ...params, RoleSessionName: sessionName } as never,
         ...(masterCredentials && { masterCredentials }),
         ...(clientConfig && { clientConfig }),
-        ...(init.logger && { logger: init.logger }),
+        ...sdkLogger(init.logger),
       } as never),
     ),
   });
@@ -447,8 +463,6 @@ export function fromCachedIni(init: CachedIniInit = {}): CachedCredentialProvide
     ...cacheOptions,
     key: key ?? iniKey(name),
     source: "profile",
-    provider: lazyProvider((sdk) =>
-      sdk.fromIni({ profile: name, ...(init.logger && { logger: init.logger }) }),
-    ),
+    provider: lazyProvider((sdk) => sdk.fromIni({ profile: name, ...sdkLogger(init.logger) })),
   });
 }

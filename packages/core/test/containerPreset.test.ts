@@ -2,7 +2,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AwsCredentialIdentity, containerMetadataKey, fromCachedContainerMetadata } from "../src/index.js";
+import {
+  type AwsCredentialIdentity,
+  containerMetadataKey,
+  fromCachedContainerMetadata,
+} from "../src/index.js";
 import { issuedSecrets, recorder, scriptedStore } from "./harness.js";
 import { type ContainerServer, startContainerServer } from "./servers/credentialServers.mjs";
 
@@ -41,14 +45,19 @@ async function fetchWith(env: Record<string, string>, token?: string) {
 
 describe("fromCachedContainerMetadata (the SDK's fromHttp against a container-credentials server)", () => {
   it("full URI on loopback, no token: credentials, no Authorization header", async () => {
-    const { identity, requests } = await fetchWith({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/creds` });
+    const { identity, requests } = await fetchWith({
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/creds`,
+    });
     expect(identity?.accessKeyId).toBe(server.state.issued.at(-1)?.accessKeyId);
     expect(requests).toEqual([{ path: "/creds", authorization: undefined }]);
   });
 
   it("full URI with AWS_CONTAINER_AUTHORIZATION_TOKEN: the token is sent", async () => {
     const { identity, requests } = await fetchWith(
-      { AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/creds`, AWS_CONTAINER_AUTHORIZATION_TOKEN: "static-token" },
+      {
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: `${server.url}/creds`,
+        AWS_CONTAINER_AUTHORIZATION_TOKEN: "static-token",
+      },
       "static-token",
     );
     expect(identity?.accessKeyId).toMatch(/^ASIA/);
@@ -109,13 +118,19 @@ describe("fromCachedContainerMetadata (the SDK's fromHttp against a container-cr
     } finally {
       await other.close();
     }
-    for (const uri of ["http://192.0.2.10/creds", "http://169.254.169.254/latest/meta-data", "http://example.com/creds"]) {
+    for (const uri of [
+      "http://192.0.2.10/creds",
+      "http://169.254.169.254/latest/meta-data",
+      "http://example.com/creds",
+    ]) {
       const refused = await fetchWith({ AWS_CONTAINER_CREDENTIALS_FULL_URI: uri });
       expect(refused.error?.message, uri).toMatch(/URL not accepted|169\.254\.170\.23/);
       expect(refused.identity).toBeUndefined();
     }
     const none = await fetchWith({});
-    expect(none.error?.message).toMatch(/AWS_CONTAINER_CREDENTIALS_FULL_URI or AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/);
+    expect(none.error?.message).toMatch(
+      /AWS_CONTAINER_CREDENTIALS_FULL_URI or AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/,
+    );
   });
 
   it("the key names the URI and the token: two containers with other tokens never share credentials", async () => {

@@ -1,5 +1,13 @@
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -198,7 +206,11 @@ describe("createCache adapter loading (issue 12: no code from the working direct
     mkdirSync(pkg, { recursive: true });
     writeFileSync(
       join(pkg, "package.json"),
-      JSON.stringify({ name: "@credcache/memory", type: "module", exports: { ".": { import: "./index.js" } } }),
+      JSON.stringify({
+        name: "@credcache/memory",
+        type: "module",
+        exports: { ".": { import: "./index.js" } },
+      }),
     );
     writeFileSync(join(pkg, "index.js"), body);
   }

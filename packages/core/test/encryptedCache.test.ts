@@ -142,9 +142,11 @@ describe("encryptedCache", () => {
     await prodInner.set("k", JSON.parse(stagingInner.data.get("k")!.value));
     await expect(prod.get("k")).rejects.toThrow(/authentication failed/);
     // The same namespace opens it; without one, both sides use the default.
-    await expect(encryptedCache(prodInner, { keys: [keyA], namespace: "staging" }).get("k")).resolves.toEqual({
-      secretAccessKey: "SECRETFIXTUREstaging",
-    });
+    await expect(encryptedCache(prodInner, { keys: [keyA], namespace: "staging" }).get("k")).resolves.toEqual(
+      {
+        secretAccessKey: "SECRETFIXTUREstaging",
+      },
+    );
     expect(() => encryptedCache(prodInner, { keys: [keyA], namespace: "" })).toThrow(CacheConfigError);
   });
 

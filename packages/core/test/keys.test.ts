@@ -40,10 +40,14 @@ describe("readHostIdentity", () => {
     expect(
       readHostIdentity({ root: fakeRoot({ ...all, [ASSET_TAG]: "Default string" }), hostname: "web" }),
     ).toEqual({ kind: "xen-uuid", id: "ec2e1916-9099-7caf-fd21-012345abcdef" });
-    expect(
-      readHostIdentity({ root: fakeRoot({ [MACHINE_ID]: all[MACHINE_ID] }), hostname: "web" }),
-    ).toEqual({ kind: "machine-id", id: "3d1219c7c4c5404aaa1f6d2a48adfda4/web" });
-    expect(readHostIdentity({ root: fakeRoot({}), hostname: "web" })).toEqual({ kind: "hostname", id: "web" });
+    expect(readHostIdentity({ root: fakeRoot({ [MACHINE_ID]: all[MACHINE_ID] }), hostname: "web" })).toEqual({
+      kind: "machine-id",
+      id: "3d1219c7c4c5404aaa1f6d2a48adfda4/web",
+    });
+    expect(readHostIdentity({ root: fakeRoot({}), hostname: "web" })).toEqual({
+      kind: "hostname",
+      id: "web",
+    });
   });
 
   it("is read once per process with the defaults", () => {
@@ -54,12 +58,28 @@ describe("readHostIdentity", () => {
 describe("instanceMetadataKey", () => {
   it("two hosts with the same host name get different keys (issue 12: shared Redis)", () => {
     const env = {};
-    const a = instanceMetadataKey({ env, hostname: "web-1", root: fakeRoot({ [ASSET_TAG]: "i-0aaaaaaaaaaaaaaaa" }) });
-    const b = instanceMetadataKey({ env, hostname: "web-1", root: fakeRoot({ [ASSET_TAG]: "i-0bbbbbbbbbbbbbbbb" }) });
+    const a = instanceMetadataKey({
+      env,
+      hostname: "web-1",
+      root: fakeRoot({ [ASSET_TAG]: "i-0aaaaaaaaaaaaaaaa" }),
+    });
+    const b = instanceMetadataKey({
+      env,
+      hostname: "web-1",
+      root: fakeRoot({ [ASSET_TAG]: "i-0bbbbbbbbbbbbbbbb" }),
+    });
     expect(a).toBe("imds:http://169.254.169.254:instance-id:i-0aaaaaaaaaaaaaaaa");
     expect(b).not.toBe(a);
-    const c = instanceMetadataKey({ env, hostname: "web-1", root: fakeRoot({ [MACHINE_ID]: "a".repeat(32) }) });
-    const d = instanceMetadataKey({ env, hostname: "web-1", root: fakeRoot({ [MACHINE_ID]: "b".repeat(32) }) });
+    const c = instanceMetadataKey({
+      env,
+      hostname: "web-1",
+      root: fakeRoot({ [MACHINE_ID]: "a".repeat(32) }),
+    });
+    const d = instanceMetadataKey({
+      env,
+      hostname: "web-1",
+      root: fakeRoot({ [MACHINE_ID]: "b".repeat(32) }),
+    });
     expect(c).not.toBe(d);
   });
 });
@@ -83,7 +103,10 @@ describe("temporaryCredentialsKey", () => {
       ["Policy", [{ ...role, Policy: '{"Statement":[]}' }, { env }]],
       ["PolicyArns", [{ ...role, PolicyArns: [{ arn: "arn:aws:iam::aws:policy/ReadOnlyAccess" }] }, { env }]],
       ["Tags", [{ ...role, Tags: [{ Key: "team", Value: "a" }] }, { env }]],
-      ["TransitiveTagKeys", [{ ...role, Tags: [{ Key: "team", Value: "a" }], TransitiveTagKeys: ["team"] }, { env }]],
+      [
+        "TransitiveTagKeys",
+        [{ ...role, Tags: [{ Key: "team", Value: "a" }], TransitiveTagKeys: ["team"] }, { env }],
+      ],
       ["SourceIdentity", [{ ...role, SourceIdentity: "alice" }, { env }]],
       ["DurationSeconds", [{ ...role, DurationSeconds: 900 }, { env }]],
       ["SerialNumber", [{ ...role, SerialNumber: "arn:aws:iam::123456789012:mfa/a" }, { env }]],
@@ -103,7 +126,13 @@ describe("temporaryCredentialsKey", () => {
       { env, clientConfig: { region: "eu-west-1", endpoint: "http://sts.local" } },
     );
     const b = temporaryCredentialsKey(
-      { DurationSeconds: 900, Tags: [{ Value: "v", Key: "k" }], ExternalId: "x", ...role, TokenCode: "123456" },
+      {
+        DurationSeconds: 900,
+        Tags: [{ Value: "v", Key: "k" }],
+        ExternalId: "x",
+        ...role,
+        TokenCode: "123456",
+      },
       { env, clientConfig: { endpoint: "http://sts.local", region: "eu-west-1" } },
     );
     expect(a).toBe(b);
@@ -113,7 +142,8 @@ describe("temporaryCredentialsKey", () => {
 describe("containerMetadataKey", () => {
   const eks = {
     AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://169.254.170.23/v1/credentials",
-    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token",
+    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE:
+      "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token",
   };
 
   it("two pods named worker-0 in different namespaces get different keys (issue 12)", () => {
@@ -139,30 +169,53 @@ describe("containerMetadataKey", () => {
     writeFileSync(join(dir, "a"), jwt("team-a", "uid-1"));
     writeFileSync(join(dir, "b"), jwt("team-b", "uid-2"));
     const root = fakeRoot({});
-    const a = containerMetadataKey({ env: { ...eks, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: join(dir, "a") }, root });
-    const b = containerMetadataKey({ env: { ...eks, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: join(dir, "b") }, root });
+    const a = containerMetadataKey({
+      env: { ...eks, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: join(dir, "a") },
+      root,
+    });
+    const b = containerMetadataKey({
+      env: { ...eks, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: join(dir, "b") },
+      root,
+    });
     expect(a).toContain(":pod:team-a/worker-0/uid-1:");
     expect(b).toContain(":pod:team-b/worker-0/uid-2:");
     // Rotating the token keeps the pod, and so the key.
     writeFileSync(join(dir, "a"), jwt("team-a", "uid-1").replace("sig", "sig2"));
-    expect(containerMetadataKey({ env: { ...eks, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: join(dir, "a") }, root })).toBe(a);
+    expect(
+      containerMetadataKey({ env: { ...eks, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: join(dir, "a") }, root }),
+    ).toBe(a);
   });
 
   it("follows the SDK's precedence (relative URI over full URI) and names token, token file and URI", () => {
     const root = fakeRoot({});
     const host = "hostname:h";
     const key = (env: Record<string, string>) => containerMetadataKey({ env, root, host });
-    expect(key({ AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/t1", AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/x" })).toMatch(
-      /^container:http:\/\/169\.254\.170\.2\/v2\/credentials\/t1:hostname:h:/,
-    );
+    expect(
+      key({
+        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/t1",
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/x",
+      }),
+    ).toMatch(/^container:http:\/\/169\.254\.170\.2\/v2\/credentials\/t1:hostname:h:/);
     const keys = [
       key({ AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/t1" }),
       key({ AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/t2" }),
       key({ AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/x" }),
-      key({ AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/x", AWS_CONTAINER_AUTHORIZATION_TOKEN: "t1" }),
-      key({ AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/x", AWS_CONTAINER_AUTHORIZATION_TOKEN: "t2" }),
-      key({ AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/x", AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: "/a" }),
-      key({ AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/x", AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: "/b" }),
+      key({
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/x",
+        AWS_CONTAINER_AUTHORIZATION_TOKEN: "t1",
+      }),
+      key({
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/x",
+        AWS_CONTAINER_AUTHORIZATION_TOKEN: "t2",
+      }),
+      key({
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/x",
+        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: "/a",
+      }),
+      key({
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/x",
+        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: "/b",
+      }),
     ];
     expect(new Set(keys).size).toBe(keys.length);
     // The token is in the key as a digest only.
@@ -174,7 +227,9 @@ describe("iniKey", () => {
   it("names the resolved config and credentials files (issue 12: two projects, one profile name)", () => {
     const a = iniKey("deploy", { env: { HOME: "/home/u", AWS_CONFIG_FILE: "/srv/a/config" } });
     const b = iniKey("deploy", { env: { HOME: "/home/u", AWS_CONFIG_FILE: "/srv/b/config" } });
-    const c = iniKey("deploy", { env: { HOME: "/home/u", AWS_SHARED_CREDENTIALS_FILE: "/srv/b/credentials" } });
+    const c = iniKey("deploy", {
+      env: { HOME: "/home/u", AWS_SHARED_CREDENTIALS_FILE: "/srv/b/credentials" },
+    });
     const d = iniKey("deploy", { env: { HOME: "/home/u" } });
     expect(a).toMatch(/^profile:deploy:[0-9a-f]{32}$/);
     expect(new Set([a, b, c, d]).size).toBe(4);

@@ -75,7 +75,6 @@ describe("fromCachedInstanceMetadata (the real SDK fromInstanceMetadata against 
     expect(during.expiration!.getTime()).toBeGreaterThan(now);
     expect(rec.of("extended")).toHaveLength(1);
   });
-
 });
 
 describe("fromCachedTemporaryCredentials (the real SDK fromTemporaryCredentials against an STS stub)", () => {
@@ -119,10 +118,29 @@ describe("fromCachedTemporaryCredentials (the real SDK fromTemporaryCredentials 
     expect(again.accessKeyId).toBe(right.accessKeyId);
   });
 
+  it("a logger passed to the preset never receives the session token (the STS client logs AssumeRole output at info)", async () => {
+    const { store } = scriptedStore(Date);
+    const rec = recorder();
+    const provider = fromCachedTemporaryCredentials({
+      cache: store,
+      params: { RoleArn, RoleSessionName: "logged" },
+      masterCredentials: master,
+      clientConfig: { region: "us-east-1", endpoint: sts.url, maxAttempts: 1 },
+      proactiveRefresh: false,
+      logger: rec.logger,
+    });
+    const identity = await resolve(provider);
+    const logged = rec.lines.map((line) => line.text).join("\n");
+    expect(logged).toContain("fromTemporaryCredentials"); // the SDK's debug lines still arrive
+    expect(logged).not.toContain(identity.sessionToken);
+    expect(logged).not.toContain(identity.secretAccessKey);
+  });
+
   it("a job asking for a narrower session Policy never gets the full-permission set (issue 12)", async () => {
     const { store } = scriptedStore(Date);
     const full = await resolve(assume(store, { RoleSessionName: "job" }));
-    const policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}';
+    const policy =
+      '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}';
     const narrow = await resolve(assume(store, { RoleSessionName: "job", Policy: policy }));
     expect(narrow.accessKeyId).not.toBe(full.accessKeyId);
     expect(sts.paramsOf(narrow.accessKeyId)?.Policy).toBe(policy);

@@ -7,7 +7,6 @@ import {
   CacheRecordError,
   CacheUnavailableError,
   type CredentialCache,
-  describeValue,
   expiresAtFromTtl,
   MAX_KEY_LENGTH,
 } from "@credcache/core";

@@ -1,4 +1,4 @@
-import { CacheConfigError, type CacheLock, describeValue, newLockToken } from "@credcache/core";
+import { CacheConfigError, type CacheLock, newLockToken } from "@credcache/core";
 import { checkNamespace } from "./namespace.js";
 import type {
   IoRedisClient,

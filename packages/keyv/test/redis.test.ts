@@ -135,8 +135,12 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
       await raw.destroy();
     }
     // The namespace that would read that entry back under the key "k" is refused, everywhere a namespace goes in.
-    await expect(createRedisCache({ url: REDIS_URL, namespace: `${RUN}-x:` })).rejects.toThrow(CacheConfigError);
-    await expect(createRedisCache({ url: REDIS_URL, namespace: `${RUN}-x:` })).rejects.toThrow(/must not contain ":"/);
+    await expect(createRedisCache({ url: REDIS_URL, namespace: `${RUN}-x:` })).rejects.toThrow(
+      CacheConfigError,
+    );
+    await expect(createRedisCache({ url: REDIS_URL, namespace: `${RUN}-x:` })).rejects.toThrow(
+      /must not contain ":"/,
+    );
     await expect(createCache(`${REDIS_URL}?namespace=${RUN}-x:`)).rejects.toThrow(/must not contain ":"/);
     const keyv = new Keyv({ store: new Map() });
     expect(() => keyvCache(keyv, { namespace: "a:" })).toThrow(CacheConfigError);

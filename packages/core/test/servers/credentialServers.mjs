@@ -99,7 +99,8 @@ export async function startStsStub() {
           ) +
           field(
             "AssumedRoleUser",
-            field("Arn", `${params.RoleArn}/${params.RoleSessionName}`) + field("AssumedRoleId", "AROAEXAMPLE:x"),
+            field("Arn", `${params.RoleArn}/${params.RoleSessionName}`) +
+              field("AssumedRoleId", "AROAEXAMPLE:x"),
           ) +
           `</AssumeRoleResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></AssumeRoleResponse>`,
       );
