@@ -35,7 +35,12 @@ function leaks(text) {
 for (const [label, spec] of Object.entries(specs)) {
   await g.check(`${label}: util.inspect of store, provider, credentials, stats, errors`, async (c) => {
     const inner = await openStore(spec);
-    const stores = { plain: inner, encrypted: encryptedCache(inner, { keys: [createHash("sha256").update("battery inspect key").digest()] }) };
+    const stores = {
+      plain: inner,
+      encrypted: encryptedCache(inner, {
+        keys: [createHash("sha256").update("battery inspect key").digest()],
+      }),
+    };
     for (const [variant, store] of Object.entries(stores)) {
       await c.trial(async () => {
         const seen = g.observe();
