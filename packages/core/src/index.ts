@@ -34,6 +34,12 @@ export {
   fromCache,
 } from "./fromCache.js";
 export {
+  type HostIdentity,
+  type HostIdentityKind,
+  type HostIdentityOptions,
+  readHostIdentity,
+} from "./hostIdentity.js";
+export {
   backoffMs,
   type Decision,
   decide,
@@ -46,12 +52,6 @@ export {
   timelineOf,
   windowAt,
 } from "./policy.js";
-export {
-  type HostIdentity,
-  type HostIdentityKind,
-  type HostIdentityOptions,
-  readHostIdentity,
-} from "./hostIdentity.js";
 export {
   type AssumeRoleParams,
   type CachedContainerMetadataInit,
