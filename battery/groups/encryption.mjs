@@ -3,6 +3,7 @@
 // record is refused; a record sealed under another cache key (copied) is refused. Each store
 // is also written once without encryption, as a control that the byte search finds secrets.
 
+import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encryptedCache, fromCache } from "@credcache/core";
@@ -12,8 +13,9 @@ import { expect, imdsSource, startGroup } from "../harness.mjs";
 import { fsEntryPath, openStore, REDIS_URL, redisKeyOf } from "../stores.mjs";
 
 const g = startGroup("encryption");
-const KEY_A = Buffer.alloc(32, 0xa1);
-const KEY_B = Buffer.alloc(32, 0xb2);
+// Random-looking fixed keys: encryptedCache refuses weak ones (one repeated byte, text).
+const KEY_A = createHash("sha256").update("battery encryption key A").digest();
+const KEY_B = createHash("sha256").update("battery encryption key B").digest();
 const imds = await startImdsEmulator();
 const source = imdsSource(imds.url);
 const redis = createClient({ url: REDIS_URL });

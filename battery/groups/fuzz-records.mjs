@@ -3,6 +3,7 @@
 // real store's own `set`, and as raw bytes where the store keeps them (the fs entry file, the
 // SQLite row, the Redis key); core's parseRecord is fuzzed directly as well.
 
+import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encryptedCache, fromCache, parseRecord } from "@credcache/core";
@@ -425,7 +426,7 @@ if (sqliteStore) {
 if (fileCache) {
   const encDir = join(g.tmp("enc", { mode: 0o700 }), "cache");
   const inner = fileCache({ dir: encDir });
-  const encKey = Buffer.alloc(32, 7);
+  const encKey = createHash("sha256").update("battery fuzz-records key").digest();
   const encrypted = encryptedCache(inner, { keys: [encKey] });
   await setPathCheck("encrypted(fs)", encrypted, jsonRoundTrip, 100);
   await rawPathCheck(

@@ -2,10 +2,10 @@
 // real SQS-compatible server (local-aws-sqs), the IMDS emulator, real files, SQLite and
 // Redis. Counts are asserted, never timings.
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { hostname, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createCache } from "@credcache/core";
+import { createCache, instanceMetadataKey } from "@credcache/core";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startLocalSqs } from "../src/localSqs.mjs";
@@ -64,7 +64,7 @@ let queueCounter = 0;
 const freshDir = (): string => mkdtempSync(join(scratch, "t-"));
 
 /** The key the instance-metadata preset uses for this emulator on this host. */
-const imdsKey = () => `imds:${imds.url}:${hostname()}`;
+const imdsKey = () => instanceMetadataKey({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url } });
 
 interface Drain {
   results: WorkerResult[];

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { CacheConfig } from "@credcache/core";
 import { messageOf, UsageError } from "./errors.js";
@@ -77,13 +77,30 @@ export function resolveCacheSpec(
   };
 }
 
-/** Reads a JSON config file with a size cap. Every failure is a one-line {@link UsageError}. */
+/** What a file that is not a regular file is, for the message. */
+function kindOf(stats: Stats): string {
+  if (stats.isFIFO()) return "a FIFO";
+  if (stats.isDirectory()) return "a directory";
+  if (stats.isSocket()) return "a socket";
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return "a device";
+  return "not a regular file";
+}
+
+/**
+ * Reads a JSON config file with a size cap. Every failure is a one-line {@link UsageError}.
+ * The file is opened non-blocking and must be a regular file: opening a FIFO for reading
+ * would otherwise wait forever for a writer.
+ */
 function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   let fd: number | undefined;
   try {
-    fd = openSync(file, "r");
-    const { size } = fstatSync(fd);
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) {
+      throw new UsageError(`config file ${file} is ${kindOf(stats)}; --config takes a regular JSON file`);
+    }
+    const { size } = stats;
     if (size > MAX_CONFIG_BYTES) {
       throw new UsageError(`config file ${file} is ${size} bytes; a cache config is a small JSON file`);
     }

@@ -1,4 +1,5 @@
 import {
+  type AssumeRoleParams,
   type CachedCredentialProvider,
   containerMetadataKey,
   DEFAULT_CACHE_KEY,
@@ -50,7 +51,7 @@ export function parseSource(text: string | undefined): Source {
 
 /** Options for the source itself (as opposed to the cache). */
 export interface SourceOptions {
-  /** IMDS / container: per-request timeout in ms. */
+  /** IMDS / container (the SDK's `fromHttp`): per-request timeout in ms. */
   timeout?: number;
   /** IMDS / container: retries after the first attempt. */
   maxRetries?: number;
@@ -64,7 +65,26 @@ export interface SourceOptions {
 
 export type CacheOptions = Omit<FromCacheInit, "provider" | "key" | "source">;
 
-/** The core preset for a source: the same keys and behaviour a Node application gets. */
+/** The AssumeRole request of an `assume-role:` source, for the provider and its key alike. */
+function assumeRoleRequest(
+  source: Extract<Source, { kind: "assume-role" }>,
+  options: SourceOptions,
+): { params: AssumeRoleParams; clientConfig?: Record<string, unknown> } {
+  return {
+    params: {
+      RoleArn: source.roleArn,
+      ...(options.sessionName !== undefined && { RoleSessionName: options.sessionName }),
+      ...(options.durationSeconds !== undefined && { DurationSeconds: options.durationSeconds }),
+    },
+    ...(options.region !== undefined && { clientConfig: { region: options.region } }),
+  };
+}
+
+/**
+ * The core preset for a source: the same keys and behaviour a Node application gets.
+ * `container` is the SDK's `fromHttp`: ECS, EKS Pod Identity (169.254.170.23 and the rotated
+ * token file), Greengrass and loopback servers such as `credcache serve`.
+ */
 export function createSourceProvider(
   source: Source,
   cacheOptions: CacheOptions,
@@ -82,15 +102,7 @@ export function createSourceProvider(
     case "profile":
       return fromCachedIni({ ...cacheOptions, profile: source.profile });
     case "assume-role":
-      return fromCachedTemporaryCredentials({
-        ...cacheOptions,
-        params: {
-          RoleArn: source.roleArn,
-          ...(options.sessionName !== undefined && { RoleSessionName: options.sessionName }),
-          ...(options.durationSeconds !== undefined && { DurationSeconds: options.durationSeconds }),
-        },
-        ...(options.region !== undefined && { clientConfig: { region: options.region } }),
-      });
+      return fromCachedTemporaryCredentials({ ...cacheOptions, ...assumeRoleRequest(source, options) });
   }
 }
 
@@ -98,18 +110,21 @@ type Env = Record<string, string | undefined>;
 
 /**
  * The key core's preset uses for a source, so `inspect` and `clear` can find entries in
- * stores that cannot list their keys (core's own key builders, with this run's env).
+ * stores that cannot list their keys (core's own key builders, with this run's env and
+ * the source options `process` would be given).
  */
-export function presetKey(source: Source, env: Env): string {
+export function presetKey(source: Source, env: Env, options: SourceOptions = {}): string {
   switch (source.kind) {
     case "imds":
       return instanceMetadataKey({ env });
     case "container":
       return containerMetadataKey({ env });
     case "profile":
-      return iniKey(source.profile);
-    case "assume-role":
-      return temporaryCredentialsKey(source.roleArn);
+      return iniKey(source.profile, { env });
+    case "assume-role": {
+      const { params, clientConfig } = assumeRoleRequest(source, options);
+      return temporaryCredentialsKey(params, { clientConfig, env });
+    }
   }
 }
 
@@ -123,6 +138,6 @@ export function wellKnownKeys(env: Env): string[] {
   if (env.AWS_CONTAINER_CREDENTIALS_FULL_URI || env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) {
     keys.push(containerMetadataKey({ env }));
   }
-  keys.push(iniKey(env.AWS_PROFILE || "default"), DEFAULT_CACHE_KEY);
+  keys.push(iniKey(env.AWS_PROFILE || "default", { env }), DEFAULT_CACHE_KEY);
   return keys;
 }

@@ -1,8 +1,8 @@
+import { createHash } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { truncateAccessKeyId } from "@credcache/core";
+import { instanceMetadataKey, truncateAccessKeyId } from "@credcache/core";
 import { entryFileName, fileCache } from "@credcache/fs";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { sqliteCache } from "@credcache/sqlite";
@@ -30,7 +30,7 @@ beforeAll(async () => {
   emulator = await startImdsEmulator({ port: 0 });
   cli = new CliRunner({ AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url });
   root = await tempDir("commands");
-  imdsKey = `imds:${emulator.url}:${hostname()}`;
+  imdsKey = instanceMetadataKey({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url } });
 });
 
 afterAll(async () => {
@@ -187,8 +187,8 @@ describe("a record no key can open (encryptedCache after a key rotation)", () =>
     writeFileSync(file, JSON.stringify({ driver: "file", dir, encryptionKeys: [key] }));
     return file;
   }
-  const oldKey = "11".repeat(32);
-  const newKey = "22".repeat(32);
+  const oldKey = createHash("sha256").update("credcache cli test: old key").digest("hex");
+  const newKey = createHash("sha256").update("credcache cli test: new key").digest("hex");
 
   it("prune removes it and exits 0; inspect reports it as removed, and it is gone", async () => {
     const dir = freshDir();

@@ -6,7 +6,7 @@ import {
   fromCachedTemporaryCredentials,
 } from "@credcache/core";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { parseSource, presetKey, wellKnownKeys } from "../src/sources.js";
+import { createSourceProvider, parseSource, presetKey, wellKnownKeys } from "../src/sources.js";
 
 /** A store that answers every key with fresh credentials and remembers which key was asked. */
 function recordingStore(): CredentialCache & { asked: string[] } {
@@ -53,12 +53,23 @@ describe("presetKey matches the keys of core's presets", () => {
     ],
     ["profile", "profile:deploy", {}],
     ["assume-role", "assume-role:arn:aws:iam::123456789012:role/worker", {}],
+    [
+      "container, EKS Pod Identity",
+      "container",
+      {
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://169.254.170.23/v1/credentials",
+        AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: "/nonexistent/eks-pod-identity-token",
+      },
+    ],
+    ["profile, own config file", "profile:deploy", { AWS_CONFIG_FILE: "/srv/project/aws-config" }],
   ])("%s", async (_name, text, env: Record<string, string>) => {
     for (const name of [
       "AWS_EC2_METADATA_SERVICE_ENDPOINT",
       "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
       "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+      "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+      "AWS_CONFIG_FILE",
     ]) {
       vi.stubEnv(name, env[name] ?? "");
       if (env[name] === undefined) delete process.env[name];
@@ -78,11 +89,31 @@ describe("presetKey matches the keys of core's presets", () => {
   });
 });
 
+describe("presetKey for assume-role", () => {
+  it("names the session name, duration and region process is given, so inspect finds that entry", async () => {
+    const source = parseSource("assume-role:arn:aws:iam::123456789012:role/worker");
+    const cache = recordingStore();
+    await createSourceProvider(
+      source,
+      { cache },
+      { sessionName: "ci", durationSeconds: 900, region: "eu-west-1" },
+    )();
+    const key = presetKey(source, process.env, {
+      sessionName: "ci",
+      durationSeconds: 900,
+      region: "eu-west-1",
+    });
+    expect(cache.asked[0]).toBe(key);
+    expect(key).toMatch(/^sts:arn:aws:iam::123456789012:role\/worker:ci:/);
+    expect(presetKey(source, process.env, { sessionName: "ci" })).not.toBe(key);
+  });
+});
+
 describe("wellKnownKeys", () => {
   it("lists the imds key, the default profile and the PHP default key; the container key only in a container", () => {
     const keys = wellKnownKeys({ AWS_EC2_METADATA_SERVICE_ENDPOINT: "http://127.0.0.1:1" });
     expect(keys[0]).toMatch(/^imds:http:\/\/127\.0\.0\.1:1:/);
-    expect(keys).toContain("profile:default");
+    expect(keys.some((key) => key.startsWith("profile:default:"))).toBe(true);
     expect(keys).toContain("aws_cached_credentials");
     expect(keys.some((key) => key.startsWith("container:"))).toBe(false);
     const inContainer = wellKnownKeys({
@@ -90,6 +121,6 @@ describe("wellKnownKeys", () => {
       AWS_PROFILE: "app",
     });
     expect(inContainer.some((key) => key.startsWith("container:http://169.254.170.2/v2/x:"))).toBe(true);
-    expect(inContainer).toContain("profile:app");
+    expect(inContainer.some((key) => key.startsWith("profile:app:"))).toBe(true);
   });
 });

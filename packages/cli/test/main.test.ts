@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -6,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseArgs } from "../src/args.js";
 import { resolveCacheSpec } from "../src/config.js";
 import { main } from "../src/index.js";
-import { tempDir } from "./helpers.js";
+import { assertBuilt, BIN, tempDir } from "./helpers.js";
 
 let root: string;
 beforeAll(async () => {
@@ -128,6 +129,29 @@ describe("cache configuration", () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
   });
+
+  it("refuses a config file that is a FIFO with exit 2 instead of waiting forever (issue 12; real child process)", async () => {
+    assertBuilt();
+    const fifo = join(root, `config-${Math.random()}.fifo`);
+    execFileSync("mkfifo", [fifo]);
+    const child = spawn(process.execPath, [BIN, "inspect", "--config", fifo], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    // Only a guard so that a hanging CLI fails the test instead of hanging it.
+    const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    clearTimeout(guard);
+    expect(code, "the CLI hung on the FIFO and was killed").toBe(2);
+    expect(stderr).toMatch(/is a FIFO; --config takes a regular JSON file/);
+    // A directory is refused the same way, in process.
+    const result = await run(["inspect", "--config", root]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/is a directory/);
+  }, 90_000);
 
   it("an unknown store name or driver in the config is exit 2 with core's explanation", async () => {
     const file = join(root, "stores.json");

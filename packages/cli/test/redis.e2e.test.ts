@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { hostname } from "node:os";
+import { instanceMetadataKey } from "@credcache/core";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { createClient } from "@keyv/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -85,7 +85,7 @@ describeWithRedis("credcache with a Redis cache", () => {
     expect(emulator.stats.credentialFetches).toBe(1);
     expect(JSON.parse(runs[0]!.stdout).AccessKeyId).toBe(emulator.currentCredentials().accessKeyId);
 
-    const key = `imds:${emulator.url}:${hostname()}`;
+    const key = instanceMetadataKey({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url } });
     const inspected = await cli.run(["inspect", "--cache", cache, "--json"]);
     expect(inspected.code, inspected.stderr).toBe(0);
     expect(JSON.parse(inspected.stdout).entries).toContainEqual(

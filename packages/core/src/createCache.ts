@@ -1,5 +1,6 @@
+import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { encryptedCache } from "./encryptedCache.js";
 import { CacheConfigError, MissingAdapterError } from "./errors.js";
@@ -10,9 +11,16 @@ import type { CredentialCache } from "./types.js";
 interface CommonStoreConfig {
   /**
    * Encrypt records at rest (AES-256-GCM). The first key encrypts; every key decrypts.
-   * Keys are 32 bytes: a Buffer, or a base64 / hex string.
+   * Keys are 32 random bytes: a Buffer, 44 base64 or 64 hex characters (`openssl rand -base64 32`).
    */
   encryptionKeys?: Array<string | Uint8Array>;
+  /**
+   * The store's namespace. Redis and Keyv: the key prefix. With `encryptionKeys`, every
+   * driver binds it into each record, so a record copied to a store with another namespace
+   * (staging to prod) fails to open.
+   * @default "credcache"
+   */
+  namespace?: string;
 }
 
 export type MemoryStoreConfig = CommonStoreConfig & { driver: "memory"; max?: number };
@@ -22,13 +30,11 @@ export type SqliteStoreConfig = CommonStoreConfig & { driver: "sqlite"; path: st
 export type KeyvStoreConfig = CommonStoreConfig & {
   driver: "keyv";
   keyv: unknown;
-  namespace?: string;
 };
 /** Redis through Keyv and `@keyv/redis`, with the Redis lock. */
 export type RedisStoreConfig = CommonStoreConfig & {
   driver: "redis";
   url: string;
-  namespace?: string;
   /** Use the Redis lock (`SET NX PX`). @default true */
   lock?: boolean;
 };
@@ -87,33 +93,90 @@ export function redactUrl(url: string): string {
 /** Largest `max` the memory driver accepts: lru-cache allocates its slots up front. */
 export const MAX_MEMORY_ENTRIES = 1_000_000;
 
-function isModuleNotFound(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code;
-  return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
+/** The adapter packages `createCache` can load, by package name. */
+export type AdapterPackage = (typeof DRIVERS)[Driver]["pkg"];
+
+/**
+ * True when `error` says that `pkg` itself cannot be found: not when the adapter was found
+ * and one of its own dependencies is missing (that error must reach the user as it is).
+ */
+function isAdapterMissing(error: unknown, pkg: string): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (code !== "ERR_MODULE_NOT_FOUND" && code !== "MODULE_NOT_FOUND") return false;
+  const text = String(message);
+  return text.includes(`'${pkg}'`);
 }
 
 /**
- * Loads an adapter package. It is resolved from beside `@credcache/core` first, then
- * from the application's directory (strict layouts such as pnpm's do not let core see
- * its siblings).
+ * The application's entry module (`node app.js` gives `app.js`), with symlinks resolved as
+ * Node resolves the main module. Undefined under `node -e`, a REPL, or stdin.
+ */
+function applicationEntry(): string | undefined {
+  const entry = process.argv[1];
+  if (!entry || !isAbsolute(entry)) return undefined;
+  try {
+    return realpathSync(entry);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Imports `pkg` as the application would: found in the node_modules above its entry module, ESM build first. */
+async function importFromApplication(pkg: string, entry: string): Promise<unknown> {
+  const require = createRequire(entry);
+  // A package need not export ./package.json: look for it where Node's lookup would.
+  const dir = (require.resolve.paths(pkg) ?? [])
+    .map((modules) => join(modules, pkg))
+    .find((candidate) => existsSync(join(candidate, "package.json")));
+  if (dir === undefined) return require(pkg); // throws MODULE_NOT_FOUND naming pkg
+  const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+    exports?: { ".": { import?: string | { default?: string } } };
+    module?: string;
+  };
+  const esm = manifest.exports?.["."]?.import;
+  const file = (typeof esm === "string" ? esm : esm?.default) ?? manifest.module;
+  return import(pathToFileURL(file ? join(dir, file) : require.resolve(pkg)).href);
+}
+
+/**
+ * Loads an adapter package: the module passed in `adapters`, else `importAdapter` (or a
+ * plain import from beside `@credcache/core`), else the copy the application's entry module
+ * would import. Never from the working directory: a `node_modules` planted there is not
+ * the application's. A missing dependency of a found adapter is thrown as it is.
  */
 async function loadAdapter(
-  pkg: string,
+  pkg: AdapterPackage,
   driver: string,
-  importAdapter: ((packageName: string) => Promise<unknown>) | undefined,
+  options: CreateCacheOptions,
 ): Promise<Record<string, unknown>> {
+  const given = options.adapters?.[pkg];
+  if (given !== undefined) {
+    if (typeof given !== "object" || given === null) {
+      throw new CacheConfigError(
+        `adapters["${pkg}"] must be the module, e.g. { "${pkg}": await import("${pkg}") }`,
+      );
+    }
+    return given as Record<string, unknown>;
+  }
+  let firstError: unknown;
   try {
-    return (await (importAdapter ? importAdapter(pkg) : import(pkg))) as Record<string, unknown>;
+    return (await (options.importAdapter ? options.importAdapter(pkg) : import(pkg))) as Record<
+      string,
+      unknown
+    >;
   } catch (error) {
-    if (!isModuleNotFound(error)) throw error;
+    if (!isAdapterMissing(error, pkg)) throw error;
+    firstError = error;
+  }
+  const entry = applicationEntry();
+  if (entry !== undefined) {
     try {
-      const resolved = createRequire(join(process.cwd(), "package.json")).resolve(pkg);
-      return (await import(pathToFileURL(resolved).href)) as Record<string, unknown>;
-    } catch (cause) {
-      if (!isModuleNotFound(cause)) throw cause;
-      throw new MissingAdapterError(pkg, driver, { cause: error });
+      return (await importFromApplication(pkg, entry)) as Record<string, unknown>;
+    } catch (error) {
+      if (!isAdapterMissing(error, pkg)) throw error;
     }
   }
+  throw new MissingAdapterError(pkg, driver, { cause: firstError });
 }
 
 function positiveInteger(value: string | null, name: string, url: string): number | undefined {
@@ -312,10 +375,24 @@ export interface CreateCacheOptions {
   /** With named stores: which one (defaults to `default`). */
   store?: string;
   /**
-   * Loads an adapter package. Pass `(name) => import(name)` from your own module when
-   * a strict layout (pnpm, a globally installed tool) keeps `@credcache/core` from
-   * seeing the adapters your package depends on.
-   * @default import() from beside @credcache/core, then from the working directory
+   * Adapter modules you have imported yourself, by package name. The surest way when
+   * `@credcache/core` is installed apart from your application (a global tool, a strict
+   * pnpm layout): nothing is resolved at all.
+   *
+   * @example
+   * ```ts
+   * const cache = await createCache("file:///var/cache/credcache", {
+   *   adapters: { "@credcache/fs": await import("@credcache/fs") },
+   * });
+   * ```
+   * @default none: adapters are imported from beside `@credcache/core`, then from your
+   *   application's entry module (`process.argv[1]`), never from the working directory
+   */
+  adapters?: Partial<Record<AdapterPackage, unknown>>;
+  /**
+   * Loads an adapter package, e.g. `(name) => import(name)` from your own module, so it
+   * resolves from there. Used when `adapters` does not hold the package.
+   * @default import() from beside @credcache/core, then from the application's entry module
    */
   importAdapter?: (packageName: string) => Promise<unknown>;
 }
@@ -328,6 +405,9 @@ export interface CreateCacheOptions {
  * @param options Which named store, and how to load adapters.
  * @throws {CacheConfigError} malformed config; the message says what to fix.
  * @throws {MissingAdapterError} the adapter package is not installed; names the package.
+ *
+ * Adapters come from `options.adapters`, else from beside `@credcache/core`, else from the
+ * application's entry module; never from the working directory.
  *
  * @example
  * ```ts
@@ -342,9 +422,12 @@ export async function createCache(
 ): Promise<CredentialCache> {
   const resolved = resolveStoreConfig(config, options.store);
   checkStoreConfig(resolved);
-  const { driver, encryptionKeys, ...rest } = resolved as StoreConfig & { driver: Driver };
+  const { driver, encryptionKeys, namespace, ...rest } = resolved as StoreConfig & { driver: Driver };
+  if (namespace !== undefined && (typeof namespace !== "string" || namespace === "")) {
+    throw new CacheConfigError(`"namespace" must be a non-empty string, got ${describeValue(namespace)}`);
+  }
   const { pkg, factory } = DRIVERS[driver];
-  const adapter = await loadAdapter(pkg, driver, options.importAdapter);
+  const adapter = await loadAdapter(pkg, driver, options);
   const create = adapter[factory];
   if (typeof create !== "function") {
     throw new CacheConfigError(
@@ -352,11 +435,16 @@ export async function createCache(
     );
   }
   let store: CredentialCache;
+  // Only the Keyv drivers have a namespace of their own; the others use it for encryption alone.
+  const withNamespace =
+    namespace !== undefined && (driver === "keyv" || driver === "redis") ? { namespace } : {};
   if (driver === "keyv") {
     const { keyv, ...keyvOptions } = rest as { keyv: unknown };
-    store = await create(keyv, keyvOptions);
+    store = await create(keyv, { ...keyvOptions, ...withNamespace });
   } else {
-    store = await create(rest);
+    store = await create({ ...rest, ...withNamespace });
   }
-  return encryptionKeys ? encryptedCache(store, { keys: encryptionKeys }) : store;
+  return encryptionKeys
+    ? encryptedCache(store, { keys: encryptionKeys, namespace: namespace ?? "credcache" })
+    : store;
 }

@@ -1,4 +1,5 @@
 export {
+  type AdapterPackage,
   type CacheConfig,
   type CacheStoresConfig,
   type CreateCacheOptions,
@@ -33,6 +34,12 @@ export {
   fromCache,
 } from "./fromCache.js";
 export {
+  type HostIdentity,
+  type HostIdentityKind,
+  type HostIdentityOptions,
+  readHostIdentity,
+} from "./hostIdentity.js";
+export {
   backoffMs,
   type Decision,
   decide,
@@ -46,6 +53,7 @@ export {
   windowAt,
 } from "./policy.js";
 export {
+  type AssumeRoleParams,
   type CachedContainerMetadataInit,
   type CachedIniInit,
   type CachedInstanceMetadataInit,
@@ -56,11 +64,13 @@ export {
   fromCachedIni,
   fromCachedInstanceMetadata,
   fromCachedTemporaryCredentials,
+  type IniKeyOptions,
   iniKey,
   instanceMetadataKey,
   type KeyEnv,
   type KeyOptions,
   type PresetCacheOptions,
+  type TemporaryCredentialsKeyOptions,
   temporaryCredentialsKey,
 } from "./presets.js";
 export { MAX_RECORD_CHARS, type ParseResult, parseRecord, toIdentity, toRecord } from "./record.js";

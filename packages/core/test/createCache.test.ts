@@ -1,8 +1,16 @@
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { CacheConfigError, createCache, parseCacheUrl, redactUrl, resolveStoreConfig } from "../src/index.js";
@@ -176,5 +184,101 @@ describe("createCache", () => {
       pkg: "@credcache/sqlite",
     });
     expect(result.message).toContain("npm install @credcache/sqlite");
+  });
+});
+
+describe("createCache adapter loading (issue 12: no code from the working directory)", () => {
+  const coreDir = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+  /** A directory holding a copy of the built @credcache/core and nothing else (core has no runtime dependencies). */
+  function coreInstall(): string {
+    const dir = mkdtempSync(join(tmpdir(), "credcache-core-"));
+    const target = join(dir, "node_modules", "@credcache", "core");
+    mkdirSync(target, { recursive: true });
+    cpSync(join(coreDir, "dist"), join(target, "dist"), { recursive: true });
+    writeFileSync(join(target, "package.json"), readFileSync(join(coreDir, "package.json")));
+    return pathToFileURL(join(target, "dist", "index.js")).href;
+  }
+
+  /** A fake `@credcache/memory` under `dir` whose module body is `body`. */
+  function plantMemoryAdapter(dir: string, body: string): void {
+    const pkg = join(dir, "node_modules", "@credcache", "memory");
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(
+      join(pkg, "package.json"),
+      JSON.stringify({
+        name: "@credcache/memory",
+        type: "module",
+        exports: { ".": { import: "./index.js" } },
+      }),
+    );
+    writeFileSync(join(pkg, "index.js"), body);
+  }
+
+  /** Runs `node <app>/main.mjs` from `cwd`; main.mjs calls createCache("memory:") on core at `coreUrl`. */
+  function runApp(app: string, cwd: string, coreUrl: string) {
+    const script = `
+      const { createCache } = await import(${JSON.stringify(coreUrl)});
+      try {
+        const cache = await createCache("memory:");
+        await cache.set("k", { a: 1 });
+        console.log(JSON.stringify({ ok: true, value: await cache.get("k") }));
+      } catch (e) {
+        console.log(JSON.stringify({ ok: false, name: e.name, code: e.code, message: e.message }));
+      }
+    `;
+    writeFileSync(join(app, "main.mjs"), script);
+    const out = execFileSync(process.execPath, [join(app, "main.mjs")], {
+      cwd,
+      encoding: "utf8",
+      env: { ...process.env, NODE_PATH: "" },
+    });
+    return JSON.parse(out.trim().split("\n").at(-1)!);
+  }
+
+  it("never runs a node_modules/@credcache/memory planted in the working directory (real child process)", () => {
+    const coreUrl = coreInstall();
+    const app = mkdtempSync(join(tmpdir(), "credcache-app-"));
+    const attacker = mkdtempSync(join(tmpdir(), "credcache-cwd-"));
+    const marker = join(attacker, "PLANTED-CODE-RAN");
+    plantMemoryAdapter(
+      attacker,
+      `import { writeFileSync } from "node:fs"; writeFileSync(${JSON.stringify(marker)}, "ran");
+       export function memoryCache() { return { get: async () => undefined, set: async () => {}, remove: async () => {} }; }`,
+    );
+    const result = runApp(app, attacker, coreUrl);
+    expect(existsSync(marker), "the planted adapter ran").toBe(false);
+    expect(result).toMatchObject({ ok: false, code: "ERR_CREDCACHE_MISSING_ADAPTER" });
+  });
+
+  it("loads the adapter the application depends on when core is installed elsewhere", () => {
+    const coreUrl = coreInstall();
+    const app = mkdtempSync(join(tmpdir(), "credcache-app-"));
+    mkdirSync(join(app, "node_modules", "@credcache"), { recursive: true });
+    symlinkSync(join(coreDir, "..", "memory"), join(app, "node_modules", "@credcache", "memory"));
+    const elsewhere = mkdtempSync(join(tmpdir(), "credcache-cwd-"));
+    expect(runApp(app, elsewhere, coreUrl)).toEqual({ ok: true, value: { a: 1 } });
+  });
+
+  it("a missing dependency of a found adapter is reported as it is, not as a missing adapter", () => {
+    const coreUrl = coreInstall();
+    const app = mkdtempSync(join(tmpdir(), "credcache-app-"));
+    plantMemoryAdapter(app, `import "credcache-no-such-dependency"; export function memoryCache() {}`);
+    const result = runApp(app, app, coreUrl);
+    expect(result).toMatchObject({ ok: false, code: "ERR_MODULE_NOT_FOUND" });
+    expect(result.message).toContain("credcache-no-such-dependency");
+  });
+
+  it("takes adapter modules passed in `adapters` without resolving anything", async () => {
+    const memory = await import("@credcache/memory");
+    const cache = await createCache("memory:", {
+      adapters: { "@credcache/memory": memory },
+      importAdapter: () => Promise.reject(new Error("not called")),
+    });
+    await cache.set("k", 1);
+    expect(await cache.get("k")).toBe(1);
+    await expect(
+      createCache("memory:", { adapters: { "@credcache/memory": "nope" } }),
+    ).rejects.toBeInstanceOf(CacheConfigError);
   });
 });

@@ -6,6 +6,7 @@ import {
   redactUrl,
 } from "@credcache/core";
 import { keyvCache } from "./keyvCache.js";
+import { checkNamespace } from "./namespace.js";
 import { redisLock } from "./redisLock.js";
 import type { RedisCacheOptions } from "./types.js";
 
@@ -119,11 +120,7 @@ function checkOptions(options: RedisCacheOptions): Required<RedisCacheOptions> {
   }
   const { url, namespace = "credcache", lock = true, connectTimeoutMs = 1_000 } = options;
   checkUrl(url);
-  if (typeof namespace !== "string" || namespace === "") {
-    throw new CacheConfigError(
-      `createRedisCache: "namespace" must be a non-empty string, got ${describeValue(namespace)}`,
-    );
-  }
+  checkNamespace("createRedisCache", namespace);
   if (typeof lock !== "boolean") {
     throw new CacheConfigError(`createRedisCache: "lock" must be true or false, got ${describeValue(lock)}`);
   }

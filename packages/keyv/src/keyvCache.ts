@@ -7,10 +7,10 @@ import {
   CacheRecordError,
   CacheUnavailableError,
   type CredentialCache,
-  describeValue,
   expiresAtFromTtl,
   MAX_KEY_LENGTH,
 } from "@credcache/core";
+import { checkNamespace } from "./namespace.js";
 import { LOCK_KEY_PREFIX } from "./redisLock.js";
 import type { KeyvCacheOptions, KeyvLike } from "./types.js";
 
@@ -99,11 +99,7 @@ export function keyvCache(keyv: KeyvLike, options: KeyvCacheOptions = {}): Crede
     );
   }
   const { namespace, lock } = options ?? {};
-  if (namespace !== undefined && (typeof namespace !== "string" || namespace === "")) {
-    throw new CacheConfigError(
-      `keyvCache: "namespace" must be a non-empty string, got ${describeValue(namespace)}`,
-    );
-  }
+  checkNamespace("keyvCache", namespace);
   if (lock !== undefined && typeof (lock as { acquire?: unknown } | null)?.acquire !== "function") {
     throw new CacheConfigError(
       'keyvCache: "lock" must have an acquire(key, ttlMs) method, e.g. redisLock(client)',

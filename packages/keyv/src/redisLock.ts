@@ -1,4 +1,5 @@
-import { CacheConfigError, type CacheLock, describeValue, newLockToken } from "@credcache/core";
+import { CacheConfigError, type CacheLock, newLockToken } from "@credcache/core";
+import { checkNamespace } from "./namespace.js";
 import type {
   IoRedisClient,
   LockProvider,
@@ -76,11 +77,7 @@ export function redisLock(
   options: RedisLockOptions = {},
 ): LockProvider {
   const { namespace } = options ?? {};
-  if (namespace !== undefined && (typeof namespace !== "string" || namespace === "")) {
-    throw new CacheConfigError(
-      `redisLock: "namespace" must be a non-empty string, got ${describeValue(namespace)}`,
-    );
-  }
+  checkNamespace("redisLock", namespace);
   const prefix = namespace === undefined ? LOCK_KEY_PREFIX : `${LOCK_KEY_PREFIX}${namespace}:`;
 
   if (typeof client !== "function") {

@@ -44,7 +44,8 @@ export interface KeyvCacheOptions {
   /**
    * Prefix for every key this store writes (`<namespace>:<key>`), inside whatever
    * namespace the Keyv instance itself uses. Lets several stores share one Keyv.
-   * Lock keys get the same prefix.
+   * Lock keys get the same prefix. Must not contain ":" (namespaces "X" and "X:" could
+   * otherwise share entries): refused with a `CacheConfigError`.
    * @default none
    */
   namespace?: string;
@@ -79,7 +80,7 @@ export type RedisLockClient = NodeRedisClient | IoRedisClient;
 /** Options of `redisLock`. */
 export interface RedisLockOptions {
   /**
-   * Goes into every lock key: `credcache:lock:<namespace>:<key>`.
+   * Goes into every lock key: `credcache:lock:<namespace>:<key>`. Must not contain ":".
    * @default none (`credcache:lock:<key>`)
    */
   namespace?: string;
@@ -91,7 +92,7 @@ export interface RedisCacheOptions {
   url: string;
   /**
    * Keyv namespace: values live under `<namespace>::<key>` and locks under
-   * `credcache:lock:<namespace>:<key>`.
+   * `credcache:lock:<namespace>:<key>`. Must not contain ":" (refused with a `CacheConfigError`).
    * @default "credcache"
    */
   namespace?: string;

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
 import {
   type AwsCredentialIdentity,
+  CacheConfigError,
   type CacheEvent,
   type CredentialCache,
   createCache,
@@ -122,6 +123,29 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
     await lockA!.release();
     await lockB!.release();
     expect(await raw.exists(`credcache:lock:${RUN}-ns-a:k`)).toBe(0);
+  });
+
+  it('namespace "X" with key ":k" and namespace "X:" with key "k" never share an entry: ":" is refused in namespaces (issue 12)', async () => {
+    const x = await redisStore("x");
+    await x.set(":k", "from X", 60);
+    const raw = await rawRedis();
+    try {
+      expect(await raw.exists(`${RUN}-x:::k`)).toBe(1);
+    } finally {
+      await raw.destroy();
+    }
+    // The namespace that would read that entry back under the key "k" is refused, everywhere a namespace goes in.
+    await expect(createRedisCache({ url: REDIS_URL, namespace: `${RUN}-x:` })).rejects.toThrow(
+      CacheConfigError,
+    );
+    await expect(createRedisCache({ url: REDIS_URL, namespace: `${RUN}-x:` })).rejects.toThrow(
+      /must not contain ":"/,
+    );
+    await expect(createCache(`${REDIS_URL}?namespace=${RUN}-x:`)).rejects.toThrow(/must not contain ":"/);
+    const keyv = new Keyv({ store: new Map() });
+    expect(() => keyvCache(keyv, { namespace: "a:" })).toThrow(CacheConfigError);
+    expect(() => redisLock(() => raw as never, { namespace: "a:b" })).toThrow(/must not contain ":"/);
+    expect(await x.get(":k")).toBe("from X");
   });
 
   it("has no acquireLock with lock: false", async () => {
