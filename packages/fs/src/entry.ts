@@ -63,11 +63,11 @@ export function entryFileName(key: string): string {
 }
 
 /**
- * Entry files, and the temp files beside them: `<entry>.<32 random hex digits>` (and the
- * `<entry>.<digits>` names that write-file-atomic, used before, may have left behind).
+ * Entry files, and the temp files beside them: `<entry>.<128 random bits in decimal>`, the
+ * same shape as the `<entry>.<uint32>` names write-file-atomic (used before) left behind.
  */
 export const ENTRY_FILE = /^[0-9a-f]{64}\.json$/;
-export const TEMP_FILE = /^[0-9a-f]{64}\.json\.[0-9a-f]+$/;
+export const TEMP_FILE = /^[0-9a-f]{64}\.json\.\d+$/;
 
 /**
  * A new file only: `O_EXCL` fails on any name that exists (a planted file, FIFO or
@@ -84,7 +84,7 @@ const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL |
  * followed) and stays inside `dir`, which the caller checked just before.
  */
 export async function writeEntry(dir: string, name: string, body: string): Promise<void> {
-  const temp = join(dir, `${name}.${randomBytes(16).toString("hex")}`);
+  const temp = join(dir, `${name}.${BigInt(`0x${randomBytes(16).toString("hex")}`)}`);
   const handle = await fsp.open(temp, CREATE_FLAGS, 0o600);
   try {
     try {
