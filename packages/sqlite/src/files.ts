@@ -80,27 +80,35 @@ export function openDatabaseFile(path: string): { fd: number; stat: Stats } {
  * Refuses a `-wal`, `-shm` or `-journal` file that is not a regular file of ours with one
  * link (one planted by someone else would hand them what SQLite writes into it), and sets
  * ours to 0600. Runs before SQLite opens the database, and again once it has made them.
+ *
+ * Judged by `lstat`, and opened (to `fchmod`) only when the mode is wrong: closing any
+ * descriptor of a file drops every POSIX lock this process holds on it, and SQLite keeps
+ * one on `-shm` for as long as a connection is open. Dropping it let another process take
+ * itself for the first and truncate the shared memory, which killed this one with SIGBUS.
  */
 export function checkSidecars(path: string): void {
   for (const suffix of SIDECARS) {
     const file = path + suffix;
+    const st = lstatSync(file, { throwIfNoEntry: false });
+    if (st === undefined) continue;
+    const problem = untrusted(st);
+    if (problem) throw refuse(file, problem);
+    if ((st.mode & 0o7777) === 0o600) continue;
     let fd: number;
     try {
       fd = openSync(file, OPEN_SIDECAR);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === "ENOENT") continue;
+      if (code === "ENOENT") continue; // removed meanwhile (a checkpoint on close)
       if (code === "ELOOP") throw refuse(file, "it is a symbolic link", error);
-      // Anything else (EACCES, EISDIR...): judge the name itself.
-      const st = lstatSync(file, { throwIfNoEntry: false });
-      if (st === undefined) continue;
-      throw refuse(file, untrusted(st) ?? `it cannot be opened (${code})`, error);
+      throw refuse(file, `it cannot be opened (${code})`, error);
     }
     try {
-      const st = fstatSync(fd);
-      const problem = untrusted(st);
-      if (problem) throw refuse(file, problem);
-      privateMode(fd, st);
+      const opened = fstatSync(fd);
+      const changed = opened.ino !== st.ino || opened.dev !== st.dev;
+      const reason = changed ? "it was replaced while it was checked" : untrusted(opened);
+      if (reason) throw refuse(file, reason);
+      privateMode(fd, opened);
     } finally {
       closeSync(fd);
     }
