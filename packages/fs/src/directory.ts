@@ -83,7 +83,8 @@ export function trustedDirectory(path: string, label: TrustedDirectoryLabel): Tr
         try {
           now = lstatSync(dir);
         } catch (error) {
-          if (codeOf(error) !== "ENOENT") throw refuse(label, dir, `cannot stat it (${codeOf(error)})`, error);
+          if (codeOf(error) !== "ENOENT")
+            throw refuse(label, dir, `cannot stat it (${codeOf(error)})`, error);
         }
         if (now && sameDirectory(now, known)) return;
         known = undefined;
@@ -127,7 +128,9 @@ function prepareTrustedDirectory(dir: string, label: TrustedDirectoryLabel): Sta
   if (!st.isDirectory()) throw fail("it is not a directory");
   if (uid === undefined) return st;
   if (st.uid !== uid) {
-    throw fail(`it is owned by uid ${st.uid}, not by the current user (uid ${uid}); use a directory of your own`);
+    throw fail(
+      `it is owned by uid ${st.uid}, not by the current user (uid ${uid}); use a directory of your own`,
+    );
   }
   const loose = st.mode & 0o022;
   if (loose !== 0) {
@@ -160,7 +163,8 @@ function checkAncestors(
     try {
       st = lstatSync(at);
     } catch (error) {
-      if (codeOf(error) !== "ENOENT") throw fail(`cannot stat its ancestor "${at}" (${codeOf(error)})`, error);
+      if (codeOf(error) !== "ENOENT")
+        throw fail(`cannot stat its ancestor "${at}" (${codeOf(error)})`, error);
       st = makePrivateDirectory(at, fail);
     }
     if (st.isSymbolicLink()) {
@@ -204,7 +208,10 @@ function untrustedAncestor(st: Stats, uid: number): string | undefined {
  * through the umask, and `chmod` on the path would follow a symlink swapped in since.
  * EEXIST (someone else made it first) is fine: the caller judges what is there.
  */
-function makePrivateDirectory(at: string, fail: (reason: string, cause?: unknown) => CacheUnavailableError): Stats {
+function makePrivateDirectory(
+  at: string,
+  fail: (reason: string, cause?: unknown) => CacheUnavailableError,
+): Stats {
   try {
     mkdirSync(at, 0o700);
   } catch (error) {

@@ -62,7 +62,9 @@ export function openDatabaseFile(path: string): { fd: number; stat: Stats } {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ELOOP") throw refuse(path, "it is a symbolic link", error);
-    throw new CacheUnavailableError(`sqlite cache "${path}": cannot open the file (${code})`, { cause: error });
+    throw new CacheUnavailableError(`sqlite cache "${path}": cannot open the file (${code})`, {
+      cause: error,
+    });
   }
   try {
     const stat = fstatSync(fd);
