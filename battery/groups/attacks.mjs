@@ -104,66 +104,42 @@ async function sqliteWrite(dir, value) {
   }
 }
 
-await g.check("fs: ancestor swap under an attacker-writable parent (0777) is refused, no leak", async (c) => {
-  const r = await race(c, {
-    label: "fs-swap",
-    parentMode: 0o777,
-    attempts: FS_WRITES,
-    target: "cache",
-    write: fsWriter(),
-  });
-  expect(r.refused === FS_WRITES, `${r.written} of ${FS_WRITES} writes went through`);
-  expect(r.swaps > 0, "the attacker never managed a swap: the race did not run");
-  c.note = `${FS_WRITES} writes, ${r.refused} refused, attacker swapped ${r.swaps} times, ${r.leaked} leaks`;
-});
-
-await g.check(
-  "fs: under a sticky root-owned parent (1777) the attacker cannot swap; writes land",
-  async (c) => {
-    const r = await race(c, {
-      label: "fs-sticky",
-      parentMode: 0o1777,
-      attempts: FS_WRITES,
-      target: "cache",
-      write: fsWriter(),
-    });
-    expect(r.written === FS_WRITES, `${r.refused} of ${FS_WRITES} writes were refused`);
-    expect(r.swaps === 0, `the attacker swapped ${r.swaps} times`);
-    c.note = `${FS_WRITES} writes landed, ${r.rounds} swap attempts failed, ${r.leaked} leaks`;
-  },
-);
-
-await g.check(
-  "sqlite: ancestor swap under an attacker-writable parent (0777) is refused, no leak",
-  async (c) => {
-    const r = await race(c, {
-      label: "sqlite-swap",
-      parentMode: 0o777,
-      attempts: SQLITE_OPENS,
-      target: "db",
-      write: sqliteWrite,
-    });
-    expect(r.refused === SQLITE_OPENS, `${r.written} of ${SQLITE_OPENS} writes went through`);
-    expect(r.swaps > 0, "the attacker never managed a swap: the race did not run");
-    c.note = `${SQLITE_OPENS} opens + writes, ${r.refused} refused, attacker swapped ${r.swaps} times, ${r.leaked} leaks`;
-  },
-);
-
-await g.check(
-  "sqlite: under a sticky root-owned parent (1777) the attacker cannot swap; writes land",
-  async (c) => {
-    const r = await race(c, {
-      label: "sqlite-sticky",
-      parentMode: 0o1777,
-      attempts: SQLITE_OPENS,
-      target: "db",
-      write: sqliteWrite,
-    });
-    expect(r.written === SQLITE_OPENS, `${r.refused} of ${SQLITE_OPENS} writes were refused`);
-    expect(r.swaps === 0, `the attacker swapped ${r.swaps} times`);
-    c.note = `${SQLITE_OPENS} opens + writes landed, ${r.leaked} leaks`;
-  },
-);
+const races = [
+  { store: "fs", attempts: FS_WRITES, target: "cache", writer: fsWriter },
+  { store: "sqlite", attempts: SQLITE_OPENS, target: "db", writer: () => sqliteWrite },
+];
+for (const { store, attempts, target, writer } of races) {
+  await g.check(
+    `${store}: ancestor swap under an attacker-writable parent (0777) is refused, no leak`,
+    async (c) => {
+      const r = await race(c, {
+        label: `${store}-swap`,
+        parentMode: 0o777,
+        attempts,
+        target,
+        write: writer(),
+      });
+      expect(r.refused === attempts, `${r.written} of ${attempts} writes went through`);
+      expect(r.swaps > 0, "the attacker never managed a swap: the race did not run");
+      c.note = `${attempts} writes, ${r.refused} refused, attacker swapped ${r.swaps} times, ${r.leaked} leaks`;
+    },
+  );
+  await g.check(
+    `${store}: under a sticky root-owned parent (1777) the attacker cannot swap; writes land`,
+    async (c) => {
+      const r = await race(c, {
+        label: `${store}-sticky`,
+        parentMode: 0o1777,
+        attempts,
+        target,
+        write: writer(),
+      });
+      expect(r.written === attempts, `${r.refused} of ${attempts} writes were refused`);
+      expect(r.swaps === 0, `the attacker swapped ${r.swaps} times`);
+      c.note = `${attempts} writes landed, ${r.rounds} swap attempts failed, ${r.leaked} leaks`;
+    },
+  );
+}
 
 await g.check("sqlite: a -wal planted 0666 and kept open by a group member receives nothing", async (c) => {
   const base = g.tmp("wal", { mode: 0o755 });

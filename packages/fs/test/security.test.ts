@@ -20,6 +20,7 @@ import {
   assertBuilt,
   cacheErrors,
   entryFile,
+  expectRefused,
   mode,
   NOBODY,
   resolveThrough,
@@ -52,40 +53,6 @@ function fingerprint(file: string) {
     mtimeMs: st.mtimeMs,
     ino: st.ino,
   };
-}
-
-/**
- * The cache must refuse `dir` with a CacheUnavailableError naming the path and the reason,
- * and `fromCache` must still hand out the source's credentials, reporting a cache-error.
- */
-async function expectRefused(dir: string, reason: RegExp) {
-  const store = fileCache({ dir });
-  for (const call of [
-    () => store.get("creds"),
-    () => store.set("creds", { x: 1 }),
-    () => store.remove("creds"),
-    () => store.acquireLock("creds", { ttlMs: 1000 }),
-    () => store.prune(),
-    () => store.keys(),
-  ]) {
-    const error = await call().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(CacheUnavailableError);
-    expect((error as Error).message).toContain(dir);
-    expect((error as Error).message).toMatch(reason);
-  }
-  const { identity, events, source } = await resolveThrough(store);
-  expect(source.state.calls).toBe(1);
-  expect(identity.accessKeyId).toBe(source.state.last?.accessKeyId);
-  const errors = cacheErrors(events);
-  expect(errors.map((e) => e.operation)).toEqual(expect.arrayContaining(["get", "set"]));
-  for (const event of errors) {
-    expect(event.error.code).toBe("ERR_CREDCACHE_UNAVAILABLE");
-    expect(event.error.message).toContain(dir);
-    expect(event.error.message).toMatch(reason);
-  }
 }
 
 describe("the cache directory is refused when someone else could tamper with it", () => {
