@@ -1,6 +1,8 @@
 // The ancestor-swap attacker: another user who can write to the parent of the victim's
-// store directory swaps that directory for a symlink to a directory of its own and back,
-// as fast as it can, until told to stop (or its stdin closes).
+// store directory moves that directory aside and puts a symlink to a directory of its own
+// in its place, then removes the symlink again, as fast as it can, until told to stop (or
+// its stdin closes). A victim that makes its directory again when it is missing gets it
+// swapped again.
 //
 // argv[2]: JSON { target, attackerDir }
 // -> { t: "ready" }; on { cmd: "stop" } -> { t: "stopped", swaps, rounds }
@@ -9,7 +11,6 @@ import { renameSync, symlinkSync, unlinkSync } from "node:fs";
 import { onCommand, send } from "./lib.mjs";
 
 const { target, attackerDir } = JSON.parse(process.argv[2]);
-const aside = `${target}.aside`;
 let swaps = 0;
 let rounds = 0;
 let running = true;
@@ -24,7 +25,7 @@ onCommand(async (command) => {
 function swapOnce() {
   rounds += 1;
   try {
-    renameSync(target, aside);
+    renameSync(target, `${target}.aside-${rounds}`);
   } catch {
     return; // not ours to move (a sticky parent), or not there
   }
@@ -33,9 +34,6 @@ function swapOnce() {
     swaps += 1;
     for (let i = 0; i < 500; i++); // leave the symlink up a moment
     unlinkSync(target);
-  } catch {}
-  try {
-    renameSync(aside, target);
   } catch {}
 }
 
