@@ -48,6 +48,7 @@ const GROUPS = [
   { name: "permissions", budget: 45 },
   { name: "local-user", budget: 60 },
   { name: "attacks-identity", budget: 90 },
+  { name: "attacks", budget: 120 },
   { name: "crash-write", budget: 90 },
   { name: "holder-killed", budget: 180 },
   { name: "unusable-store", budget: 180 },

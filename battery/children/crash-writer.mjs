@@ -62,6 +62,13 @@ if (mode.startsWith("fs-")) {
     await store.set(key, value, 3600);
   } else if (mode === "fs-before-write") {
     fs.write = () => stop({});
+    // The store writes its temp file through a FileHandle: stop once it is created.
+    const open = fs.promises.open;
+    fs.promises.open = async (...args) => {
+      const handle = await open(...args);
+      stop({});
+      return handle;
+    };
     await store.set(key, value, 3600);
   } else if (mode === "fs-loop") {
     send({ t: "writing" });

@@ -1,7 +1,8 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import {
   closeSync,
   constants,
+  promises as fsp,
   fstatSync,
   lstatSync,
   openSync,
@@ -9,6 +10,7 @@ import {
   type Stats,
   unlinkSync,
 } from "node:fs";
+import { join } from "node:path";
 import { CacheUnavailableError } from "@credcache/core";
 
 /**
@@ -60,9 +62,44 @@ export function entryFileName(key: string): string {
   return name;
 }
 
-/** Entry files and write-file-atomic's temp files beside them (`<entry>.<uint32>`). */
+/**
+ * Entry files, and the temp files beside them: `<entry>.<128 random bits in decimal>`, the
+ * same shape as the `<entry>.<uint32>` names write-file-atomic (used before) left behind.
+ */
 export const ENTRY_FILE = /^[0-9a-f]{64}\.json$/;
 export const TEMP_FILE = /^[0-9a-f]{64}\.json\.\d+$/;
+
+/**
+ * A new file only: `O_EXCL` fails on any name that exists (a planted file, FIFO or
+ * symlink, even a dangling one), and `O_NOFOLLOW` makes sure of it for symlinks.
+ */
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
+
+/**
+ * Writes `body` as the entry `name` in `dir`, whole or not at all: a temp file with a
+ * random name (128 bits from crypto, so nobody can plant anything at it beforehand) is
+ * created 0600 with `O_CREAT|O_EXCL|O_NOFOLLOW`, set to exactly 0600 through its
+ * descriptor (the umask may have taken bits away), written, fsync'ed, then renamed over
+ * the entry. `rename` replaces whatever name is there (a symlink is replaced, never
+ * followed) and stays inside `dir`, which the caller checked just before.
+ */
+export async function writeEntry(dir: string, name: string, body: string): Promise<void> {
+  const temp = join(dir, `${name}.${BigInt(`0x${randomBytes(16).toString("hex")}`)}`);
+  const handle = await fsp.open(temp, CREATE_FLAGS, 0o600);
+  try {
+    try {
+      await handle.chmod(0o600);
+      await handle.writeFile(body);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fsp.rename(temp, join(dir, name));
+  } catch (error) {
+    await fsp.unlink(temp).catch(() => {});
+    throw error;
+  }
+}
 
 /**
  * Reads one entry with synchronous calls: for a file of a few KiB, `open` + `fstat` +

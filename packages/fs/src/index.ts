@@ -1,4 +1,4 @@
-import { promises as fsp, lstatSync, unlinkSync } from "node:fs";
+import { promises as fsp } from "node:fs";
 import { join, resolve } from "node:path";
 import {
   assertCacheKey,
@@ -12,7 +12,7 @@ import {
   type CredentialCache,
   expiresAtFromTtl,
 } from "@credcache/core";
-import { defaultCacheDir, prepareDirectory } from "./directory.js";
+import { defaultCacheDir, trustedDirectory } from "./directory.js";
 import {
   discardEntry,
   ENTRY_FILE,
@@ -21,18 +21,26 @@ import {
   hashFileName,
   readEntry,
   TEMP_FILE,
+  writeEntry,
 } from "./entry.js";
 import { leaseLocks } from "./lock.js";
 
-export { defaultCacheDir } from "./directory.js";
+export {
+  defaultCacheDir,
+  type TrustedDirectory,
+  type TrustedDirectoryLabel,
+  trustedDirectory,
+} from "./directory.js";
 export { entryFileName } from "./entry.js";
 
 /** Options of {@link fileCache}. */
 export interface FileCacheOptions {
   /**
-   * The cache directory. Created with mode 0700 when missing. Refused (every call
-   * rejects with `CacheUnavailableError`, which `fromCache` reports and bypasses) when it
-   * is a symlink, is not owned by the current user, or is writable by group or others.
+   * The cache directory. Created with mode 0700 (with missing parents) when missing.
+   * Refused (every call rejects with `CacheUnavailableError`, which `fromCache` reports
+   * and bypasses) when it is a symlink, is not owned by the current user, or is writable
+   * by group or others, or when any directory above it, up to `/`, is writable by anyone
+   * but root and the current user without being sticky and owned by one of them.
    * @default `$XDG_CACHE_HOME/credcache`, or `~/.cache/credcache`
    */
   dir?: string;
@@ -73,19 +81,6 @@ export interface FileCache extends CredentialCache {
   close(): Promise<void>;
 }
 
-/**
- * Loaded on the first write only: a warm read (the common case, and all that
- * `credcache process` does on a hit) never pays for it at start-up.
- */
-type WriteFileAtomic = typeof import("write-file-atomic");
-let writeFileAtomicModule: Promise<WriteFileAtomic> | undefined;
-function loadWriteFileAtomic(): Promise<WriteFileAtomic> {
-  writeFileAtomicModule ??= import("write-file-atomic").then(
-    (mod) => ((mod as { default?: WriteFileAtomic }).default ?? mod) as WriteFileAtomic,
-  );
-  return writeFileAtomicModule;
-}
-
 /** Temp files younger than this may belong to a write in progress. */
 const STALE_TEMP_MS = 60_000;
 
@@ -120,28 +115,11 @@ export function fileCache(options: FileCacheOptions = {}): FileCache {
   if (typeof clock?.now !== "function") {
     throw new CacheConfigError("fileCache: clock must have a now() method returning epoch ms");
   }
-  const owner =
-    process.getuid && process.getgid ? { uid: process.getuid(), gid: process.getgid() } : undefined;
   const locks = leaseLocks(clock);
-  let ready = false;
+  // Every operation verifies the directory first (one lstat against what the full check
+  // saw), reads included: a directory swapped for a symlink is never read through.
+  const directory = trustedDirectory(dir, { store: "@credcache/fs", what: "cache directory" });
   let lastSweep = 0;
-
-  /** Reads: the full check (and mkdir) on first use; then the per-file checks suffice. */
-  function ensureDirectory(): void {
-    if (ready) return;
-    prepareDirectory(dir);
-    ready = true;
-  }
-
-  /**
-   * Changes: the check again every time (one lstat), so a directory swapped after first
-   * use is caught, and one removed meanwhile is made again.
-   */
-  function recheckDirectory(): void {
-    ready = false;
-    prepareDirectory(dir);
-    ready = true;
-  }
 
   function refused(file: string, reason: string): CacheUnavailableError {
     return new CacheUnavailableError(`@credcache/fs refuses the entry "${file}": ${reason}`);
@@ -170,7 +148,7 @@ export function fileCache(options: FileCacheOptions = {}): FileCache {
 
     async get(key) {
       assertCacheKey(key);
-      ensureDirectory();
+      directory.verify();
       const file = join(dir, entryFileName(key));
       let read = readEntry(file, key, maxFileBytes, clock.now());
       if (read.kind === "discard" && !discardEntry(file, read.stats)) {
@@ -214,28 +192,20 @@ export function fileCache(options: FileCacheOptions = {}): FileCache {
           `value for "${key}" takes ${size} bytes as a file; maxFileBytes is ${maxFileBytes}`,
         );
       }
-      recheckDirectory();
+      directory.verify();
       if (Date.now() - lastSweep > STALE_TEMP_MS) await sweepTempFiles().catch(() => 0);
-      const file = join(dir, entryFileName(key));
-      // write-file-atomic resolves the target with realpath(): a symlink planted as the
-      // entry would redirect the write to wherever it points. Remove the link itself
-      // first (unlink never follows), so the rename lands a new file in our directory.
-      try {
-        const st = lstatSync(file);
-        if (st.isSymbolicLink()) unlinkSync(file);
-        else if (st.isDirectory()) throw refused(file, "it is a directory");
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-      }
-      // mode: the temp file is opened with 0600 and chmod'ed to exactly 0600 before the
-      // rename. chown to ourselves: otherwise the owner of an existing file is copied.
-      const writeFileAtomic = await loadWriteFileAtomic();
-      await writeFileAtomic(file, body, { mode: 0o600, fsync: true, ...(owner && { chown: owner }) });
+      await writeEntry(dir, entryFileName(key), body).catch((error: NodeJS.ErrnoException) => {
+        // A directory where the entry belongs: rename cannot replace it.
+        if (error.code === "EISDIR" || error.code === "ENOTEMPTY" || error.code === "EEXIST") {
+          throw refused(join(dir, entryFileName(key)), "it is a directory");
+        }
+        throw error;
+      });
     },
 
     async remove(key) {
       assertCacheKey(key);
-      recheckDirectory();
+      directory.verify();
       await fsp.unlink(join(dir, entryFileName(key))).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== "ENOENT") throw error;
       });
@@ -244,13 +214,13 @@ export function fileCache(options: FileCacheOptions = {}): FileCache {
     async acquireLock(key, opts) {
       assertCacheKey(key);
       assertLockTtl(opts?.ttlMs);
-      recheckDirectory();
+      directory.verify();
       const lease = join(dir, entryFileName(key).replace(/\.json$/, ".lease"));
       return locks.acquire(lease, opts.ttlMs);
     },
 
     async keys() {
-      recheckDirectory();
+      directory.verify();
       const now = clock.now();
       const found: string[] = [];
       for (const name of await fsp.readdir(dir)) {
@@ -269,7 +239,7 @@ export function fileCache(options: FileCacheOptions = {}): FileCache {
     },
 
     async prune() {
-      recheckDirectory();
+      directory.verify();
       let removed = await sweepTempFiles();
       const now = clock.now();
       for (const name of await fsp.readdir(dir)) {

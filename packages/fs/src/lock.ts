@@ -129,37 +129,70 @@ async function withMutex<T>(
   }
 }
 
-/** The current lease; `null` when the file holds something that is not a lease (takeover). */
-function readLease(file: string): Lease | null | undefined {
+/**
+ * What the lease file holds: nothing, a lease, or something that is not a readable lease
+ * (garbage, a FIFO, a symlink, a directory, another user's file). The last one is held
+ * until its `mtime` is older than a lease: a writer may have died between creating the
+ * file and writing it, or something else stands where the lease belongs, and neither
+ * proves that the lock is free.
+ */
+type LeaseState =
+  | { kind: "none" }
+  | { kind: "lease"; lease: Lease }
+  | { kind: "unreadable"; mtimeMs: number; reason: string };
+
+function readLease(file: string): LeaseState {
   let fd: number;
   try {
     fd = openSync(file, READ_FLAGS);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return undefined;
-    if (code === "ELOOP") return null;
-    throw error;
+    if (code === "ENOENT") return { kind: "none" };
+    return unreadable(file, code ?? "cannot open it");
   }
   try {
     const stats = fstatSync(fd);
     const uid = process.getuid?.();
-    if (!stats.isFile() || stats.size > MAX_LEASE_BYTES || (uid !== undefined && stats.uid !== uid)) {
-      return null;
+    if (!stats.isFile()) return { kind: "unreadable", mtimeMs: stats.mtimeMs, reason: "not a regular file" };
+    if (stats.size > MAX_LEASE_BYTES || (uid !== undefined && stats.uid !== uid)) {
+      return { kind: "unreadable", mtimeMs: stats.mtimeMs, reason: "not a lease of ours" };
     }
     const buffer = Buffer.alloc(stats.size);
     const length = readSync(fd, buffer, 0, buffer.length, 0);
-    const lease = JSON.parse(buffer.toString("utf8", 0, length)) as Partial<Lease>;
-    if (typeof lease?.token !== "string" || typeof lease.expiresAt !== "number") return null;
-    return lease as Lease;
-  } catch {
-    return null;
+    let lease: Partial<Lease> | undefined;
+    try {
+      lease = JSON.parse(buffer.toString("utf8", 0, length)) as Partial<Lease>;
+    } catch {}
+    if (typeof lease?.token !== "string" || typeof lease.expiresAt !== "number") {
+      return { kind: "unreadable", mtimeMs: stats.mtimeMs, reason: "not a lease" };
+    }
+    return { kind: "lease", lease: lease as Lease };
+  } catch (error) {
+    return unreadable(file, (error as NodeJS.ErrnoException).code ?? "cannot read it");
   } finally {
     closeSync(fd);
   }
 }
 
+/** The lease file as a name (a symlink or anything open refused), aged by its own mtime. */
+function unreadable(file: string, reason: string): LeaseState {
+  try {
+    return { kind: "unreadable", mtimeMs: lstatSync(file).mtimeMs, reason };
+  } catch {
+    // Gone meanwhile: as good as no lease, but do not race for it; count it as fresh.
+    return { kind: "unreadable", mtimeMs: Date.now(), reason };
+  }
+}
+
 function writeLease(file: string, lease: Lease): void {
-  unlinkQuietly(file);
+  try {
+    unlinkQuietly(file);
+  } catch (error) {
+    throw new CacheUnavailableError(
+      `@credcache/fs cannot replace the lease file "${file}" (${(error as NodeJS.ErrnoException).code}); remove it by hand`,
+      { cause: error },
+    );
+  }
   const fd = openSync(file, WRITE_FLAGS, 0o600);
   try {
     fchmodSync(fd, 0o600);
@@ -192,7 +225,8 @@ class LeaseLock implements CacheLock {
     this.#released = true;
     this.onRelease(this);
     const done = await withMutex(this.leaseFile, RELEASE_ATTEMPTS, () => {
-      if (readLease(this.leaseFile)?.token === this.token) unlinkQuietly(this.leaseFile);
+      const current = readLease(this.leaseFile);
+      if (current.kind === "lease" && current.lease.token === this.token) unlinkQuietly(this.leaseFile);
     });
     if (done === BUSY) {
       throw new CacheUnavailableError(
@@ -212,9 +246,11 @@ export function leaseLocks(clock: Clock) {
       const outcome = await withMutex(leaseFile, ACQUIRE_ATTEMPTS, () => {
         const now = clock.now();
         const current = readLease(leaseFile);
-        if (current && current.expiresAt > now) return undefined;
+        if (current.kind === "lease" && current.lease.expiresAt > now) return undefined;
+        // Real time against the file's mtime: a lease we cannot read is held for one ttl.
+        if (current.kind === "unreadable" && Date.now() - current.mtimeMs < ttlMs) return undefined;
         writeLease(leaseFile, { token, expiresAt: now + ttlMs });
-        return { takenOver: current !== undefined };
+        return { takenOver: current.kind !== "none" };
       });
       if (outcome === BUSY || outcome === undefined) return undefined;
       const lock = new LeaseLock(leaseFile, token, outcome.takenOver, forget);

@@ -314,12 +314,12 @@ describe("fileCache: permissions whatever the umask", () => {
     const dir = join(base, "a", "b", "cache");
     const tempModes: string[] = [];
     const mutexModes: string[] = [];
-    const rename = fs.rename;
-    // write-file-atomic renames its temp file into place last: look at it just before.
-    vi.spyOn(fs, "rename").mockImplementation(((from: string, to: string, cb: fs.NoParamCallback) => {
+    const rename = fs.promises.rename;
+    // A write renames its temp file into place last: look at it just before.
+    vi.spyOn(fs.promises, "rename").mockImplementation(async (from, to) => {
       tempModes.push(mode(lstatSync(from)));
-      return rename(from, to, cb);
-    }) as typeof fs.rename);
+      return rename(from, to);
+    });
     const rmdirSync = fs.rmdirSync;
     // The lock removes its mutex directory with rmdirSync as it leaves the critical step.
     vi.spyOn(fs, "rmdirSync").mockImplementation(((path: string) => {
@@ -377,7 +377,7 @@ describe("fileCache: locks", () => {
     expect(again?.takenOver).toBe(false);
   });
 
-  it("a lease by the injected clock: takeover is reported, garbage in the lease file is taken over", async () => {
+  it("a lease by the injected clock: takeover is reported; garbage in the lease file is held for one ttl by its mtime, then taken over", async () => {
     const dir = tempDir();
     const clock = manualClock();
     const store = fileCache({ dir, clock });
@@ -395,8 +395,13 @@ describe("fileCache: locks", () => {
     ).toBeUndefined();
     await second!.release();
 
+    // A writer that died between creating the lease and writing it leaves garbage: not proof
+    // that the lock is free until the file is older than a lease.
     writeFileSync(leaseFile(dir, "k"), "garbage", { mode: 0o600 });
-    const third = await store.acquireLock("k", { ttlMs: 300 });
+    expect(await store.acquireLock("k", { ttlMs: 60_000 }), "fresh garbage counts as held").toBeUndefined();
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(leaseFile(dir, "k"), old, old);
+    const third = await store.acquireLock("k", { ttlMs: 60_000 });
     expect(third?.takenOver).toBe(true);
     await third!.release();
   });

@@ -7,10 +7,12 @@ import { fileURLToPath } from "node:url";
 import {
   type AwsCredentialIdentity,
   type CacheEvent,
+  CacheUnavailableError,
   type CredentialCache,
   fromCache,
 } from "@credcache/core";
-import { afterEach } from "vitest";
+import { afterEach, expect } from "vitest";
+import { fileCache } from "../src/index.js";
 
 export const NOBODY = 65534;
 export const HOUR_MS = 60 * 60_000;
@@ -166,4 +168,41 @@ export function lineFrom(child: ChildProcess, prefix: string): Promise<string> {
     child.stdout?.on("data", onData);
     child.on("close", (code) => reject(new Error(`child exited (${code}) before "${prefix}": ${stderr}`)));
   });
+}
+
+/**
+ * The cache must refuse `dir` on every call with a CacheUnavailableError naming the path
+ * and matching every one of `reasons`, and `fromCache` must still hand out the source's
+ * credentials, reporting a cache-error.
+ */
+export async function expectRefused(dir: string, ...reasons: RegExp[]) {
+  const store = fileCache({ dir });
+  const matches = (message: string) => {
+    expect(message).toContain(`"${dir}"`);
+    for (const reason of reasons) expect(message).toMatch(reason);
+  };
+  for (const call of [
+    () => store.get("creds"),
+    () => store.set("creds", { x: 1 }),
+    () => store.remove("creds"),
+    () => store.acquireLock("creds", { ttlMs: 1000 }),
+    () => store.prune(),
+    () => store.keys(),
+  ]) {
+    const error = await call().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(CacheUnavailableError);
+    matches((error as Error).message);
+  }
+  const { identity, events, source } = await resolveThrough(store);
+  expect(source.state.calls).toBe(1);
+  expect(identity.accessKeyId).toBe(source.state.last?.accessKeyId);
+  const errors = cacheErrors(events);
+  expect(errors.map((e) => e.operation)).toEqual(expect.arrayContaining(["get", "set"]));
+  for (const event of errors) {
+    expect(event.error.code).toBe("ERR_CREDCACHE_UNAVAILABLE");
+    matches(event.error.message);
+  }
 }

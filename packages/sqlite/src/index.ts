@@ -1,15 +1,4 @@
-import {
-  chmodSync,
-  closeSync,
-  constants,
-  fchmodSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  renameSync,
-  statSync,
-} from "node:fs";
+import { closeSync, lstatSync, readSync, renameSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import {
   assertCacheKey,
@@ -24,7 +13,9 @@ import {
   expiresAtFromTtl,
   newLockToken,
 } from "@credcache/core";
+import { type TrustedDirectory, trustedDirectory } from "@credcache/fs";
 import Database from "better-sqlite3";
+import { checkSidecars, openDatabaseFile, openDescriptors, SIDECARS, verifyOpened } from "./files.js";
 import { migrate, SCHEMA_VERSION } from "./schema.js";
 
 export { SCHEMA_VERSION };
@@ -34,6 +25,13 @@ export interface SqliteCacheOptions {
   /**
    * The database file. Created 0600 (with its `-wal` and `-shm` files) whatever the
    * umask; its directory is created 0700 when missing. Give each application its own file.
+   *
+   * Refused (every call rejects with `CacheUnavailableError`, which `fromCache` reports and
+   * bypasses) when the directory is a symlink, is not the current user's or is writable by
+   * group or others; when any directory above it, up to `/`, is writable by anyone but
+   * root and the current user without being sticky and owned by one of them; or when the
+   * file, or a `-wal`, `-shm` or `-journal` beside it, is a symlink, not a regular file,
+   * not the current user's, or has more than one link.
    */
   path: string;
   /**
@@ -77,8 +75,6 @@ interface Statements {
   prune(now: number): number;
 }
 
-const SIDECARS = ["-wal", "-shm"];
-const OPEN_FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW;
 /**
  * How long opening may wait to switch a new file to WAL (a file already in WAL mode on
  * disk waits only `busyTimeoutMs`). Switching takes an exclusive lock, and SQLite can
@@ -119,19 +115,9 @@ function useWal(db: Database.Database, waitMs: number): void {
   }
 }
 
+/** The inode at `path` itself (a symlink's own, never its target's). */
 function fileId(path: string): number | undefined {
-  return statSync(path, { throwIfNoEntry: false })?.ino;
-}
-
-/** SQLite creates `-wal` and `-shm` with the database file's mode already; this makes sure. */
-function secureSidecars(path: string): void {
-  for (const suffix of SIDECARS) {
-    try {
-      chmodSync(path + suffix, 0o600);
-    } catch {
-      // Not created yet, or already gone after a checkpoint: nothing to protect.
-    }
-  }
+  return lstatSync(path, { throwIfNoEntry: false })?.ino;
 }
 
 function serialize(value: unknown): string {
@@ -152,6 +138,7 @@ class SqliteStore implements SqliteCache {
   readonly path: string;
   readonly #clock: Clock;
   readonly #busyTimeoutMs: number;
+  readonly #directory: TrustedDirectory;
   #db: Database.Database | undefined;
   #statements: Statements | undefined;
   /** The inode opened, to notice the file being replaced or removed under us. */
@@ -178,6 +165,10 @@ class SqliteStore implements SqliteCache {
     this.path = resolve(path);
     this.#clock = clock;
     this.#busyTimeoutMs = busyTimeoutMs;
+    this.#directory = trustedDirectory(dirname(this.path), {
+      store: "@credcache/sqlite",
+      what: "database directory",
+    });
   }
 
   async get(key: string): Promise<unknown | undefined> {
@@ -212,7 +203,8 @@ class SqliteStore implements SqliteCache {
     }
     if (!this.#sidecarsSecured) {
       this.#sidecarsSecured = true;
-      secureSidecars(this.path);
+      // SQLite gives -wal and -shm the database file's mode; this makes sure, by descriptor.
+      checkSidecars(this.path);
     }
   }
 
@@ -278,32 +270,33 @@ class SqliteStore implements SqliteCache {
   #open(): Statements {
     if (this.#closed) throw new CacheUnavailableError(`sqlite cache "${this.path}" is closed`);
     const path = this.path;
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    this.#directory.verify();
+    checkSidecars(path);
     // Create the file ourselves so that it is 0600 whatever the umask (SQLite gives the
     // -wal and -shm files the database file's mode), and check, before SQLite opens it, that
-    // the file is not a symlink someone planted, and it is ours.
-    const fd = openSync(path, OPEN_FLAGS, 0o600);
+    // it is a regular file of ours, not a symlink someone planted. The descriptor stays
+    // open until SQLite has opened the path, to check it opened this very file.
+    const { fd, stat } = openDatabaseFile(path);
+    let db: Database.Database;
     let walWaitMs: number;
     try {
-      const stat = fstatSync(fd);
-      const uid = process.getuid?.();
-      if (uid !== undefined && stat.uid !== uid) {
-        throw new CacheUnavailableError(
-          `sqlite cache "${path}": the file is owned by uid ${stat.uid}, not by this process (uid ${uid}); ` +
-            "refusing to share credentials through it",
-        );
-      }
-      if ((stat.mode & 0o777) !== 0o600) fchmodSync(fd, 0o600);
       // Known before SQLite reads the file, so that a corrupt one can be told from a
       // fresh one another process has put in its place meanwhile.
       this.#fileId = stat.ino;
       walWaitMs = walOnDisk(fd, stat.size)
         ? this.#busyTimeoutMs
         : Math.max(this.#busyTimeoutMs, WAL_SWITCH_WAIT_MS);
+      const before = openDescriptors();
+      db = new Database(path, { timeout: this.#busyTimeoutMs });
+      try {
+        verifyOpened(path, stat, before);
+      } catch (error) {
+        db.close();
+        throw error;
+      }
     } finally {
       closeSync(fd);
     }
-    const db = new Database(path, { timeout: this.#busyTimeoutMs });
     let statements: Statements;
     try {
       useWal(db, walWaitMs);
@@ -314,7 +307,7 @@ class SqliteStore implements SqliteCache {
       db.close();
       throw error;
     }
-    secureSidecars(path);
+    checkSidecars(path);
     this.#db = db;
     this.#statements = statements;
     this.#sidecarsSecured = false;
@@ -328,6 +321,7 @@ class SqliteStore implements SqliteCache {
    */
   #writable(): Statements {
     const statements = this.#statements;
+    this.#directory.verify();
     if (statements !== undefined && fileId(this.path) === this.#fileId) return statements;
     this.#drop();
     return this.#open();
