@@ -159,6 +159,8 @@ export function encryptedCache(inner: CredentialCache, options: EncryptedCacheOp
   }
 
   const wrapped: CredentialCache = {
+    // Who can read the store does not change with encryption.
+    ...(inner.scope && { scope: inner.scope }),
     async get(key) {
       const value = await inner.get(key);
       if (value === undefined) return undefined;

@@ -145,6 +145,8 @@ export function fileCache(options: FileCacheOptions = {}): FileCache {
 
   return {
     dir,
+    // Every process on this host shares it; fromCache may keep long-term keys here.
+    scope: "host",
 
     async get(key) {
       assertCacheKey(key);

@@ -135,6 +135,8 @@ function serialize(value: unknown): string {
 }
 
 class SqliteStore implements SqliteCache {
+  /** Every process on this host that passes the directory checks shares it. */
+  readonly scope = "host" as const;
   readonly path: string;
   readonly #clock: Clock;
   readonly #busyTimeoutMs: number;
