@@ -39,7 +39,8 @@ other attempt is live, refreshes before it exits; nobody waits on a valid set.
 
 Sources:
   imds                   EC2 instance profile (IMDSv2); the key is scoped to this host
-  container              ECS / EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_*_URI)
+  container              ECS, EKS Pod Identity, loopback servers (AWS_CONTAINER_CREDENTIALS_*_URI,
+                         AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE])
   profile:NAME           a profile in ~/.aws/config (assume-role, SSO, ...); never one whose
                          credential_process is credcache itself
   assume-role:ARN        STS AssumeRole with the default credential chain

@@ -344,6 +344,12 @@ class Refresher {
           secrets: () => this.recentSecrets,
         },
       );
+    if (init.key === undefined && init.cache && init.cache.scope !== "process") {
+      this.logger?.warn?.(
+        `${LOG_PREFIX} no key given: using "${DEFAULT_CACHE_KEY}" on a store other processes read; ` +
+          "two providers with different credentials would share it. Pass a key, or use a preset",
+      );
+    }
     const { mandatoryMs } = this.s.policy;
     if (mandatoryMs <= SDK_REFRESH_WINDOWS.javascriptV3Ms && mandatoryMs !== 0) {
       this.logger?.warn?.(
