@@ -290,8 +290,10 @@ for (const staleIfError of [true, false]) {
               seen.logs.some((l) => l.level === "warn" && /expiration extension/.test(l.line)),
               "no static-stability warning was logged",
             );
+            // At most one process's schedule: the shared backoff also holds an expired set
+            // back (it is extended again without asking), so it may be fewer.
             expect(
-              attempts === expected.length,
+              attempts >= 1 && attempts <= expected.length,
               `${attempts} source attempts, the schedule allows ${expected.length}`,
             );
           } else {

@@ -27,7 +27,7 @@ export const REFRESH_DEFAULTS = Object.freeze({
   retryBaseMs: 5_000,
   /** Largest backoff step. */
   retryMaxMs: 60_000,
-  /** Extra tries the lock holder makes within its lease when no caller has a valid set. */
+  /** Extra tries the lock holder makes within its lease on a cold start (no set in hand at all). */
   holderRetries: 1,
   /** How long credentials without an expiration are kept (L1 and store) before they are fetched again. */
   noExpirationTtlMs: 15 * MINUTE,

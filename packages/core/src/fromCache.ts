@@ -107,8 +107,9 @@ export interface FromCacheInit {
   /** @default 60_000 */
   retryMaxMs?: number;
   /**
-   * Extra tries the lock holder makes within its lease, with jitter, when no caller has a
-   * valid set (a cold start on a starved host). A refresh behind a valid set tries once.
+   * Extra tries the lock holder makes within its lease, with jitter, on a cold start (no
+   * set in hand at all: a herd on a starved host). Every other attempt tries once, so an
+   * outage sees one try per step of the shared backoff.
    * @default 1
    */
   holderRetries?: number;
@@ -572,7 +573,11 @@ class Refresher {
       const now = this.clock.now();
       const remaining = this.s.lockWaitMs - Math.max(Date.now() - startedReal, now - startedClock);
       if (!force) {
-        const decision = decide(now, undefined, this.shared, Math.max(0, remaining));
+        // Only a process that has no set at all (a cold start, maybe one of a herd on a
+        // starved host) waits out a short backoff for the next attempt; one whose set
+        // expired is answered at once: extended with staleIfError, or the shared error.
+        const patience = this.held ? 0 : Math.max(0, remaining);
+        const decision = decide(now, undefined, this.shared, patience);
         if (decision === "fail") return this.failFast(state);
         if (decision === "wait" && state?.attempt && holderIsDead(state.attempt)) {
           // The holder died on this machine: one waiter takes over now, not at lease end.
@@ -697,7 +702,9 @@ class Refresher {
         { v: 1, kind: "refresh-state", failures, nextAttemptAt: 0, attempt: mark },
         session,
       );
-      const tries = blocking ? 1 + this.s.holderRetries : 1;
+      // Extra tries only on a cold start, when nobody in this process has had a set (a
+      // herd on a starved host); an outage after expiry keeps to one try per backoff step.
+      const tries = blocking && !this.held ? 1 + this.s.holderRetries : 1;
       let lastError: unknown;
       for (let i = 0; i < tries; i++) {
         const tryStarted = this.clock.now();
