@@ -502,7 +502,7 @@ class Child {
           done();
           reject(
             new CheckFailure(
-              `child ${this.tag} exited (${JSON.stringify(this.exit)}) before ${what}; stderr: ${this.stderrTail.slice(-3).join(" / ").slice(0, 300)}`,
+              `child ${this.tag} exited (${JSON.stringify(this.exit)}) before ${what}; stderr: ${stderrSummary(this.stderrTail)}`,
             ),
           );
           return true;
@@ -638,4 +638,10 @@ export function prototypeIntact(snapshot) {
     probe.accessKeyId === undefined &&
     probe.isAdmin === undefined
   );
+}
+
+/** The error line of a child's stderr (Node ends a crash with a stack and its version). */
+function stderrSummary(lines) {
+  const error = lines.find((line) => /\b\w*Error\b|SQLITE_|EACCES|EPERM|refus/.test(line));
+  return [error, ...lines.slice(-2)].filter(Boolean).join(" / ").slice(0, 400);
 }
