@@ -498,7 +498,12 @@ class Refresher {
     const run = (async () => {
       const session: StoreSession = { down: false };
       if (await this.adoptFromStore(session, false)) return;
-      const outcome = await this.attempt(undefined, reason, session, false);
+      let outcome: Held | NoAttempt;
+      try {
+        outcome = await this.attempt(undefined, reason, session, false);
+      } catch {
+        return; // a failed attempt is shared and reported (refresh-failure, a warning) by attempt()
+      }
       if (outcome === "busy") {
         this.behindNotBefore = this.clock.now() + this.s.policy.retryBaseMs * (0.5 + this.random() * 0.5);
         this.schedule();

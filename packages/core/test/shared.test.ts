@@ -71,6 +71,19 @@ describe("fromCache: refresh state shared through the store", () => {
     expect(source.state.calls, "b saw a's failure in the store").toBe(2);
   });
 
+  it("a failed refresh behind a valid set is reported once, as a warning, not also as an error", async () => {
+    const { clock, source, make } = twoProcesses();
+    const a = make();
+    await a.provider();
+    clock.advance(52 * MIN);
+    source.state.fail = () => new Error("throttled");
+    await a.provider();
+    await settle();
+    expect(a.rec.of("refresh-failure")).toHaveLength(1);
+    expect(a.rec.lines.filter((l) => l.level === "warn" && l.text.includes("throttled"))).toHaveLength(1);
+    expect(a.rec.lines.filter((l) => l.level === "error")).toEqual([]);
+  });
+
   it("a live attempt in another process: a caller without credentials waits for its result instead of asking too", async () => {
     const { clock, source, store, make } = twoProcesses();
     const a = make();
