@@ -417,16 +417,20 @@ class Refresher {
     if (this.onEvent) this.emit({ type: "hit", key: this.s.key, time: now, layer, window });
     if (window === "mandatory" && this.shared.failures > 0) {
       // The set is being served because refreshing it keeps failing: say so.
-      this.stats.staleServed += 1;
-      this.emit({
-        type: "stale-served",
-        key: this.s.key,
-        time: now,
-        accessKeyId: truncateAccessKeyId(h.record.accessKeyId),
-        ...(h.record.expiration !== undefined && { expiration: h.record.expiration }),
-        error: this.sharedError ?? { name: "Error", message: "the last refresh failed" },
-      });
+      this.staleServed(h, now, this.sharedError ?? { name: "Error", message: "the last refresh failed" });
     }
+  }
+
+  private staleServed(h: Held, now: number, error: EventError): void {
+    this.stats.staleServed += 1;
+    this.emit({
+      type: "stale-served",
+      key: this.s.key,
+      time: now,
+      accessKeyId: truncateAccessKeyId(h.record.accessKeyId),
+      ...(h.record.expiration !== undefined && { expiration: h.record.expiration }),
+      error,
+    });
   }
 
   private sharedError: EventError | undefined;
@@ -891,15 +895,7 @@ class Refresher {
     const described = describeError(error, this.recentSecrets);
     if (h && now < h.t.expiresAt) {
       // A forced refresh or a caller below its floor: the set is still valid, hand it out.
-      this.stats.staleServed += 1;
-      this.emit({
-        type: "stale-served",
-        key: this.s.key,
-        time: now,
-        accessKeyId: truncateAccessKeyId(h.record.accessKeyId),
-        ...(h.record.expiration !== undefined && { expiration: h.record.expiration }),
-        error: described,
-      });
+      this.staleServed(h, now, described);
       return h.identity;
     }
     if (h && this.s.staleIfError) {
