@@ -601,7 +601,9 @@ class Refresher {
         if (decision === "wait" || (decision === "refresh" && now < this.shared.nextAttemptAt)) {
           if (!waited) this.noteWaiting();
           waited = true;
-          if (outOfPatience()) return this.failFast(state);
+          // A live attempt ends by its lease at the latest: wait for it, however starved the
+          // host. Only a backoff is measured against this caller's patience.
+          if (decision !== "wait" && outOfPatience()) return this.failFast(state);
           await sleep(this.pollDelay(this.shared.nextAttemptAt - now));
           continue;
         }
@@ -612,8 +614,7 @@ class Refresher {
       if ("busy" in lock) {
         if (!waited) this.noteWaiting();
         waited = true;
-        if (outOfPatience()) {
-          if (now < this.shared.attemptUntil) return this.failFast(state);
+        if (outOfPatience() && now >= this.shared.attemptUntil) {
           // A lock held with no attempt visible (a peer without shared state, or a store
           // that cannot keep it): give up waiting and fetch, as the SDK alone would.
           waitedEvent("timeout");
@@ -725,6 +726,8 @@ class Refresher {
             if (store) await store.remove(store.stateKey, session);
             this.shared = NO_SHARED_STATE;
             this.sharedError = undefined;
+            // The timer was set while our own attempt mark was live: set it again without.
+            this.schedule();
           }
           return held;
         } catch (error) {
@@ -732,10 +735,10 @@ class Refresher {
           this.stats.sourceFailures += 1;
           const took = this.clock.now() - tryStarted;
           const pause = Math.min(1_000, this.s.lockTtlMs / 10) * (0.5 + this.random() * 0.5);
-          // Another try only if it fits in the lease, judged by how long this one took.
-          if (i + 1 < tries && this.clock.now() + took + pause < started + this.s.lockTtlMs) {
-            await sleep(pause);
-          }
+          // Another try only if it fits in the lease, judged by how long this one took:
+          // past the lease another process may already be trying.
+          if (i + 1 >= tries || this.clock.now() + took + pause >= started + this.s.lockTtlMs) break;
+          await sleep(pause);
         }
       }
       // Before failing, re-read the store: a peer may have succeeded.
@@ -920,8 +923,11 @@ class Refresher {
   private failFast(state: RefreshState | undefined): AwsCredentialIdentity {
     const error = state?.error ?? this.sharedError;
     const next = this.shared.nextAttemptAt;
+    const failures = this.shared.failures;
     const cause = new CredentialsUnavailableError(
-      `credcache: refreshing "${this.s.key}" failed ${this.shared.failures || 1} time(s) in a row` +
+      (failures > 0
+        ? `credcache: refreshing "${this.s.key}" failed ${failures} time(s) in a row`
+        : `credcache: no refresh of "${this.s.key}" finished while this caller waited`) +
         (error ? ` (${error.message})` : "") +
         (next > this.clock.now()
           ? `; the next attempt (by any process) is after ${new Date(next).toISOString()}`
@@ -932,13 +938,19 @@ class Refresher {
 
   // ---- timer, controls ----
 
-  private schedule(): void {
+  private schedule(minDelayMs = 0): void {
     if (!this.s.proactive || this.closed) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     const h = this.held;
     if (!h || !Number.isFinite(h.t.expiresAt)) return;
-    const at = Math.max(h.t.freshUntil, h.t.recheckAt, this.shared.nextAttemptAt, this.behindNotBefore);
+    const at = Math.max(
+      h.t.freshUntil,
+      h.t.recheckAt,
+      this.shared.nextAttemptAt,
+      this.shared.attemptUntil,
+      this.behindNotBefore,
+    );
     const delay = at - this.clock.now();
     if (delay > MAX_TIMER_MS || at >= h.t.expiresAt) return;
     this.timer = setTimeout(
@@ -946,10 +958,15 @@ class Refresher {
         this.timer = undefined;
         const now = this.clock.now();
         const held = this.held;
-        if (held && decide(now, held.t, this.shared, 0) === "serve-and-refresh")
+        if (held && decide(now, held.t, this.shared, 0) === "serve-and-refresh") {
           this.refreshBehind("advisory");
+        } else if (!this.behind) {
+          // Timers may fire a millisecond early, and an attempt elsewhere may be live: look
+          // again later rather than never.
+          this.schedule(this.s.lockPollMs);
+        }
       },
-      Math.max(0, delay),
+      Math.max(minDelayMs, delay),
     );
     this.timer.unref?.();
   }

@@ -84,6 +84,43 @@ describe("fromCache: refresh state shared through the store", () => {
     expect(a.rec.lines.filter((l) => l.level === "error")).toEqual([]);
   });
 
+  it("the holder's extra try never runs past its lease (two attempts would be in flight)", async () => {
+    const source = scriptedSource(Date);
+    const { store } = scriptedStore(Date);
+    source.state.delayMs = 300;
+    source.state.fail = () => new Error("slow and failing");
+    const provider = fromCache({
+      provider: source.provider,
+      cache: store,
+      key: "k",
+      proactiveRefresh: false,
+      holderRetries: 1,
+      lockTtlMs: 500, // a second 300 ms try after the first would end past the lease
+      lockWaitMs: 100,
+    });
+    await expect(provider()).rejects.toThrow(/slow and failing/);
+    expect(source.state.calls).toBe(1);
+  });
+
+  it("a waiter keeps waiting for a live attempt past its own patience, and gets its result (no made-up failure)", async () => {
+    const source = scriptedSource(Date);
+    const { store } = scriptedStore(Date);
+    source.state.delayMs = 300;
+    const make = () =>
+      fromCache({
+        provider: source.provider,
+        cache: store,
+        key: "k",
+        proactiveRefresh: false,
+        lockWaitMs: 50,
+      });
+    const holder = make()();
+    await new Promise((r) => setTimeout(r, 50));
+    const waiter = await make()();
+    expect(waiter.accessKeyId).toBe((await holder).accessKeyId);
+    expect(source.state.calls).toBe(1);
+  });
+
   it("a live attempt in another process: a caller without credentials waits for its result instead of asking too", async () => {
     const { clock, source, store, make } = twoProcesses();
     const a = make();

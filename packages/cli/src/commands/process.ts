@@ -179,7 +179,10 @@ async function resolveAndPrint(
   // one credcache warning. Core's own lines are skipped; its events above say the same.
   const note = (message: unknown) => {
     const text = String(message);
-    if (!text.includes("@credcache/core")) warnings.add(text);
+    // The SDK's static-stability notice says what core's `extended` event says: one line.
+    if (text.includes("@credcache/core") || text.startsWith("Attempting credential expiration extension"))
+      return;
+    warnings.add(text);
   };
   const logger = { debug: () => {}, info: () => {}, warn: note, error: note };
   // Windows above botocore's 15 min, so an SDK that runs this command is handed a set it
