@@ -199,7 +199,11 @@ ${EXIT_CODES}
 
 const TEXTS: Record<string, string> = {
   process: PROCESS,
-  serve: SERVE, inspect: INSPECT, clear: CLEAR, prune: PRUNE };
+  serve: SERVE,
+  inspect: INSPECT,
+  clear: CLEAR,
+  prune: PRUNE,
+};
 
 /** Help for a command, or the overview. */
 export function helpText(command?: string): string {

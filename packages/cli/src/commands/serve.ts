@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import type { CacheEvent, CachedCredentialProvider, CredentialCache } from "@credcache/core";
+import type { CachedCredentialProvider, CacheEvent, CredentialCache } from "@credcache/core";
 import { integerFlag, parseArgs } from "../args.js";
 import { resolveCacheSpec } from "../config.js";
 import { CommandFailedError, messageOf, oneLine, UsageError } from "../errors.js";
@@ -95,6 +95,8 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     routes.set("default", { canonical: file.defaultName, provider: providers.get(file.defaultName)! });
   }
 
+  // Listening for signals from here on: a SIGTERM during the first fetch still stops cleanly.
+  const stopped = stopSignal();
   const server = createCredentialServer({
     address,
     routes,
@@ -120,10 +122,11 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     );
     const warning = await notifyReady(io.env);
     if (warning) log(`warning: ${warning}`);
-    const signal = await stopSignal();
+    const signal = await stopped.signal;
     log(`${signal}: stopping`);
     await drain(server);
   } finally {
+    stopped.dispose();
     server.close();
     await Promise.all([...providers.values()].map((provider) => provider.close()));
     await closeStore(store);
@@ -144,7 +147,10 @@ function readCredentialsSetting(
     readSourceOptions(options, source);
     return { credentials: [{ name: "default", source, flags: options }] };
   }
-  const given = [flags.source !== undefined && "--source", ...SOURCE_FLAGS.filter((n) => flags[n] !== undefined).map((n) => `--${n}`)].filter(Boolean);
+  const given = [
+    flags.source !== undefined && "--source",
+    ...SOURCE_FLAGS.filter((n) => flags[n] !== undefined).map((n) => `--${n}`),
+  ].filter(Boolean);
   if (given.length > 0) {
     throw new UsageError(
       `${given.join(", ")} cannot be used with --credentials; set them per credential in the file`,
@@ -201,7 +207,9 @@ function logEvent(name: string, event: CacheEvent, metrics: ServeMetrics, log: (
       log(`warning: ${name}: serving the set that expires at ${at(event.expiration)} while the source fails`);
       break;
     case "extended":
-      log(`warning: ${name}: serving an expired set extended to ${at(event.expiration)} while the source fails`);
+      log(
+        `warning: ${name}: serving an expired set extended to ${at(event.expiration)} while the source fails`,
+      );
       break;
     case "cache-error":
       log(`warning: ${name}: cache ${event.operation} failed: ${event.error.message}`);
@@ -221,16 +229,19 @@ function listen(server: import("node:http").Server, address: ListenAddress): Pro
   });
 }
 
-function stopSignal(): Promise<NodeJS.Signals> {
-  return new Promise((done) => {
-    const stop = (signal: NodeJS.Signals) => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      done(signal);
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
+/** The first SIGTERM or SIGINT; `dispose` removes the handlers. */
+function stopSignal(): { signal: Promise<NodeJS.Signals>; dispose(): void } {
+  let stop: (signal: NodeJS.Signals) => void = () => {};
+  const signal = new Promise<NodeJS.Signals>((done) => {
+    stop = done;
   });
+  const dispose = () => {
+    process.off("SIGTERM", stop);
+    process.off("SIGINT", stop);
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  return { signal, dispose };
 }
 
 /** Stops accepting, lets requests in flight finish (closing each connection as it goes idle). */

@@ -45,7 +45,9 @@ export function readCredentialsFile(file: string): CredentialsFile {
   } catch (error) {
     if (error instanceof UsageError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
-    throw problem(code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : messageOf(error));
+    throw problem(
+      code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : messageOf(error),
+    );
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
