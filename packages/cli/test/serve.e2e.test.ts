@@ -449,6 +449,50 @@ describe("credcache serve token file", () => {
   });
 });
 
+describe("credcache serve against another local user", () => {
+  /** Runs the SDK's fromHttp as uid 65534 with the given groups; resolves to its outcome. */
+  function otherUser(groups: string[], serve: Serve): Promise<string> {
+    const client = `
+      import { fromHttp } from "@aws-sdk/credential-providers";
+      try { console.log("ok " + (await fromHttp({ timeout: 10000, maxRetries: 0 })()).accessKeyId); }
+      catch (error) { console.log("failed " + error.message); }
+    `;
+    const ids = ["--reuid", "65534", "--regid", "65534"];
+    const groupArgs = groups.length > 0 ? ["--groups", groups.join(",")] : ["--clear-groups"];
+    return new Promise((resolve, reject) => {
+      const child = spawn(
+        "setpriv",
+        [...ids, ...groupArgs, process.execPath, "--input-type=module", "-e", client],
+        {
+          cwd: CLI_DIR,
+          env: childEnv({
+            AWS_CONTAINER_CREDENTIALS_FULL_URI: `${serve.url}/creds/default`,
+            AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: serve.tokenFile,
+          }),
+          stdio: ["ignore", "pipe", "inherit"],
+        },
+      );
+      let out = "";
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        out += chunk;
+      });
+      child.on("error", reject);
+      child.on("close", () => resolve(out.trim()));
+    });
+  }
+
+  it("a user outside --token-group cannot read the token and gets nothing; a member can", async () => {
+    const dir = await freshDir();
+    // Other users may reach the token by name (as with RuntimeDirectoryMode=0711), not list or write.
+    await chmod(root, 0o711);
+    await chmod(dir, 0o711);
+    const serve = await startServe({ dir, args: ["--source", "imds", "--token-group", "4242"] });
+    expect(await otherUser([], serve)).toMatch(/^failed .*EACCES/);
+    expect(await otherUser(["4242"], serve)).toBe(`ok ${emulator.currentCredentials().accessKeyId}`);
+    expect(await serve.stop()).toBe(0);
+  });
+});
+
 describe("credcache serve with systemd", () => {
   it("sends READY=1 to NOTIFY_SOCKET once it serves", async () => {
     const dir = await freshDir();
