@@ -260,10 +260,8 @@ describe("credcache serve", () => {
     expect((await get(creds)).status).toBe(401);
     const wrong = await get(creds, { Authorization: `${serve.token.slice(0, -1)}0` });
     expect(wrong.status).toBe(401);
-    expect(await get(`${serve.url}/creds/nope`, { Authorization: "x" })).toEqual({
-      ...wrong,
-      // The same answer for an unknown name: no hint about which names exist.
-    });
+    // An unknown name behind a wrong token gets the same answer: no hint about which names exist.
+    expect(await get(`${serve.url}/creds/nope`, { Authorization: "x" })).toEqual(wrong);
     expect((await get(creds, { Authorization: `Bearer ${serve.token}` })).status).toBe(401);
     expect((await get(creds, { Authorization: serve.token, "X-Forwarded-For": "10.1.2.3" })).status).toBe(
       403,
@@ -310,6 +308,25 @@ describe("credcache serve", () => {
       await expect(stat(join(dir, "token"))).rejects.toThrow(/ENOENT/);
     },
   );
+
+  it("exits 1 with one line when the port is taken", async () => {
+    const first = await startServe();
+    const dir = await freshDir();
+    const run = await cli.run([
+      "serve",
+      "--source",
+      "imds",
+      "--cache",
+      "memory:",
+      "--token-file",
+      join(dir, "token"),
+      "--listen",
+      `127.0.0.1:${first.port}`,
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(`credcache serve: cannot listen on ${first.url}: EADDRINUSE\n`);
+    expect(await first.stop()).toBe(0);
+  });
 
   it("keeps serving the still-valid set while the source fails", { timeout: 120_000 }, async () => {
     // The emulator issues a set with 60 s left. Core asks the source again after a quarter
