@@ -119,6 +119,11 @@ async function startServe(
   };
 }
 
+/** A `credcache serve` run that must stop before serving (memory cache, so nothing to clean). */
+function serveOnce(tokenFile: string, ...more: string[]) {
+  return cli.run(["serve", "--cache", "memory:", "--token-file", tokenFile, ...more]);
+}
+
 interface Reply {
   status: number;
   body: string;
@@ -291,17 +296,7 @@ describe("credcache serve", () => {
     "refuses --listen %s",
     async (listen) => {
       const dir = await freshDir();
-      const run = await cli.run([
-        "serve",
-        "--source",
-        "imds",
-        "--cache",
-        "memory:",
-        "--token-file",
-        join(dir, "token"),
-        "--listen",
-        listen,
-      ]);
+      const run = await serveOnce(join(dir, "token"), "--source", "imds", "--listen", listen);
       expect(run.code).toBe(2);
       expect(run.stderr).toMatch(/^credcache serve: --listen .*(loopback only|expected HOST:PORT)/);
       // Nothing was started, not even the token file.
@@ -312,17 +307,13 @@ describe("credcache serve", () => {
   it("exits 1 with one line when the port is taken", async () => {
     const first = await startServe();
     const dir = await freshDir();
-    const run = await cli.run([
-      "serve",
+    const run = await serveOnce(
+      join(dir, "token"),
       "--source",
       "imds",
-      "--cache",
-      "memory:",
-      "--token-file",
-      join(dir, "token"),
       "--listen",
       `127.0.0.1:${first.port}`,
-    ]);
+    );
     expect(run.code).toBe(1);
     expect(run.stderr).toBe(`credcache serve: cannot listen on ${first.url}: EADDRINUSE\n`);
     expect(await first.stop()).toBe(0);
@@ -443,7 +434,7 @@ describe("credcache serve token file", () => {
     const file = join(dir, "token");
     await writeFile(file, content);
     await chmod(file, mode);
-    const run = await cli.run(["serve", "--source", "imds", "--cache", "memory:", "--token-file", file]);
+    const run = await serveOnce(file, "--source", "imds");
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(message);
     expect(run.stderr).not.toContain("a".repeat(64));
@@ -452,15 +443,7 @@ describe("credcache serve token file", () => {
   it("refuses a token file in a directory other users can write to", async () => {
     const dir = await freshDir();
     await chmod(dir, 0o777);
-    const run = await cli.run([
-      "serve",
-      "--source",
-      "imds",
-      "--cache",
-      "memory:",
-      "--token-file",
-      join(dir, "t"),
-    ]);
+    const run = await serveOnce(join(dir, "t"), "--source", "imds");
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/writable by group or others/);
   });
@@ -567,15 +550,7 @@ describe("credcache serve with named credentials", () => {
     const dir = await freshDir();
     const file = join(dir, "serve.json");
     await writeFile(file, content);
-    const run = await cli.run([
-      "serve",
-      "--credentials",
-      file,
-      "--cache",
-      "memory:",
-      "--token-file",
-      join(dir, "token"),
-    ]);
+    const run = await serveOnce(join(dir, "token"), "--credentials", file);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(message);
   });
