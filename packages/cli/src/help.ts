@@ -101,7 +101,7 @@ Options:
                                             "reports": { "source": "assume-role:arn:aws:iam::123456789012:role/reports",
                                                          "session-name": "reports", "region": "eu-west-1" } } }
                          Each entry takes source, timeout, retries, session-name, duration, region.
-  --listen HOST:PORT     loopback only: 127.0.0.0/8 or [::1] (default ${"127.0.0.1:9911"}; port 0 picks one)
+  --listen HOST:PORT     loopback only: 127.0.0.0/8 or [::1] (default 127.0.0.1:9911; port 0 picks one)
   --token-file PATH      the token clients send; created (64 hex characters, mode 600) when missing.
                          Default under systemd: $RUNTIME_DIRECTORY/token. Its directory and every one
                          above must not be writable by other users.
