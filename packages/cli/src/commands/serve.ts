@@ -1,5 +1,10 @@
 import { resolve } from "node:path";
-import type { CachedCredentialProvider, CacheEvent, CredentialCache } from "@credcache/core";
+import type {
+  AwsCredentialIdentity,
+  CachedCredentialProvider,
+  CacheEvent,
+  CredentialCache,
+} from "@credcache/core";
 import { integerFlag, parseArgs } from "../args.js";
 import { resolveCacheSpec } from "../config.js";
 import { CommandFailedError, messageOf, oneLine, UsageError } from "../errors.js";
@@ -64,7 +69,16 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
   const tokenFile = resolve(io.cwd, tokenPath);
   const checkToken = tokenChecker(prepareTokenFile(tokenFile, gid));
 
-  const log = (line: string) => io.stderr.write(`credcache serve: ${oneLine(line)}\n`);
+  // Core scrubs its own messages; an SDK error could still quote a credentials document,
+  // so the secrets of the sets served lately are masked in every line as well.
+  const recentSecrets: string[] = [];
+  const remember = (identity: AwsCredentialIdentity) => {
+    for (const secret of [identity.secretAccessKey, identity.sessionToken]) {
+      if (secret && !recentSecrets.includes(secret)) recentSecrets.push(secret);
+    }
+    recentSecrets.splice(0, Math.max(0, recentSecrets.length - 8));
+  };
+  const log = (line: string) => io.stderr.write(`credcache serve: ${oneLine(line, recentSecrets)}\n`);
   let store: CredentialCache | undefined;
   try {
     store = await openStore(spec);
@@ -102,6 +116,7 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     routes,
     checkToken,
     metrics,
+    onServed: remember,
     onResolveError: (name, error) => log(`resolving ${name} failed: ${messageOf(error)}`),
   });
   try {
@@ -111,7 +126,9 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     await Promise.all(
       [...providers].map(async ([name, provider]) => {
         try {
-          metrics.expiresAt(name, (await provider()).expiration?.getTime());
+          const identity = await provider();
+          remember(identity);
+          metrics.expiresAt(name, identity.expiration?.getTime());
         } catch (error) {
           log(`warning: no credentials for ${name} yet: ${messageOf(error)}`);
         }

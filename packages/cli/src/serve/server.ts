@@ -10,6 +10,8 @@ export interface CredentialServerOptions {
   /** Constant-time check of the `Authorization` header. */
   checkToken: (header: string | undefined) => boolean;
   metrics: ServeMetrics;
+  /** Called with every set handed out (to mask its secrets in logs). */
+  onServed?: (identity: AwsCredentialIdentity) => void;
   /** One line per resolution failure; the line holds no secret. */
   onResolveError: (credential: string, error: unknown) => void;
 }
@@ -116,6 +118,7 @@ export function createCredentialServer(options: CredentialServerOptions): Server
       metrics.response(name, 503);
       return sendError(res, 503, "CredentialsUnavailable", "credentials are unavailable; see the server log");
     }
+    options.onServed?.(identity);
     metrics.expiresAt(route.canonical, identity.expiration?.getTime());
     metrics.response(name, 200);
     send(res, 200, containerCredentialsJson(identity));
