@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { chmod, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { request } from "node:http";
+import { createServer as createHttpServer, request } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -362,7 +362,7 @@ describe("credcache serve", () => {
     expect(await serve.stop()).toBe(0);
   });
 
-  it("on SIGTERM finishes the request in flight, then exits 0; /metrics never shows a secret", async () => {
+  it("a SIGTERM during the first fetch still stops cleanly: the waiting client gets its set, exit 0", async () => {
     const port = await freePort();
     emulator.resetStats();
     // The first fetch takes 3 s: a client asks meanwhile, then the server is told to stop.
@@ -372,18 +372,80 @@ describe("credcache serve", () => {
     await until(() => emulator.stats.requests.credentials > 0, "the first fetch");
     const token = await readFile(join(dir, "token"), "utf8");
     const inFlight = get(`http://127.0.0.1:${port}/creds/default`, { Authorization: token });
-    // Let the request reach the server before the signal.
+    // Let the request reach the server before the signal (it has 3 s to).
     await new Promise((r) => setTimeout(r, 300));
-    const serve = await Promise.race([starting, new Promise<undefined>((r) => setTimeout(r, 0, undefined))]);
-    expect(serve).toBe(undefined);
-    const child = [...running].at(-1)!;
-    child.kill("SIGTERM");
+    [...running].at(-1)!.kill("SIGTERM");
     const reply = await inFlight;
     expect(reply.status).toBe(200);
     expect(JSON.parse(reply.body).AccessKeyId).toBe(emulator.currentCredentials().accessKeyId);
     const started = await starting;
     expect(await started.exited).toBe(0);
     expect(started.stderr()).toMatch(/SIGTERM: stopping\ncredcache serve: stopped\n$/);
+  });
+
+  it("on SIGTERM lets a request that waits on the source finish, then exits 0", {
+    timeout: 120_000,
+  }, async () => {
+    // A container-credentials source that fails at first (so the server starts without a
+    // set), then answers slowly: a client request is then in flight when SIGTERM comes.
+    const slowSet = {
+      AccessKeyId: "ASIASLOWSOURCE000001",
+      SecretAccessKey: "s".repeat(40),
+      Token: "t".repeat(200),
+      Expiration: new Date(Date.now() + 3600_000).toISOString(),
+    };
+    let calls = 0;
+    let sawSlowCall: () => void = () => {};
+    const slowCall = new Promise<void>((resolve) => {
+      sawSlowCall = resolve;
+    });
+    let answer: () => void = () => {};
+    const source = createHttpServer((_req, res) => {
+      calls += 1;
+      if (calls <= 3) {
+        res.writeHead(500).end();
+        return;
+      }
+      // Held until the test has seen the server start draining.
+      answer = () => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(slowSet));
+      sawSlowCall();
+    });
+    await new Promise<void>((resolve) => source.listen(0, "127.0.0.1", resolve));
+    const dir = await freshDir();
+    const file = join(dir, "serve.json");
+    await writeFile(
+      file,
+      JSON.stringify({ credentials: { slow: { source: "container", timeout: 20_000 } } }),
+    );
+    const serve = await startServe({
+      dir,
+      args: ["--credentials", file],
+      env: {
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://127.0.0.1:${(source.address() as { port: number }).port}/`,
+      },
+    });
+    let inFlight: Promise<Reply> | undefined;
+    // Until core's backoff after the failed start has passed, requests get 503 at once.
+    await until(
+      async () => {
+        const attempt = get(`${serve.url}/creds/slow`, { Authorization: serve.token });
+        if ((await Promise.race([attempt, slowCall])) !== undefined) return false;
+        inFlight = attempt;
+        return true;
+      },
+      "a request waiting on the source",
+      90_000,
+    );
+    serve.child.kill("SIGTERM");
+    await until(() => serve.stderr().includes("SIGTERM: stopping"), "the server to start draining");
+    answer();
+    const reply = await inFlight!;
+    expect(reply.status).toBe(200);
+    expect(JSON.parse(reply.body).AccessKeyId).toBe(slowSet.AccessKeyId);
+    expect(await serve.exited).toBe(0);
+    // The answer came after the signal: the fetch finished while the server drained.
+    expect(serve.stderr()).toMatch(/SIGTERM: stopping\n.*fetched ASIA…0001.*\n.*stopped\n$/);
+    source.close();
   });
 
   it("/metrics and /healthz hold no secret and no token", async () => {
