@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { chmod, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { chmod, chown, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, request } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -500,6 +500,33 @@ describe("credcache serve token file", () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(message);
     expect(run.stderr).not.toContain("a".repeat(64));
+  });
+
+  it("leaves no half-made token file when it cannot give it to --token-group", async () => {
+    // Run as uid 65534, which is not in group 4242: fchown fails.
+    const dir = await freshDir();
+    await chmod(root, 0o711);
+    await chown(dir, 65534, 65534);
+    const file = join(dir, "token");
+    const args = [
+      "serve",
+      "--source",
+      "imds",
+      "--cache",
+      "memory:",
+      "--token-file",
+      file,
+      "--token-group",
+      "4242",
+    ];
+    const run = spawnSync(
+      "setpriv",
+      ["--reuid", "65534", "--regid", "65534", "--clear-groups", process.execPath, BIN, ...args],
+      { env: childEnv(), encoding: "utf8" },
+    );
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/cannot give it to group 4242/);
+    await expect(stat(file)).rejects.toThrow(/ENOENT/);
   });
 
   it("refuses a token file in a directory other users can write to", async () => {

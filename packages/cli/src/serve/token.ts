@@ -12,6 +12,7 @@ import {
   readSync,
   realpathSync,
   type Stats,
+  unlinkSync,
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
@@ -141,6 +142,7 @@ function createToken(file: string, gid: number | undefined): string | undefined 
     throw refuse(file, `cannot create it (${code})`);
   }
   const token = randomBytes(32).toString("hex");
+  let written = false;
   try {
     if (gid !== undefined) {
       try {
@@ -156,9 +158,12 @@ function createToken(file: string, gid: number | undefined): string | undefined 
     fchmodSync(fd, mode);
     writeSync(fd, token);
     fsyncSync(fd);
+    written = true;
     return token;
   } finally {
     closeSync(fd);
+    // An empty or half-made file would make every later start refuse it.
+    if (!written) unlinkSync(file);
   }
 }
 
