@@ -38,6 +38,16 @@ const FLAGS = {
   help: "boolean",
 } as const;
 
+const MINUTE = 60_000;
+/**
+ * Refresh windows above botocore's: the AWS CLI and boto3 ask their container provider
+ * again on every access once fewer than 15 min are left, so the server refreshes (in the
+ * background) from 25 min left and hands them a set with more than 15 min whenever the
+ * source has one. The same values as `credcache process` uses (core's PROCESS_DEFAULTS
+ * once the refresh-coordination work is merged: import them from there).
+ */
+const REFRESH_WINDOWS = { advisoryRefreshMs: 25 * MINUTE, mandatoryRefreshMs: 20 * MINUTE };
+
 /** How long in-flight requests get to finish after SIGTERM before their sockets are cut. */
 const DRAIN_MS = 10_000;
 
@@ -96,6 +106,7 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
       credential.source,
       {
         ...(store && { cache: store }),
+        ...REFRESH_WINDOWS,
         ...(cacheTimeoutMs !== undefined && { cacheTimeoutMs }),
         logger: sdkLogger(credential.name, log),
         onEvent: (event) => logEvent(credential.name, event, metrics, log),
