@@ -63,30 +63,23 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Starts `credcache serve` as a child and resolves once it prints its ready line. */
-async function startServe(
-  options: { args?: string[]; env?: Record<string, string>; dir?: string; listen?: string } = {},
-): Promise<Serve> {
-  const dir = options.dir ?? (await freshDir());
-  const tokenFile = join(dir, "token");
-  const args = options.args ?? ["--source", "imds"];
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      "serve",
-      ...args,
-      "--cache",
-      pathToFileURL(join(dir, "cache")).href,
-      "--token-file",
-      tokenFile,
-      "--listen",
-      options.listen ?? "127.0.0.1:0",
-    ],
-    { env: childEnv(options.env), stdio: ["ignore", "ignore", "pipe"] },
-  );
+interface ServeChild {
+  child: ChildProcess;
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+/** Spawns `node dist/bin.js serve ARGS...`; its stderr is kept and scanned for secrets at the end. */
+function spawnServe(args: string[], env: Record<string, string> = {}): ServeChild {
+  const child = spawn(process.execPath, [BIN, "serve", ...args], {
+    env: childEnv(env),
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   running.add(child);
   let stderr = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
   const exited = new Promise<number | null>((resolve) =>
     child.on("close", (code) => {
       running.delete(child);
@@ -94,14 +87,36 @@ async function startServe(
       resolve(code);
     }),
   );
+  return { child, stderr: () => stderr, exited };
+}
+
+/** Starts `credcache serve` as a child and resolves once it prints its ready line. */
+async function startServe(
+  options: { args?: string[]; env?: Record<string, string>; dir?: string; listen?: string } = {},
+): Promise<Serve> {
+  const dir = options.dir ?? (await freshDir());
+  const tokenFile = join(dir, "token");
+  const { child, stderr, exited } = spawnServe(
+    [
+      ...(options.args ?? ["--source", "imds"]),
+      "--cache",
+      pathToFileURL(join(dir, "cache")).href,
+      "--token-file",
+      tokenFile,
+      "--listen",
+      options.listen ?? "127.0.0.1:0",
+    ],
+    options.env,
+  );
+  let stopWaiting = () => {};
   const url = await new Promise<string>((resolve, reject) => {
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-      const ready = /ready on (http:\/\/127\.0\.0\.1:\d+)\//.exec(stderr);
+    const poll = setInterval(() => {
+      const ready = /ready on (http:\/\/127\.0\.0\.1:\d+)\//.exec(stderr());
       if (ready) resolve(ready[1]!);
-    });
-    exited.then((code) => reject(new Error(`serve exited with ${code} before it was ready: ${stderr}`)));
-  });
+    }, 20);
+    stopWaiting = () => clearInterval(poll);
+    exited.then((code) => reject(new Error(`serve exited with ${code} before it was ready: ${stderr()}`)));
+  }).finally(() => stopWaiting());
   const token = await readFile(tokenFile, "utf8");
   tokens.push(token);
   return {
@@ -110,7 +125,7 @@ async function startServe(
     port: Number(new URL(url).port),
     tokenFile,
     token,
-    stderr: () => stderr,
+    stderr,
     exited,
     stop: () => {
       child.kill("SIGTERM");
@@ -366,51 +381,69 @@ describe("credcache serve", () => {
     expect(await serve.stop()).toBe(0);
   });
 
-  it("a SIGTERM during the first fetch still stops cleanly: the waiting client gets its set, exit 0", async () => {
+  it("a SIGTERM during the first fetch stops cleanly: the client waiting on it gets its set, exit 0", async () => {
     const port = await freePort();
     emulator.resetStats();
     // The first fetch takes 3 s: a client asks meanwhile, then the server is told to stop.
     emulator.setFaults({ credentials: { latencyMs: 3_000, count: 1 } });
     const dir = await freshDir();
-    const starting = startServe({ dir, listen: `127.0.0.1:${port}` });
+    const tokenFile = join(dir, "token");
+    const args = ["--source", "imds", "--cache", "memory:", "--token-file", tokenFile];
+    const serve = spawnServe([...args, "--listen", `127.0.0.1:${port}`]);
     await until(() => emulator.stats.requests.credentials > 0, "the first fetch");
-    const token = await readFile(join(dir, "token"), "utf8");
+    const token = await readFile(tokenFile, "utf8");
+    tokens.push(token);
     const inFlight = get(`http://127.0.0.1:${port}/creds/default`, { Authorization: token });
     // Let the request reach the server before the signal (it has 3 s to).
     await new Promise((r) => setTimeout(r, 300));
-    [...running].at(-1)!.kill("SIGTERM");
+    serve.child.kill("SIGTERM");
     const reply = await inFlight;
     expect(reply.status).toBe(200);
     expect(JSON.parse(reply.body).AccessKeyId).toBe(emulator.currentCredentials().accessKeyId);
-    const started = await starting;
-    expect(await started.exited).toBe(0);
-    expect(started.stderr()).toMatch(/SIGTERM: stopping\ncredcache serve: stopped\n$/);
+    expect(await serve.exited).toBe(0);
+    expect(serve.stderr()).not.toContain("ready on");
+    expect(serve.stderr()).toMatch(/SIGTERM: stopping\n(.*\n)*credcache serve: stopped\n$/);
+  });
+
+  it("a SIGTERM while the first fetch hangs stops without waiting for the source, exit 0", {
+    timeout: 45_000,
+  }, async () => {
+    emulator.setFaults({ credentials: { hang: true } });
+    emulator.resetStats();
+    const dir = await freshDir();
+    const args = ["--source", "imds", "--timeout", "60000", "--retries", "0", "--cache", "memory:"];
+    const serve = spawnServe([...args, "--token-file", join(dir, "token"), "--listen", "127.0.0.1:0"]);
+    await until(() => emulator.stats.hangs > 0, "the hanging fetch");
+    serve.child.kill("SIGTERM");
+    // Not after the SDK's 60 s timeout: the test's own limit would fail first.
+    expect(await serve.exited).toBe(0);
+    expect(serve.stderr()).not.toContain("ready on");
+    expect(serve.stderr()).toMatch(/SIGTERM: stopping\n(.*\n)*credcache serve: stopped\n$/);
   });
 
   it("on SIGTERM lets a request that waits on the source finish, then exits 0", {
     timeout: 120_000,
   }, async () => {
-    // A container-credentials source that fails at first (so the server starts without a
-    // set), then answers slowly: a client request is then in flight when SIGTERM comes.
+    // A container-credentials source that fails until the test arms it (so the server
+    // starts without a set, however often core retries), then holds its answer until the
+    // test releases it: a client request is in flight when SIGTERM comes.
     const slowSet = {
       AccessKeyId: "ASIASLOWSOURCE000001",
       SecretAccessKey: "s".repeat(40),
       Token: "t".repeat(200),
       Expiration: new Date(Date.now() + 3600_000).toISOString(),
     };
-    let calls = 0;
+    let armed = false;
     let sawSlowCall: () => void = () => {};
     const slowCall = new Promise<void>((resolve) => {
       sawSlowCall = resolve;
     });
     let answer: () => void = () => {};
     const source = createHttpServer((_req, res) => {
-      calls += 1;
-      if (calls <= 3) {
+      if (!armed) {
         res.writeHead(500).end();
         return;
       }
-      // Held until the test has seen the server start draining.
       answer = () => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(slowSet));
       sawSlowCall();
     });
@@ -419,7 +452,7 @@ describe("credcache serve", () => {
     const file = join(dir, "serve.json");
     await writeFile(
       file,
-      JSON.stringify({ credentials: { slow: { source: "container", timeout: 20_000 } } }),
+      JSON.stringify({ credentials: { slow: { source: "container", timeout: 30_000, retries: 0 } } }),
     );
     const serve = await startServe({
       dir,
@@ -428,6 +461,7 @@ describe("credcache serve", () => {
         AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://127.0.0.1:${(source.address() as { port: number }).port}/`,
       },
     });
+    armed = true;
     let inFlight: Promise<Reply> | undefined;
     // Until core's backoff after the failed start has passed, requests get 503 at once.
     await until(
@@ -448,7 +482,9 @@ describe("credcache serve", () => {
     expect(JSON.parse(reply.body).AccessKeyId).toBe(slowSet.AccessKeyId);
     expect(await serve.exited).toBe(0);
     // The answer came after the signal: the fetch finished while the server drained.
-    expect(serve.stderr()).toMatch(/SIGTERM: stopping\n.*fetched ASIA…0001.*\n.*stopped\n$/);
+    const log = serve.stderr();
+    expect(log.indexOf("fetched ASIA…0001")).toBeGreaterThan(log.indexOf("SIGTERM: stopping"));
+    expect(log).toMatch(/credcache serve: stopped\n$/);
     source.close();
   });
 

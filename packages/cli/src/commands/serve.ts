@@ -133,8 +133,9 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
   try {
     await listen(server, address);
     const bound = { ...address, port: (server.address() as { port: number }).port };
-    // Fetch (or read from the store) once before saying ready, so the first clients do not wait.
-    await Promise.all(
+    // Fetch (or read from the store) once before saying ready, so the first clients do not
+    // wait; a SIGTERM meanwhile stops at once rather than after a source that may hang.
+    const warmed = Promise.all(
       [...providers].map(async ([name, provider]) => {
         try {
           const identity = await provider();
@@ -145,12 +146,15 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
         }
       }),
     );
-    log(
-      `ready on ${baseUrl(bound)}/creds/{${[...routes.keys()].join(",")}} (cache ${store ? spec.label : "none"}, token file ${tokenFile})`,
-    );
-    const warning = await notifyReady(io.env);
-    if (warning) log(`warning: ${warning}`);
-    const signal = await stopped.signal;
+    let signal = await Promise.race([warmed.then(() => undefined), stopped.signal]);
+    if (signal === undefined) {
+      log(
+        `ready on ${baseUrl(bound)}/creds/{${[...routes.keys()].join(",")}} (cache ${store ? spec.label : "none"}, token file ${tokenFile})`,
+      );
+      const warning = await notifyReady(io.env);
+      if (warning) log(`warning: ${warning}`);
+      signal = await stopped.signal;
+    }
     log(`${signal}: stopping`);
     await drain(server);
   } finally {
