@@ -278,7 +278,9 @@ describe("credcache serve", () => {
     const creds = `${serve.url}/creds/default`;
     const host = `127.0.0.1:${serve.port}`;
     expect((await get(creds)).status).toBe(401);
-    const wrong = await get(creds, { Authorization: `${serve.token.slice(0, -1)}0` });
+    const wrong = await get(creds, {
+      Authorization: `${serve.token.slice(0, -1)}${serve.token.endsWith("0") ? "1" : "0"}`,
+    });
     expect(wrong.status).toBe(401);
     // An unknown name behind a wrong token gets the same answer: no hint about which names exist.
     expect(await get(`${serve.url}/creds/nope`, { Authorization: "x" })).toEqual(wrong);
