@@ -18,6 +18,10 @@ if (existsSync(join(here, "cli-startup.mjs"))) {
   const result = await runCliStartupBench({ runs: 30 });
   if (result?.text) sections.push(result.text);
 }
+if (existsSync(join(here, "serve.mjs"))) {
+  const { runServeBench } = await import("./serve.mjs");
+  sections.push((await runServeBench()).text);
+}
 
 mkdirSync(join(here, "results"), { recursive: true });
 writeFileSync(join(here, "results", "bench.md"), `${sections.join("\n\n")}\n`);

@@ -4,10 +4,12 @@
 // Nothing to configure. `--fault` replays the incident: IMDS throttles and hangs.
 //
 //   node examples/sqs-consumer/demo.mjs [--fault] [--procs 10] [--waves 4] [--messages N]
-//                                       [--backends none,memory,file,sqlite,redis]
-import { mkdtempSync, rmSync } from "node:fs";
+//                                       [--backends none,memory,file,sqlite,redis,serve]
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startImdsEmulator } from "@credcache/imds-emulator";
 import { createCredentials } from "./src/credentials.mjs";
@@ -23,7 +25,7 @@ const { values: flags } = parseArgs({
     procs: { type: "string", default: "10" },
     waves: { type: "string", default: "4" },
     messages: { type: "string" },
-    backends: { type: "string", default: "none,memory,file,sqlite,redis" },
+    backends: { type: "string", default: "none,memory,file,sqlite,redis,serve" },
     "redis-url": { type: "string", default: "redis://127.0.0.1:6379" },
   },
 });
@@ -56,7 +58,10 @@ const BACKENDS = {
   file: { url: `file://${join(scratch, "file-cache")}`, shared: true },
   sqlite: { url: `sqlite://${join(scratch, "credcache.db")}`, shared: true },
   redis: { url: `${flags["redis-url"]}?namespace=${namespace}`, shared: true, note: "keyv" },
+  serve: { url: "serve", shared: true, note: "credcache serve, SDK container provider" },
 };
+/** The built CLI (`pnpm demo` builds it first). */
+const CLI_BIN = fileURLToPath(new URL("../../packages/cli/dist/bin.js", import.meta.url));
 const backends = wanted.filter((name) => {
   if (!(name in BACKENDS))
     throw new Error(`unknown backend "${name}"; use ${Object.keys(BACKENDS).join(",")}`);
@@ -100,22 +105,65 @@ async function prewarm(/** @type {string} */ url) {
   await credentials.close();
 }
 
+/**
+ * Starts `credcache serve --source imds` on a free loopback port. Resolves, once it serves,
+ * to the two variables that point any SDK at it, and a stop function.
+ */
+async function startServe() {
+  const dir = join(scratch, "serve");
+  mkdirSync(dir, { mode: 0o700 });
+  const tokenFile = join(dir, "token");
+  const args = ["serve", "--source", "imds", "--cache", `file://${join(dir, "cache")}`];
+  args.push("--token-file", tokenFile, "--listen", "127.0.0.1:0");
+  const child = spawn(process.execPath, [CLI_BIN, ...args], {
+    env: { ...process.env, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  const exited = new Promise((resolve) => child.on("close", resolve));
+  const url = await new Promise((resolve, reject) => {
+    child.stderr.setEncoding("utf8").on("data", (/** @type {string} */ chunk) => {
+      stderr += chunk;
+      const ready = /ready on (http:\/\/127\.0\.0\.1:\d+)\//.exec(stderr);
+      if (ready) resolve(ready[1]);
+    });
+    exited.then((code) => reject(new Error(`credcache serve exited with ${code}: ${stderr.trim()}`)));
+  });
+  return {
+    env: {
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: `${url}/creds/default`,
+      AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: tokenFile,
+    },
+    stop: async () => {
+      child.kill("SIGTERM");
+      const code = await exited;
+      if (code !== 0) throw new Error(`credcache serve exited with ${code}: ${stderr.trim()}`);
+    },
+  };
+}
+
 /** @param {string} name */
 async function runBackend(name) {
   const backend = BACKENDS[/** @type {keyof typeof BACKENDS} */ (name)];
   const queueUrl = await sqs.createQueue(`demo-${name}`);
   const sent = await sqs.enqueue(queueUrl, MESSAGES);
   let prewarmed = false;
+  /** @type {Awaited<ReturnType<typeof startServe>> | undefined} */
+  let server;
+  // The server fetches once when it starts: with --fault, before the incident.
   if (FAULT && backend.shared) {
-    await prewarm(backend.url);
+    if (name === "serve") server = await startServe();
+    else await prewarm(backend.url);
     prewarmed = true;
   }
   imds.resetStats();
+  if (name === "serve" && !server) server = await startServe();
   const env = {
     SQS_QUEUE_URL: queueUrl,
     SQS_ENDPOINT: sqs.endpoint,
     AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url,
     CREDCACHE_URL: backend.url,
+    ...server?.env,
   };
   const common = [
     "--stop-when-empty",
@@ -151,6 +199,7 @@ async function runBackend(name) {
   }
   imds.setFaults(undefined);
   const wallMs = performance.now() - started;
+  await server?.stop();
 
   const reports = results.map((r) => r.report).filter(Boolean);
   const ids = reports.flatMap((r) => r.messageIds);

@@ -1,6 +1,6 @@
 // The worker's credential provider, built from config alone: the SDK's instance-metadata
 // provider, either by itself (`none`, the baseline) or cached by credcache in the store
-// the config names.
+// the config names; or (`serve`) the SDK's container provider, answered by `credcache serve`.
 
 /** @typedef {import("./options.mjs").Backend} Backend */
 /** @typedef {import("@credcache/core").CacheEvent} CacheEvent */
@@ -8,7 +8,7 @@
 /**
  * A short, secret-free name of a cached backend, for reports and logs.
  *
- * @param {Exclude<Backend, { kind: "none" }>} backend
+ * @param {Exclude<Backend, { kind: "none" } | { kind: "serve" }>} backend
  * @param {typeof import("@credcache/core")} core
  */
 function describeBackend(backend, core) {
@@ -50,6 +50,17 @@ export async function createCredentials({ backend, imds = {}, refresh = {}, logg
     return {
       provider: fromInstanceMetadata({ ...sdkOptions, ...(logger && { logger }) }),
       label: "none",
+      stats: () => undefined,
+      close: async () => {},
+    };
+  }
+  if (backend.kind === "serve") {
+    // What any application on the host does with no credcache code at all: the SDK's
+    // container provider reads AWS_CONTAINER_CREDENTIALS_FULL_URI and the token file.
+    const { fromHttp } = await import("@aws-sdk/credential-providers");
+    return {
+      provider: fromHttp({ timeout: sdkOptions.timeout ?? 5_000, ...(logger && { logger }) }),
+      label: "serve",
       stats: () => undefined,
       close: async () => {},
     };

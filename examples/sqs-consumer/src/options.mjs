@@ -16,7 +16,9 @@ Queue:
 
 Credential cache (pick one; flags win over the environment):
   --cache-url URL            memory:, file:///dir, sqlite:///path.db, redis://host:port, or none
-                             (env CREDCACHE_URL)
+                             (env CREDCACHE_URL); or serve: no cache in the worker, credentials
+                             from "credcache serve" through the SDK's container provider
+                             (AWS_CONTAINER_CREDENTIALS_FULL_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)
   --config PATH              JSON in the Laravel config/cache.php style:
                              { "default": "file", "stores": { "file": { "driver": "file", "dir": "..." } } }
                              (env CREDCACHE_CONFIG)
@@ -86,9 +88,11 @@ function integer(text, name, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}) {
 }
 
 /**
- * The cache backend: `none` (the SDK alone), a URL, or a Laravel-style config file.
+ * The cache backend: `none` (the SDK alone), `serve` (the SDK's container provider, pointed
+ * at `credcache serve`), a URL, or a Laravel-style config file.
  *
  * @typedef {{ kind: "none" }
+ *   | { kind: "serve" }
  *   | { kind: "url", url: string }
  *   | { kind: "config", path: string, config: object, store?: string }} Backend
  */
@@ -121,6 +125,14 @@ function pickBackend(flags, env) {
     return { kind: "config", path, config, ...(store !== undefined && { store }) };
   }
   if (url === undefined || url.trim().toLowerCase() === "none") return { kind: "none" };
+  if (url.trim().toLowerCase() === "serve") {
+    if (!env.AWS_CONTAINER_CREDENTIALS_FULL_URI) {
+      throw new UsageError(
+        "the serve backend needs AWS_CONTAINER_CREDENTIALS_FULL_URI (and AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) pointing at credcache serve",
+      );
+    }
+    return { kind: "serve" };
+  }
   return { kind: "url", url: url.trim() };
 }
 

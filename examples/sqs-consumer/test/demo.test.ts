@@ -64,4 +64,15 @@ describe("pnpm demo", () => {
     expect(rows.get("file"), output).toMatchObject({ processed: "30/30", errors: 0 });
     expect(rows.get("none")?.processes, output).toBe(6);
   });
+
+  it("serve backend: workers get credentials from credcache serve through the SDK's container provider, with one IMDS fetch", () => {
+    const { code, rows, output } = demo(["--procs", "3", "--waves", "2", "--backends", "serve"]);
+    expect(code, output).toBe(0);
+    expect(rows.get("serve"), output).toMatchObject({
+      processes: 6,
+      processed: "30/30",
+      fetches: 1,
+      errors: 0,
+    });
+  });
 });

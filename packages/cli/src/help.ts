@@ -15,6 +15,8 @@ Usage: credcache <command> [options]
 
 Commands:
   process   print credentials in the AWS credential_process format, from the cache
+  serve     answer every SDK on the host over loopback HTTP (the ECS container-credentials
+            protocol), from the cache: no process start per call
   inspect   list cached entries: source, truncated key id, expiry, refresh window
   clear     remove cached entries
   prune     remove expired and unreadable entries
@@ -72,6 +74,56 @@ In ~/.aws/config:
   credential_process = credcache process --source imds --cache file:///var/cache/credcache
 
 Errors are one line on stderr and never contain a secret.
+${EXIT_CODES}
+`;
+
+const SERVE = `credcache serve - a loopback container-credentials endpoint, from the shared cache
+
+Usage: credcache serve (--source SOURCE | --credentials FILE) (--cache URL | --config FILE [--store NAME])
+                       --token-file PATH [--listen 127.0.0.1:PORT] [options]
+
+Answers GET /creds/NAME with {"AccessKeyId","SecretAccessKey","Token","Expiration","AccountId"},
+the document every AWS SDK and the AWS CLI read from ECS. Point them at it with:
+  AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9911/creds/default
+  AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/run/credcache/token
+Credentials come from memory, the shared store is kept current for other processes, and
+each set is refreshed in the background before it expires: one source fetch per rotation.
+
+Every /creds request must carry the token, exactly as the SDKs send it (the Authorization
+header holds the token file's content). Requests through a proxy (X-Forwarded-For, Forwarded,
+Via) or with a Host header other than the listen address are refused.
+GET /healthz (200 when every credential holds a valid set) and GET /metrics (Prometheus text)
+need no token and show no secret.
+
+Options:
+  --source SOURCE        served as /creds/default: imds, container, profile:NAME, assume-role:ARN
+  --credentials FILE     several named credentials instead, from a JSON file:
+                         { "default": "web",
+                           "credentials": { "web": { "source": "imds" },
+                                            "reports": { "source": "assume-role:arn:aws:iam::123456789012:role/reports",
+                                                         "session-name": "reports", "region": "eu-west-1" } } }
+                         Each entry takes source, timeout, retries, session-name, duration, region.
+  --listen HOST:PORT     loopback only: 127.0.0.0/8 or [::1] (default 127.0.0.1:9911; port 0 picks one)
+  --token-file PATH      the token clients send; created (64 hex characters, mode 600) when missing.
+                         Default under systemd: $RUNTIME_DIRECTORY/token. Its directory and every one
+                         above must not be writable by other users.
+  --token-group GROUP    create the token file 640 for this group (e.g. the PHP-FPM pool's group)
+  --timeout, --retries, --session-name, --duration, --region
+                         source options, as for "credcache process"
+  --cache-timeout MS     longest wait for one store call before going on without it (default 1000)
+  -h, --help             this help
+
+${STORE_OPTIONS}
+
+Stops on SIGTERM or SIGINT: no new connections, requests in flight finish, exit 0. With
+NOTIFY_SOCKET set (systemd Type=notify, NotifyAccess=all) it reports READY=1 once the
+credentials are loaded. Log lines go to stderr and never contain a secret or the token.
+
+Examples:
+  credcache serve --source imds --cache file:///var/cache/credcache --token-file /run/credcache/token
+  credcache serve --credentials /etc/credcache/serve.json --cache redis://127.0.0.1:6379 \\
+    --token-file /run/credcache/token --token-group www-data
+
 ${EXIT_CODES}
 `;
 
@@ -147,7 +199,13 @@ Examples:
 ${EXIT_CODES}
 `;
 
-const TEXTS: Record<string, string> = { process: PROCESS, inspect: INSPECT, clear: CLEAR, prune: PRUNE };
+const TEXTS: Record<string, string> = {
+  process: PROCESS,
+  serve: SERVE,
+  inspect: INSPECT,
+  clear: CLEAR,
+  prune: PRUNE,
+};
 
 /** Help for a command, or the overview. */
 export function helpText(command?: string): string {

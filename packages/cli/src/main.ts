@@ -6,9 +6,10 @@ interface Command {
   run(argv: readonly string[], io: CommandIo): Promise<number>;
 }
 
-// Loaded on demand: `credcache process` never parses the code of inspect, clear or prune.
+// Loaded on demand: `credcache process` never parses the code of serve, inspect, clear or prune.
 const COMMANDS: Record<string, () => Promise<Command>> = {
   process: () => import("./commands/process.js"),
+  serve: () => import("./commands/serve.js"),
   inspect: () => import("./commands/inspect.js"),
   clear: () => import("./commands/clear.js"),
   prune: () => import("./commands/prune.js"),

@@ -95,7 +95,8 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
   }
 }
 
-function readSourceOptions(
+/** The source option flags (`--timeout`, `--region`, ...), checked against the source. */
+export function readSourceOptions(
   flags: { timeout?: string; retries?: string; "session-name"?: string; duration?: string; region?: string },
   source: Source,
 ): SourceOptions {
