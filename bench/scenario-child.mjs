@@ -52,11 +52,11 @@ try {
       const t = performance.now();
       try {
         const identity = await provider();
-        waitsUs.push(Math.round((performance.now() - t) * 1000) / 1000);
+        waitsUs.push(Math.round((performance.now() - t) * 10_000) / 10);
         served[identity.accessKeyId] = (served[identity.accessKeyId] ?? 0) + 1;
       } catch (error) {
         failures += 1;
-        waitsUs.push(Math.round((performance.now() - t) * 1000) / 1000);
+        waitsUs.push(Math.round((performance.now() - t) * 10_000) / 10);
         if (errors.size < 3) errors.add(error instanceof Error ? error.message.slice(0, 160) : String(error));
       }
       await sleep(config.everyMs * (0.5 + Math.random()));
