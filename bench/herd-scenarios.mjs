@@ -150,7 +150,8 @@ async function until(/** @type {() => boolean} */ check, capMs) {
 function startHogs(/** @type {number} */ count, capMs = 15 * MINUTE) {
   return Array.from(
     { length: count },
-    () => run(["-e", `const end = Date.now() + ${capMs}; while (Date.now() < end) {}`], {}, capMs + 5_000).proc,
+    () =>
+      run(["-e", `const end = Date.now() + ${capMs}; while (Date.now() < end) {}`], {}, capMs + 5_000).proc,
   );
 }
 async function stopHogs(/** @type {import("node:child_process").ChildProcess[]} */ hogs) {
@@ -300,7 +301,11 @@ async function coldSdk(ctx) {
   const backends = ctx.pickBackends(flags["scenario-backends"]);
   const configs = [
     { backend: "none", provider: "sdk-defaults", name: "SDK alone: fromInstanceMetadata()" },
-    ...backends.map((b) => ({ backend: b, provider: "sdk-defaults", name: `fromCache(SDK defaults), ${label(b)}` })),
+    ...backends.map((b) => ({
+      backend: b,
+      provider: "sdk-defaults",
+      name: `fromCache(SDK defaults), ${label(b)}`,
+    })),
     ...backends.map((b) => ({ backend: b, provider: "preset", name: `preset, ${label(b)}` })),
   ];
   /** @type {Array<Record<string, any>>} */
@@ -357,7 +362,10 @@ async function coldSdk(ctx) {
             ok.map((r) => r.cpuMs),
             99,
           ),
-          reasons: tallyEvents(reports, (e) => e.startsWith("refresh-start") || e.startsWith("lock-waited:timeout")),
+          reasons: tallyEvents(
+            reports,
+            (e) => e.startsWith("refresh-start") || e.startsWith("lock-waited:timeout"),
+          ),
           load: loadavg()[0] ?? 0,
         });
       }
@@ -442,7 +450,11 @@ async function coldSdk(ctx) {
       } else {
         targets.push({
           what: `${where}: ≤ 1 fetch, ≤ 3 attempts, 0 failed, p99 ≤ SDK alone's p99`,
-          ok: r.fetches <= 1 && r.attempts <= 3 && r.failed === 0 && r.p99 <= (base?.p99 ?? Number.POSITIVE_INFINITY),
+          ok:
+            r.fetches <= 1 &&
+            r.attempts <= 3 &&
+            r.failed === 0 &&
+            r.p99 <= (base?.p99 ?? Number.POSITIVE_INFINITY),
           got: `${r.fetches} fetches, ${r.attempts} attempts, ${r.failed} failed, p99 ${fmtMs(r.p99)} vs ${fmtMs(base?.p99 ?? Number.NaN)}`,
         });
       }
@@ -479,7 +491,11 @@ const OUTAGE_FAULTS = {
 
 /** One `credcache process` run; its wait is from spawn to exit, as botocore and the JS SDK wait. */
 async function cliRun(/** @type {string} */ cache, /** @type {string} */ endpoint) {
-  const child = run([CLI, "process", "--source", "imds", "--cache", cache], { AWS_EC2_METADATA_SERVICE_ENDPOINT: endpoint }, 60_000);
+  const child = run(
+    [CLI, "process", "--source", "imds", "--cache", cache],
+    { AWS_EC2_METADATA_SERVICE_ENDPOINT: endpoint },
+    60_000,
+  );
   const r = await child.done;
   let accessKeyId;
   try {
@@ -528,7 +544,10 @@ async function callers(ctx, { cache, endpoint, durationMs, count, cliPauseMs }) 
     { length: longRunning },
     () =>
       run(
-        [SCENARIO_CHILD, JSON.stringify({ mode: "caller", cache, untilMs, everyMs: Number(ctx.flags["caller-every-ms"]) })],
+        [
+          SCENARIO_CHILD,
+          JSON.stringify({ mode: "caller", cache, untilMs, everyMs: Number(ctx.flags["caller-every-ms"]) }),
+        ],
         { AWS_EC2_METADATA_SERVICE_ENDPOINT: endpoint },
         durationMs + 60_000,
       ).done,
@@ -543,7 +562,10 @@ async function callers(ctx, { cache, endpoint, durationMs, count, cliPauseMs }) 
     }
   });
   const [procResults] = await Promise.all([Promise.all(procs), Promise.all(slots)]);
-  return { processes: procResults.map((r) => lastJson(r.lines) ?? { ok: false, error: r.stderr.slice(0, 200) }), cliRuns };
+  return {
+    processes: procResults.map((r) => lastJson(r.lines) ?? { ok: false, error: r.stderr.slice(0, 200) }),
+    cliRuns,
+  };
 }
 
 /** Attempts in flight at once, from the children's refresh-start / -success / -failure events. */
@@ -554,7 +576,10 @@ function maxOverlap(/** @type {any[]} */ processes) {
     let open;
     for (const e of p?.events ?? []) {
       if (e.type === "refresh-start" && open === undefined) open = e.time;
-      if ((e.type === "refresh-success" || e.type === "refresh-failure" || e.type === "extended") && open !== undefined) {
+      if (
+        (e.type === "refresh-success" || e.type === "refresh-failure" || e.type === "extended") &&
+        open !== undefined
+      ) {
         edges.push([open, 1], [e.time, -1]);
         open = undefined;
       }
@@ -589,7 +614,13 @@ async function outage(ctx) {
     process.stderr.write(`outage: warm answers (${backend})...\n`);
     const warmStore = ctx.freshStore(backend);
     await cliRun(warmStore, proxy.url); // fills the store
-    const warm = await callers(ctx, { cache: warmStore, endpoint: proxy.url, durationMs: Math.min(20_000, durationMs), count, cliPauseMs });
+    const warm = await callers(ctx, {
+      cache: warmStore,
+      endpoint: proxy.url,
+      durationMs: Math.min(20_000, durationMs),
+      count,
+      cliPauseMs,
+    });
     const warmCalls = warm.processes.flatMap((p) => p.waitsUs ?? []);
     const warmCli = warm.cliRuns.filter((r) => r.ok);
     const warmRow = {
@@ -610,7 +641,9 @@ async function outage(ctx) {
         warmCli.map((r) => r.exitMs),
         99,
       ),
-      failed: warm.processes.reduce((n, p) => n + (p.failures ?? (p.ok ? 0 : 1)), 0) + (warm.cliRuns.length - warmCli.length),
+      failed:
+        warm.processes.reduce((n, p) => n + (p.failures ?? (p.ok ? 0 : 1)), 0) +
+        (warm.cliRuns.length - warmCli.length),
       other: 0,
       attempts: Number.NaN,
       requests: Number.NaN,
@@ -655,10 +688,16 @@ async function outage(ctx) {
       const cliOk = result.cliRuns.filter((r) => r.ok);
       const other =
         result.processes.reduce(
-          (n, p) => n + Object.entries(p.served ?? {}).filter(([id]) => id !== planted).reduce((s, [, c]) => s + c, 0),
+          (n, p) =>
+            n +
+            Object.entries(p.served ?? {})
+              .filter(([id]) => id !== planted)
+              .reduce((s, [, c]) => s + c, 0),
           0,
         ) + cliOk.filter((r) => r.accessKeyId !== planted).length;
-      const starts = result.processes.flatMap((p) => (p.events ?? []).filter((e) => e.type === "refresh-start"));
+      const starts = result.processes.flatMap((p) =>
+        (p.events ?? []).filter((e) => e.type === "refresh-start"),
+      );
       rows.push({
         fault,
         elapsed,
@@ -765,7 +804,8 @@ async function outage(ctx) {
   say("");
   for (const r of rows.slice(1)) {
     if (r.failures.length) say(`- ${r.fault}: failures: ${r.failures.join(" / ")}`);
-    if (r.cliSlow) say(`- ${r.fault}: ${r.cliSlow} of ${r.cliRuns} CLI runs took more than 2× the warm p99 to exit`);
+    if (r.cliSlow)
+      say(`- ${r.fault}: ${r.cliSlow} of ${r.cliRuns} CLI runs took more than 2× the warm p99 to exit`);
   }
   say("");
   for (const r of rows.slice(1)) {
@@ -822,9 +862,22 @@ async function paused(ctx) {
     const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url };
     const key = instanceMetadataKey({ env });
     const cache = ctx.freshStore(backend);
-    const row = { backend, older: "", newer: "", successor: "", holder: "", stored: "", later: /** @type {string[]} */ ([]), note: "" };
+    const row = {
+      backend,
+      older: "",
+      newer: "",
+      successor: "",
+      holder: "",
+      stored: "",
+      later: /** @type {string[]} */ ([]),
+      note: "",
+    };
     try {
-      const holder = run([SCENARIO_CHILD, JSON.stringify({ mode: "paused-holder", cache, lockTtlMs })], env, 120_000);
+      const holder = run(
+        [SCENARIO_CHILD, JSON.stringify({ mode: "paused-holder", cache, lockTtlMs })],
+        env,
+        120_000,
+      );
       const fetched = await waitLine(holder, (l) => l?.t === "fetched", 60_000);
       row.older = fetched.accessKeyId;
       const stopped = await until(() => stateOf(holder.proc.pid) === "T", 5_000);
@@ -832,7 +885,11 @@ async function paused(ctx) {
       // Its lease runs out; a second passes so the next set expires later (EC2 times are whole seconds).
       await sleep(lockTtlMs + 1_200);
       row.newer = imds.rotate().accessKeyId;
-      const successor = await run([SCENARIO_CHILD, JSON.stringify({ mode: "once", cache, lockTtlMs })], env, 60_000).done;
+      const successor = await run(
+        [SCENARIO_CHILD, JSON.stringify({ mode: "once", cache, lockTtlMs })],
+        env,
+        60_000,
+      ).done;
       const s = lastJson(successor.lines);
       row.successor = s?.accessKeyId ?? `error: ${s?.error ?? successor.stderr.slice(0, 100)}`;
       holder.proc.kill("SIGCONT");
@@ -840,7 +897,10 @@ async function paused(ctx) {
       row.holder = h?.accessKeyId ?? `error: ${h?.error ?? "no report"}`;
       row.stored = (await peek(cache, key)).record?.accessKeyId ?? "nothing";
       const later = await Promise.all(
-        Array.from({ length: 3 }, () => run([SCENARIO_CHILD, JSON.stringify({ mode: "once", cache, lockTtlMs })], env, 60_000).done),
+        Array.from(
+          { length: 3 },
+          () => run([SCENARIO_CHILD, JSON.stringify({ mode: "once", cache, lockTtlMs })], env, 60_000).done,
+        ),
       );
       row.later = later.map((r) => lastJson(r.lines)?.accessKeyId ?? "error");
     } finally {
@@ -859,7 +919,15 @@ async function paused(ctx) {
   say("");
   say(
     markdownTable(
-      ["store", "older (holder's fetch)", "newer (after rotation)", "successor got", "holder resumed, got", "store holds", "later processes got"],
+      [
+        "store",
+        "older (holder's fetch)",
+        "newer (after rotation)",
+        "successor got",
+        "holder resumed, got",
+        "store holds",
+        "later processes got",
+      ],
       rows.map((r) => [
         label(r.backend),
         short(r.older),
@@ -896,12 +964,25 @@ async function extended(ctx) {
       const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url };
       const key = instanceMetadataKey({ env });
       const cache = ctx.freshStore(backend);
-      const row = { backend, first, firstGot: "", warnings: 0, stored: "", next: "", nextFetched: false, nextValid: false };
+      const row = {
+        backend,
+        first,
+        firstGot: "",
+        warnings: 0,
+        stored: "",
+        next: "",
+        nextFetched: false,
+        nextValid: false,
+      };
       try {
         if (first === "preset") {
           const r = lastJson((await run([HERD_CHILD], { ...env, HERD_CACHE_URL: cache }, 60_000).done).lines);
           const extendedEvent = (r?.events ?? []).some((e) => String(e).startsWith("extended"));
-          row.firstGot = r?.ok ? (extendedEvent ? "extended set (event)" : "a set, no extended event") : `error: ${r?.error}`;
+          row.firstGot = r?.ok
+            ? extendedEvent
+              ? "extended set (event)"
+              : "a set, no extended event"
+            : `error: ${r?.error}`;
         } else {
           const r = await cliRun(cache, imds.url);
           const child = r;
@@ -918,7 +999,9 @@ async function extended(ctx) {
             : "expired record"
           : `nothing${state ? ` (refresh state: ${state.failures} failure)` : ""}`;
         const before = imds.stats.credentialFetches;
-        const next = lastJson((await run([HERD_CHILD], { ...env, HERD_CACHE_URL: cache }, 60_000).done).lines);
+        const next = lastJson(
+          (await run([HERD_CHILD], { ...env, HERD_CACHE_URL: cache }, 60_000).done).lines,
+        );
         row.nextFetched = imds.stats.credentialFetches > before;
         row.nextValid = Boolean(next?.ok && next.expiration > Date.now() + 60 * MINUTE);
         row.next = next?.ok

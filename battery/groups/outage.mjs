@@ -489,7 +489,11 @@ async function sharedBackoff(kind) {
     g.secrets([seeded.secretAccessKey, seeded.sessionToken]);
     const now = Date.now();
     // 9 min left: inside fromCache's mandatory window (10 min) and the CLI's (20 min), above the CLI's 6 min floor.
-    await store.set(key, { v: 1, ...seeded, expiration: now + 9 * MIN, cachedAt: now - 5 * 3_600_000 }, 10 * 60);
+    await store.set(
+      key,
+      { v: 1, ...seeded, expiration: now + 9 * MIN, cachedAt: now - 5 * 3_600_000 },
+      10 * 60,
+    );
     await store.remove(refreshStateKey(key));
     imds.setFaults({ any: { status: 500 } });
     const spawnResolver = (extra = {}) =>
@@ -502,8 +506,15 @@ async function sharedBackoff(kind) {
     const first = spawnResolver({ retryBaseMs: FIRST_BACKOFF_MS, retryMaxMs: FIRST_BACKOFF_MS });
     await first.waitType("ready", 60_000);
     first.send({ cmd: "resolve", id: 1, key });
-    const r1 = await first.waitFor((m) => m.t === "resolved" && m.id === 1, 30_000, "the first process's answer");
-    expect(r1.ok && r1.creds.accessKeyId === seeded.accessKeyId, "the first process was not served the valid set");
+    const r1 = await first.waitFor(
+      (m) => m.t === "resolved" && m.id === 1,
+      30_000,
+      "the first process's answer",
+    );
+    expect(
+      r1.ok && r1.creds.accessKeyId === seeded.accessKeyId,
+      "the first process was not served the valid set",
+    );
     let state;
     await waitUntil(
       async () => {
@@ -519,16 +530,27 @@ async function sharedBackoff(kind) {
     // 2. A second fromCache process and two `credcache process` runs, inside that backoff.
     const second = spawnResolver();
     const cli = [0, 1].map(() =>
-      g.spawn("cli-process.mjs", { args: [JSON.stringify({ cache: url })], env, label: `cli-${kind.replace(/\W/g, "")}` }),
+      g.spawn("cli-process.mjs", {
+        args: [JSON.stringify({ cache: url })],
+        env,
+        label: `cli-${kind.replace(/\W/g, "")}`,
+      }),
     );
     await second.waitType("ready", 60_000);
     second.send({ cmd: "resolve", id: 2, key });
-    const r2 = await second.waitFor((m) => m.t === "resolved" && m.id === 2, 30_000, "the second process's answer");
+    const r2 = await second.waitFor(
+      (m) => m.t === "resolved" && m.id === 2,
+      30_000,
+      "the second process's answer",
+    );
     const runs = await Promise.all(cli.map((c) => c.waitType("cli", 60_000)));
     await Promise.all([second.stop?.(), ...cli.map((c) => c.exited)]);
     const inside = Date.now() < state.nextAttemptAt;
     const asked = imds.stats.requests.total - requestsAfterFirst;
-    expect(r2.ok && r2.creds.accessKeyId === seeded.accessKeyId, "the second process was not served the valid set");
+    expect(
+      r2.ok && r2.creds.accessKeyId === seeded.accessKeyId,
+      "the second process was not served the valid set",
+    );
     for (const run of runs) {
       expect(
         run.code === 0 && run.creds?.accessKeyId === seeded.accessKeyId,
