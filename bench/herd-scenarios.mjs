@@ -718,6 +718,9 @@ async function outage(ctx) {
           99,
         ),
         cliSlow: cliOk.filter((r) => r.exitMs > 2 * warmRow.cliP99).length,
+        // A run that answered, then stayed: its close() waits for the refresh it started behind.
+        cliStayed: cliOk.filter((r) => r.exitMs - r.answerMs > 1_000).length,
+        cliStayMax: Math.max(0, ...cliOk.map((r) => r.exitMs - r.answerMs)),
         failed:
           result.processes.reduce((n, p) => n + (p.failures ?? (p.ok ? 0 : 1)), 0) +
           (result.cliRuns.length - cliOk.length),
@@ -806,6 +809,12 @@ async function outage(ctx) {
     if (r.failures.length) say(`- ${r.fault}: failures: ${r.failures.join(" / ")}`);
     if (r.cliSlow)
       say(`- ${r.fault}: ${r.cliSlow} of ${r.cliRuns} CLI runs took more than 2× the warm p99 to exit`);
+    if (r.cliStayed) {
+      say(
+        `- ${r.fault}: ${r.cliStayed} of ${r.cliRuns} CLI runs stayed more than 1 s after printing their answer ` +
+          `(longest ${fmtMs(r.cliStayMax)}): the run that starts the refresh behind waits for it in close() before it exits`,
+      );
+    }
   }
   say("");
   for (const r of rows.slice(1)) {
