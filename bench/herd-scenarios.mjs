@@ -366,6 +366,16 @@ async function coldSdk(ctx) {
             reports,
             (e) => e.startsWith("refresh-start") || e.startsWith("lock-waited:timeout"),
           ),
+          // What the children saw go wrong: store calls that failed or timed out, failed
+          // attempts (with the source's error), lock waits; cut to the first 60 characters.
+          trouble: tallyEvents(
+            reports.map((r) => ({ events: (r?.events ?? []).map((e) => String(e).slice(0, 60)) })),
+            (e) =>
+              e.startsWith("cache-error") ||
+              e.startsWith("refresh-failure") ||
+              e.startsWith("lock-waited") ||
+              e.startsWith("extended"),
+          ),
           load: loadavg()[0] ?? 0,
         });
       }
@@ -427,6 +437,9 @@ async function coldSdk(ctx) {
       if (r.errors.length) say(`- ${r.name}${hogs ? ` (hogs)` : ""}: failures: ${r.errors.join(" / ")}`);
       if (r.backend !== "none" && (r.fetches > 1 || r.attempts > 1)) {
         say(`- ${r.name}${hogs ? ` (hogs)` : ""}: fetch reasons: ${showTally(r.reasons)}`);
+      }
+      if (r.backend !== "none" && (r.failed > 0 || r.fetches > 1)) {
+        say(`- ${r.name}${hogs ? ` (hogs)` : ""}: events: ${showTally(r.trouble)}`);
       }
     }
     say("");
