@@ -608,6 +608,35 @@ function maxOverlap(/** @type {any[]} */ processes) {
   return max;
 }
 
+/** What a set of callers got: call waits, CLI runs (answer and exit), failures. */
+function answers(/** @type {{ processes: any[], cliRuns: any[] }} */ result) {
+  const calls = result.processes.flatMap((p) => p.waitsUs ?? []);
+  const cliOk = result.cliRuns.filter((r) => r.ok);
+  const p = (/** @type {number[]} */ values, /** @type {number} */ at) => percentile(values, at);
+  return {
+    cliOk,
+    calls: calls.length,
+    callP50: p(calls, 50),
+    callP99: p(calls, 99),
+    cliRuns: result.cliRuns.length,
+    cliAnswer99: p(
+      cliOk.map((r) => r.answerMs),
+      99,
+    ),
+    cliP50: p(
+      cliOk.map((r) => r.exitMs),
+      50,
+    ),
+    cliP99: p(
+      cliOk.map((r) => r.exitMs),
+      99,
+    ),
+    failed:
+      result.processes.reduce((n, proc) => n + (proc.failures ?? (proc.ok ? 0 : 1)), 0) +
+      (result.cliRuns.length - cliOk.length),
+  };
+}
+
 /** @param {Context} ctx */
 async function outage(ctx) {
   const { flags, say, targets } = ctx;
@@ -634,29 +663,9 @@ async function outage(ctx) {
       count,
       cliPauseMs,
     });
-    const warmCalls = warm.processes.flatMap((p) => p.waitsUs ?? []);
-    const warmCli = warm.cliRuns.filter((r) => r.ok);
     const warmRow = {
       fault: "none (warm: fresh set, IMDS healthy)",
-      calls: warmCalls.length,
-      callP50: percentile(warmCalls, 50),
-      callP99: percentile(warmCalls, 99),
-      cliRuns: warm.cliRuns.length,
-      cliAnswer99: percentile(
-        warmCli.map((r) => r.answerMs),
-        99,
-      ),
-      cliP50: percentile(
-        warmCli.map((r) => r.exitMs),
-        50,
-      ),
-      cliP99: percentile(
-        warmCli.map((r) => r.exitMs),
-        99,
-      ),
-      failed:
-        warm.processes.reduce((n, p) => n + (p.failures ?? (p.ok ? 0 : 1)), 0) +
-        (warm.cliRuns.length - warmCli.length),
+      ...answers(warm),
       other: 0,
       attempts: Number.NaN,
       requests: Number.NaN,
@@ -697,8 +706,8 @@ async function outage(ctx) {
       const maxInFlight = proxy.maxInFlight;
       const requests = proxy.requests;
       imds.setFaults(undefined);
-      const calls = result.processes.flatMap((p) => p.waitsUs ?? []);
-      const cliOk = result.cliRuns.filter((r) => r.ok);
+      const summary = answers(result);
+      const cliOk = summary.cliOk;
       const other =
         result.processes.reduce(
           (n, p) =>
@@ -714,29 +723,11 @@ async function outage(ctx) {
       rows.push({
         fault,
         elapsed,
-        calls: calls.length,
-        callP50: percentile(calls, 50),
-        callP99: percentile(calls, 99),
-        cliRuns: result.cliRuns.length,
-        cliAnswer99: percentile(
-          cliOk.map((r) => r.answerMs),
-          99,
-        ),
-        cliP50: percentile(
-          cliOk.map((r) => r.exitMs),
-          50,
-        ),
-        cliP99: percentile(
-          cliOk.map((r) => r.exitMs),
-          99,
-        ),
+        ...summary,
         cliSlow: cliOk.filter((r) => r.exitMs > 2 * warmRow.cliP99).length,
         // A run that answered, then stayed: its close() waits for the refresh it started behind.
         cliStayed: cliOk.filter((r) => r.exitMs - r.answerMs > 1_000).length,
         cliStayMax: Math.max(0, ...cliOk.map((r) => r.exitMs - r.answerMs)),
-        failed:
-          result.processes.reduce((n, p) => n + (p.failures ?? (p.ok ? 0 : 1)), 0) +
-          (result.cliRuns.length - cliOk.length),
         failures: [
           ...new Set([
             ...result.processes.flatMap((p) => p.errors ?? (p.error ? [p.error] : [])),
