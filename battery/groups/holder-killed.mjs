@@ -33,6 +33,21 @@ const urls = {
 
 let nextId = 0;
 
+/** Mixed callers: each resolver process asks for `key`, and one `credcache process` run starts. */
+function askAll(resolvers, key, label, env) {
+  const ids = resolvers.map((w) => {
+    const id = ++nextId;
+    w.send({ cmd: "resolve", id, key });
+    return id;
+  });
+  const cli = g.spawn("cli-process.mjs", {
+    args: [JSON.stringify({ cache: urls[label] })],
+    env,
+    label: `cli-${label.replace(/\W/g, "")}`,
+  });
+  return { ids, cli };
+}
+
 /** One store's rounds; the three stores run at the same time, each with its own emulator. */
 async function killRounds(label, spec) {
   const imds = await startImdsEmulator();
@@ -83,16 +98,7 @@ async function killRounds(label, spec) {
         await waitUntil(() => imds.stats.hangs >= 1, 30_000, "the victim's credentials request to hang");
         // The others ask now, find the lock taken, and wait.
         const since = workers.map((w) => w.messages.length);
-        const ids = workers.map((w) => {
-          const id = ++nextId;
-          w.send({ cmd: "resolve", id, key });
-          return id;
-        });
-        const cli = g.spawn("cli-process.mjs", {
-          args: [JSON.stringify({ cache: urls[label] })],
-          env,
-          label: `cli-${label.replace(/\W/g, "")}`,
-        });
+        const { ids, cli } = askAll(workers, key, label, env);
         const cliKilledAt = performance.now();
         // Kill once every worker is waiting on the lock (or, on a starved machine, already past
         // it: a lease that ran out is simply taken over).
@@ -194,16 +200,7 @@ async function failedHolder(label, spec, imds, env, key, emptyKey) {
           30_000,
           "the holder to start fetching",
         );
-        const ids = waiters.map((w) => {
-          const id = ++nextId;
-          w.send({ cmd: "resolve", id, key });
-          return id;
-        });
-        const cli = g.spawn("cli-process.mjs", {
-          args: [JSON.stringify({ cache: urls[label] })],
-          env,
-          label: `cli-${label.replace(/\W/g, "")}`,
-        });
+        const { ids, cli } = askAll(waiters, key, label, env);
         // Watch the store for the holder's recorded failure, and the emulator's request count
         // from then on, every 20 ms, until that backoff ends.
         const store = await openStore(spec);
