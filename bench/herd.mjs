@@ -14,14 +14,27 @@
 //    inside the mandatory window: here 1 s), where a fetch in the windows returns the
 //    set in hand and more than one fetch per rotation is unavoidable.
 //
-// Writes bench/results/herd.md and docs/herd.svg.
+// 3. The scenarios of issue 11 (bench/herd-scenarios.mjs), run only when named:
+//    cold-sdk (a cold herd with the SDK's own defaults and the preset, quiet and beside CPU
+//    hogs), outage (IMDS down while a valid set is inside the refresh window), paused (a lock
+//    holder paused between its fetch and its write) and extended (IMDS serving an expired set).
+//    `--scenarios cold-sdk,outage,paused,extended` runs only those; add herd and rotation to
+//    run the old ones too. Without --scenarios: herd and rotation, as before.
 //
-//   node bench/herd.mjs [--counts 1,8,32,64] [--backends none,memory,file,sqlite,redis]
+// Writes bench/results/herd.md (a run of only the new scenarios keeps the old scenarios'
+// sections from the previous file) and, when the cold herd ran, docs/herd.svg.
+//
+//   node bench/herd.mjs [--scenarios herd,rotation,cold-sdk,outage,paused,extended]
+//                       [--counts 1,8,32,64] [--backends none,memory,file,sqlite,redis]
 //                       [--rotation-seconds 60] [--wave-size 4] [--wave-ms 1200] [--no-rotation] [--no-herd]
 //                       [--lifetime-ms 8000] [--lead-ms 3500] [--late-lead-ms 1000] [--late-backends file]
 //                       [--advisory-ms 3000] [--mandatory-ms 2000]
+//                       [--herd-size 64] [--hogs 8] [--scenario-backends file,sqlite,redis]
+//                       [--outage-seconds 90] [--outage-faults hang,500,429] [--outage-backend file]
+//                       [--outage-callers 16] [--caller-every-ms 250] [--cli-pause-ms 4000]
+//                       [--paused-lock-ttl-ms 1500]
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,6 +42,7 @@ import { parseArgs } from "node:util";
 import { startImdsEmulator } from "@credcache/imds-emulator";
 import { isRedisReachable } from "../examples/sqs-consumer/src/redisCheck.mjs";
 import { herdSvg, markdownTable } from "./herd-report.mjs";
+import { runScenarios, SCENARIOS } from "./herd-scenarios.mjs";
 import { percentile } from "./measure.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -56,8 +70,28 @@ const { values: flags } = parseArgs({
     "late-backends": { type: "string", default: "file" },
     "advisory-ms": { type: "string", default: "3000" },
     "mandatory-ms": { type: "string", default: "2000" },
+    scenarios: { type: "string" },
+    "herd-size": { type: "string", default: "64" },
+    hogs: { type: "string", default: "8" },
+    "scenario-backends": { type: "string", default: "file,sqlite,redis" },
+    "outage-seconds": { type: "string", default: "90" },
+    "outage-faults": { type: "string", default: "hang,500,429" },
+    "outage-backend": { type: "string", default: "file" },
+    "outage-callers": { type: "string", default: "16" },
+    "caller-every-ms": { type: "string", default: "250" },
+    "cli-pause-ms": { type: "string", default: "4000" },
+    "paused-lock-ttl-ms": { type: "string", default: "1500" },
   },
 });
+const scenarioNames = (flags.scenarios ?? "herd,rotation").split(",").map((name) => name.trim());
+for (const name of scenarioNames) {
+  if (name !== "herd" && name !== "rotation" && !SCENARIOS.includes(name)) {
+    throw new Error(`unknown scenario "${name}"; use herd, rotation, ${SCENARIOS.join(", ")}`);
+  }
+}
+if (!scenarioNames.includes("herd")) flags["no-herd"] = true;
+if (!scenarioNames.includes("rotation")) flags["no-rotation"] = true;
+const newScenarios = SCENARIOS.filter((name) => scenarioNames.includes(name));
 const COUNTS = flags.counts.split(",").map(Number);
 /** Credential lifetime and refresh windows, compressed from hours and minutes to seconds. */
 const ROTATION = {
@@ -461,6 +495,21 @@ if (!flags["no-rotation"]) {
   }
 }
 
+// ---- 3. the scenarios of issue 11 ----
+/** Where the new scenarios' sections start in herd.md, so a run of only them keeps the old ones. */
+const NEW_SCENARIOS_MARK = "<!-- issue-11 scenarios -->";
+if (newScenarios.length) {
+  say(NEW_SCENARIOS_MARK);
+  say("");
+  say("# Herd scenarios of issue 11 (slow, failing and paused sources)");
+  say("");
+  say(`${machine}.`);
+  say("");
+  say(`Command: \`node bench/herd.mjs ${process.argv.slice(2).join(" ")}\``);
+  say("");
+  await runScenarios(newScenarios, { flags, freshStore, pickBackends, say, targets, imdsUrls });
+}
+
 // ---- targets ----
 say("");
 say("## Targets");
@@ -474,7 +523,15 @@ say(
 );
 
 mkdirSync(join(here, "results"), { recursive: true });
-writeFileSync(join(here, "results", "herd.md"), `${sections.join("\n")}\n`);
+const resultsFile = join(here, "results", "herd.md");
+let kept = "";
+if (flags["no-herd"] && flags["no-rotation"] && existsSync(resultsFile)) {
+  // Only new scenarios ran: keep the old scenarios' sections (and their targets) from the last run.
+  kept = readFileSync(resultsFile, "utf8").split(NEW_SCENARIOS_MARK)[0] ?? "";
+  if (kept && !kept.endsWith("\n\n")) kept += "\n";
+}
+const written = kept ? sections.slice(sections.indexOf(NEW_SCENARIOS_MARK)) : sections;
+writeFileSync(resultsFile, `${kept}${written.join("\n")}\n`);
 console.log(`\nwrote bench/results/herd.md${flags["no-herd"] ? "" : " and docs/herd.svg"}`);
 
 // ---- clean up ----

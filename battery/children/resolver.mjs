@@ -3,7 +3,8 @@
 // AWS_EC2_METADATA_SERVICE_ENDPOINT). Each resolve command builds a fresh fromCache and a
 // fresh SDK provider, like a new short-lived process, over this process's one store.
 //
-// argv[2]: JSON { store?: spec, preload?, imdsTimeoutMs?, lockTtlMs?, lockWaitMs?, cacheTimeoutMs? }
+// argv[2]: JSON { store?: spec, preload?, imdsTimeoutMs?, lockTtlMs?, lockWaitMs?, cacheTimeoutMs?,
+//                 retryBaseMs?, retryMaxMs? }
 // commands: { cmd: "resolve", id, key, store? } -> { t: "resolved", id, ok, ms, creds | error, events }
 //           { cmd: "loop", id, key, store?, untilMs } -> { t: "looped", id, done, failed, errors, ... }
 
@@ -38,7 +39,7 @@ try {
 }
 
 /** Event types that the parent waits for. */
-const FORWARD = new Set(["lock-acquired", "lock-busy", "refresh-start", "lock-waited"]);
+const FORWARD = new Set(["lock-acquired", "lock-busy", "refresh-start", "lock-waited", "refresh-failure"]);
 
 function provider(store, key, events) {
   return fromCache({
@@ -52,6 +53,8 @@ function provider(store, key, events) {
     ...(config.lockTtlMs !== undefined && { lockTtlMs: config.lockTtlMs }),
     ...(config.lockWaitMs !== undefined && { lockWaitMs: config.lockWaitMs }),
     ...(config.cacheTimeoutMs !== undefined && { cacheTimeoutMs: config.cacheTimeoutMs }),
+    ...(config.retryBaseMs !== undefined && { retryBaseMs: config.retryBaseMs }),
+    ...(config.retryMaxMs !== undefined && { retryMaxMs: config.retryMaxMs }),
     logger: log.logger,
     onEvent(event) {
       log.onEvent(event);

@@ -5,18 +5,41 @@
 // - With an expired record: static stability extends it with a warning when staleIfError is
 //   on, and a clear error when it is off.
 // In process, with an injected clock, through real stores and the IMDS emulator.
+// - Mixed callers, shared backoff (real processes, real clock): one process's failed attempt
+//   is recorded in the store; a second fromCache process and `credcache process` runs are
+//   answered from the valid set and do not ask the failing source within that backoff.
 
 import { join } from "node:path";
-import { fromCache } from "@credcache/core";
+import {
+  backoffMs,
+  fromCache,
+  instanceMetadataKey,
+  parseRefreshState,
+  REFRESH_DEFAULTS,
+  refreshStateKey,
+} from "@credcache/core";
 import { startImdsEmulator } from "@credcache/imds-emulator";
-import { CheckFailure, expect, fakeCredentials, imdsSource, manualClock, startGroup } from "../harness.mjs";
+import {
+  CheckFailure,
+  expect,
+  fakeCredentials,
+  imdsSource,
+  manualClock,
+  startGroup,
+  waitUntil,
+} from "../harness.mjs";
 import { setting } from "../settings.mjs";
 import { openStore, REDIS_URL } from "../stores.mjs";
 
 const g = startGroup("outage");
 const MIN = 60_000;
 const TICK = 1000;
-const DEFAULTS = { advisoryMs: 15 * MIN, mandatoryMs: 10 * MIN, base: 5000, max: 60_000 };
+/** fromCache's defaults, from core (never restated here), as the schedule below needs them. */
+const DEFAULTS = {
+  advisoryMs: REFRESH_DEFAULTS.advisoryRefreshMs,
+  mandatoryMs: REFRESH_DEFAULTS.mandatoryRefreshMs,
+  policy: { retryBaseMs: REFRESH_DEFAULTS.retryBaseMs, retryMaxMs: REFRESH_DEFAULTS.retryMaxMs },
+};
 
 const FAULTS = {
   "500 on credentials": { credentials: { status: 500 } },
@@ -29,7 +52,7 @@ const FAULTS = {
  * every attempt fails and the record (expiring at `exp`) stays in hand.
  */
 function expectedAttempts({ t0, ticks, exp, r, staleIfError = false, backoffWhenExpired = false }) {
-  const { advisoryMs, mandatoryMs, base, max } = DEFAULTS;
+  const { advisoryMs, mandatoryMs, policy } = DEFAULTS;
   const advisoryPoint = mandatoryMs + (1 - r) * (advisoryMs - mandatoryMs);
   let freshUntil = exp - advisoryPoint;
   let mandatoryAt = exp - mandatoryMs;
@@ -52,10 +75,13 @@ function expectedAttempts({ t0, ticks, exp, r, staleIfError = false, backoffWhen
     const gated = window !== "expired" || (backoffWhenExpired && !staleIfError);
     if (gated && (now < nextAttemptAt || (extended && window === "mandatory"))) continue;
     attempts.push(now);
+    // With no valid set in hand the lock holder tries again within its lease (holderRetries).
+    if (window === "expired" && backoffWhenExpired) {
+      for (let i = 0; i < REFRESH_DEFAULTS.holderRetries; i++) attempts.push(now);
+    }
     if (gated) {
       failures += 1;
-      const step = Math.min(max, base * 2 ** (failures - 1));
-      nextAttemptAt = now + step * (0.5 + r * 0.5);
+      nextAttemptAt = now + backoffMs(failures, policy, () => r);
     } else if (staleIfError) {
       const until = now + 5 * MIN + Math.floor(r * 5 * MIN);
       expiresAt = until;
@@ -248,6 +274,11 @@ for (const staleIfError of [true, false]) {
             random: () => 0,
             staleIfError,
             proactiveRefresh: false,
+            // A caller without a valid set waits (polling in real time) up to lockWaitMs for the
+            // backoff to end; the injected clock stands still between ticks, so each wait would
+            // last the whole 12 s. Patience 0: a caller inside the backoff fails at once, which
+            // is what the schedule below counts.
+            lockWaitMs: 0,
             logger: seen.logger,
             onEvent: seen.onEvent,
           });
@@ -303,6 +334,7 @@ for (const staleIfError of [true, false]) {
               afterExpiry,
               // +1: the first call after expiry asks the source at once (nothing is left to
               // serve); only failures with expired credentials in hand start the fast-fail backoff.
+              // Each attempt with nothing valid in hand is 1 + holderRetries source calls.
               allowed:
                 expectedAttempts({ t0: start, ticks: 600, exp, r: 0, backoffWhenExpired: true }).length + 1,
             };
@@ -424,6 +456,130 @@ for (const kind of kinds) {
         outcomes.push(`${how}: ${(await c.trial(() => newProcessAfterExpiry(kind, how))) ?? "error"}`);
       }
       c.note = `${outcomes.join("; ")} (planted = kept past expiry with TTL 0; natural = written by fromCache, clock moved past expiry)`;
+    },
+  );
+}
+
+// ---- mixed callers, real processes: the backoff one process recorded holds for the others ----
+
+/** The store as a `--cache` URL for `credcache process`, and as a spec for the battery's children. */
+function mixedStore(kind) {
+  if (kind === "fs") {
+    const path = join(dir, "fs-mixed");
+    return { spec: { kind: "fs", dir: path }, url: `file://${path}` };
+  }
+  if (kind === "sqlite") {
+    const path = join(dir, "mixed.db");
+    return { spec: { kind: "sqlite", path }, url: `sqlite://${path}` };
+  }
+  const namespace = `battery-outage-mixed-${g.runId}`;
+  return { spec: { kind: "redis", url: REDIS_URL, namespace }, url: `${REDIS_URL}?namespace=${namespace}` };
+}
+
+/** The first process backs off for a minute, so the others' start-up on a loaded host fits inside it. */
+const FIRST_BACKOFF_MS = 60_000;
+
+async function sharedBackoff(kind) {
+  const imds = await startImdsEmulator();
+  const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url };
+  // The key `credcache process --source imds` uses on this host, so every caller shares it.
+  const key = instanceMetadataKey({ env });
+  const { spec, url } = mixedStore(kind);
+  const store = await openStore(spec);
+  try {
+    const seeded = fakeCredentials("mixed");
+    g.secrets([seeded.secretAccessKey, seeded.sessionToken]);
+    const now = Date.now();
+    // 9 min left: inside fromCache's mandatory window (10 min) and the CLI's (20 min), above the CLI's 6 min floor.
+    await store.set(
+      key,
+      { v: 1, ...seeded, expiration: now + 9 * MIN, cachedAt: now - 5 * 3_600_000 },
+      10 * 60,
+    );
+    await store.remove(refreshStateKey(key));
+    imds.setFaults({ any: { status: 500 } });
+    const spawnResolver = (extra = {}) =>
+      g.spawn("resolver.mjs", {
+        args: [JSON.stringify({ store: spec, ...extra })],
+        env,
+        label: `mixed-${kind.replace(/\W/g, "")}`,
+      });
+    // 1. One process is served the set and tries a refresh behind it, which fails.
+    const first = spawnResolver({ retryBaseMs: FIRST_BACKOFF_MS, retryMaxMs: FIRST_BACKOFF_MS });
+    await first.waitType("ready", 60_000);
+    first.send({ cmd: "resolve", id: 1, key });
+    const r1 = await first.waitFor(
+      (m) => m.t === "resolved" && m.id === 1,
+      30_000,
+      "the first process's answer",
+    );
+    expect(
+      r1.ok && r1.creds.accessKeyId === seeded.accessKeyId,
+      "the first process was not served the valid set",
+    );
+    let state;
+    await waitUntil(
+      async () => {
+        state = parseRefreshState(await store.get(refreshStateKey(key)));
+        return (state?.failures ?? 0) >= 1;
+      },
+      30_000,
+      "the first process to record its failed attempt in the store",
+      100,
+    );
+    const requestsAfterFirst = imds.stats.requests.total;
+    expect(requestsAfterFirst > 0, "the first process never asked the source");
+    // 2. A second fromCache process and two `credcache process` runs, inside that backoff.
+    const second = spawnResolver();
+    const cli = [0, 1].map(() =>
+      g.spawn("cli-process.mjs", {
+        args: [JSON.stringify({ cache: url })],
+        env,
+        label: `cli-${kind.replace(/\W/g, "")}`,
+      }),
+    );
+    await second.waitType("ready", 60_000);
+    second.send({ cmd: "resolve", id: 2, key });
+    const r2 = await second.waitFor(
+      (m) => m.t === "resolved" && m.id === 2,
+      30_000,
+      "the second process's answer",
+    );
+    const runs = await Promise.all(cli.map((c) => c.waitType("cli", 60_000)));
+    await Promise.all([second.stop?.(), ...cli.map((c) => c.exited)]);
+    const inside = Date.now() < state.nextAttemptAt;
+    const asked = imds.stats.requests.total - requestsAfterFirst;
+    expect(
+      r2.ok && r2.creds.accessKeyId === seeded.accessKeyId,
+      "the second process was not served the valid set",
+    );
+    for (const run of runs) {
+      expect(
+        run.code === 0 && run.creds?.accessKeyId === seeded.accessKeyId,
+        `a credcache process run was not served the valid set (exit ${run.code}: ${run.warnings[0] ?? ""})`,
+      );
+    }
+    expect(inside, "the backoff ran out before the other callers finished; the check proves nothing");
+    expect(
+      asked === 0,
+      `${asked} requests reached the failing source within the backoff another process recorded (${r2.events.filter((e) => e === "refresh-start").length} from the second process)`,
+    );
+    first.kill();
+    return `failure recorded, next attempt in ${Math.round((state.nextAttemptAt - Date.now()) / 1000)} s; second process ${Math.round(r2.ms)} ms, CLI runs ${runs.map((r) => `${Math.round(r.ms)} ms`).join(", ")}; ${asked} requests at IMDS meanwhile`;
+  } finally {
+    await store.remove(key).catch(() => {});
+    await store.remove(refreshStateKey(key)).catch(() => {});
+    await store.close?.();
+    g.secrets(imds.secretsIssued());
+    await imds.close();
+  }
+}
+
+for (const kind of kinds) {
+  await g.check(
+    `${kind}: mixed callers (fromCache processes, credcache process runs) honour one shared backoff`,
+    async (c) => {
+      c.note = (await c.trial(() => sharedBackoff(kind))) ?? "";
     },
   );
 }
