@@ -853,7 +853,15 @@ class Refresher {
     const store = this.store;
     if (store) {
       const stored = await store.readRecord(session);
-      if (stored && supersedes(stored, record)) return this.hold(stored, false);
+      // Only a set still valid can fence: an expired one (or long-term keys past their
+      // noExpirationTtlMs) is replaced whatever its expiration says.
+      if (
+        stored &&
+        supersedes(stored, record) &&
+        this.clock.now() < timelineOf(stored, this.s.policy).expiresAt
+      ) {
+        return this.hold(stored, false);
+      }
     }
     const held = this.hold(record, false);
     if (!store) return held;

@@ -213,6 +213,19 @@ describe("fromCache: refresh state shared through the store", () => {
     );
   });
 
+  it("fencing never keeps an expired set: long-term keys past their 15 min are replaced by what the source returns", async () => {
+    const { clock, source, store, make } = twoProcesses();
+    Object.assign(store, { scope: "host" });
+    source.state.expiration = null;
+    const old = await make().provider();
+    clock.advance(16 * MIN);
+    const next = await make().provider();
+    expect(next.accessKeyId, "the caller gets the new keys").not.toBe(old.accessKeyId);
+    expect(JSON.parse(store.data.get("k")!.value).accessKeyId, "and the store holds them").toBe(
+      next.accessKeyId,
+    );
+  });
+
   it("an extended set from the SDK's static stability is served as extended, never stored; the next process fetches a valid one", async () => {
     const { clock, source, store, make } = twoProcesses({ retryBaseMs: 1 });
     const realProvider = source.provider;

@@ -1,9 +1,10 @@
 import { resolve } from "node:path";
-import type {
-  AwsCredentialIdentity,
-  CachedCredentialProvider,
-  CacheEvent,
-  CredentialCache,
+import {
+  type AwsCredentialIdentity,
+  type CachedCredentialProvider,
+  type CacheEvent,
+  type CredentialCache,
+  PROCESS_DEFAULTS,
 } from "@credcache/core";
 import { integerFlag, parseArgs } from "../args.js";
 import { resolveCacheSpec } from "../config.js";
@@ -38,15 +39,16 @@ const FLAGS = {
   help: "boolean",
 } as const;
 
-const MINUTE = 60_000;
 /**
  * Refresh windows above botocore's: the AWS CLI and boto3 ask their container provider
  * again on every access once fewer than 15 min are left, so the server refreshes (in the
  * background) from 25 min left and hands them a set with more than 15 min whenever the
- * source has one. The same values as `credcache process` uses (core's PROCESS_DEFAULTS
- * once the refresh-coordination work is merged: import them from there).
+ * source has one: the same windows `credcache process` uses.
  */
-const REFRESH_WINDOWS = { advisoryRefreshMs: 25 * MINUTE, mandatoryRefreshMs: 20 * MINUTE };
+const REFRESH_WINDOWS = {
+  advisoryRefreshMs: PROCESS_DEFAULTS.advisoryRefreshMs,
+  mandatoryRefreshMs: PROCESS_DEFAULTS.mandatoryRefreshMs,
+};
 
 /** How long in-flight requests get to finish after SIGTERM before their sockets are cut. */
 const DRAIN_MS = 10_000;

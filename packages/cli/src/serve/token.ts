@@ -16,6 +16,7 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { trustedDirectory } from "@credcache/fs";
 import { CommandFailedError, UsageError } from "../errors.js";
 
 /** What a token looks like: printable ASCII, no spaces, no line break (a header value). */
@@ -27,41 +28,15 @@ function refuse(what: string, reason: string): UsageError {
 }
 
 /**
- * The token's directory and every directory above it must be safe from other users
- * (sshd's StrictModes rule, as for the file store): owned by root or us and not writable
- * by group or others, except a sticky directory owned by root (/tmp), where nobody can
- * replace what we own. The token's own directory must not be writable by others at all:
- * someone who could rename files there could swap the token.
+ * The token's directory and every directory above it must be safe from other users: the
+ * file store's rule (sshd's StrictModes), from `@credcache/fs`, so both refuse the same
+ * directories with the same words. A missing directory is created 0700.
  */
 function checkDirectories(file: string): void {
-  const uid = process.getuid?.() ?? 0;
-  const dir = dirname(file);
-  let real: string;
   try {
-    real = realpathSync(dir);
+    trustedDirectory(dirname(file), { store: "credcache serve", what: "token directory" }).verify();
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw refuse(
-      file,
-      code === "ENOENT"
-        ? `its directory ${dir} does not exist (create it with mode 700, or use systemd's RuntimeDirectory=)`
-        : `cannot resolve its directory (${code})`,
-    );
-  }
-  for (let path = real, own = true; ; own = false) {
-    const st = lstatSync(path);
-    const owner = st.uid === uid || st.uid === 0;
-    const writable = (st.mode & 0o022) !== 0;
-    const sticky = (st.mode & 0o1000) !== 0;
-    if (!owner) throw refuse(file, `${path} is owned by uid ${st.uid}, not by root or uid ${uid}`);
-    if (writable && (own || !(sticky && st.uid === 0))) {
-      throw refuse(
-        file,
-        `${path} is writable by group or others (mode ${(st.mode & 0o7777).toString(8)}); chmod go-w it`,
-      );
-    }
-    if (path === "/") break;
-    path = dirname(path);
+    throw refuse(file, (error as Error).message);
   }
 }
 
