@@ -22,6 +22,8 @@ export default defineConfig({
       project("imds-emulator", "packages/imds-emulator"),
       project("cli", "packages/cli"),
       project("sqs-consumer", "examples/sqs-consumer"),
+      // README option tables against the code's defaults.
+      project("docs", "."),
     ],
   },
 });
