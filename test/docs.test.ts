@@ -158,7 +158,9 @@ describe("README option tables state the code's defaults", () => {
       }
       expect(wrong, `${file}: defaults that disagree with the code`).toEqual([]);
       expect(unknown, `${file}: give these options a @default tag or an exported default`).toEqual([]);
-      expect(checked.length, `${file}: no default was checked; is the table still parsed?`).toBeGreaterThan(0);
+      expect(checked.length, `${file}: no default was checked; is the table still parsed?`).toBeGreaterThan(
+        0,
+      );
     });
   }
 
