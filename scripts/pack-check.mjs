@@ -269,7 +269,9 @@ async function checkApp(label, app, { full }) {
         try {
           await sh("npx", args, { cwd: app, env });
         } catch (error) {
-          if (/npm install @credcache\/sqlite/.test(error.message)) return "names @credcache/sqlite";
+          if (/\(exit 2\)/.test(error.message) && /npm install @credcache\/sqlite/.test(error.message)) {
+            return "exit 2, names @credcache/sqlite";
+          }
           throw error;
         }
         throw new Error("succeeded without the adapter");
