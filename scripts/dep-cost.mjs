@@ -7,6 +7,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { table } from "../bench/measure.mjs";
 
 const root = resolve(import.meta.dirname, "..");
 const runs = Number(process.argv[2] ?? 7);
@@ -101,8 +102,5 @@ for (const [name, from] of DEPENDENCIES) {
     String(packageCount(pkgDir)),
   ]);
 }
-const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-const line = (row) => `| ${row.map((cell, i) => cell.padEnd(widths[i])).join(" | ")} |`;
-console.log(`${line(rows[0])}\n| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`);
-for (const row of rows.slice(1)) console.log(line(row));
+table(rows[0], rows.slice(1));
 console.log(`\nnode ${process.version}, ${runs} runs each`);

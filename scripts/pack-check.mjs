@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
+import { table } from "../bench/measure.mjs";
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, "..");
@@ -24,11 +25,11 @@ const work = mkdtempSync(join(tmpdir(), "credcache-pack-"));
 const tarballs = join(work, "tarballs");
 mkdirSync(tarballs);
 
-/** Runs a command; resolves to its output, or throws with the output attached. */
-async function sh(cmd, args, options = {}) {
+/** Runs a command; resolves to its output (stdout only with `stdoutOnly`), or throws with the output attached. */
+async function sh(cmd, args, { stdoutOnly = false, ...options } = {}) {
   try {
     const { stdout, stderr } = await run(cmd, args, { maxBuffer: 64 << 20, timeout: 600_000, ...options });
-    return `${stdout}${stderr}`;
+    return stdoutOnly ? stdout : `${stdout}${stderr}`;
   } catch (error) {
     const output = `${error.stdout ?? ""}${error.stderr ?? ""}`.trim().split("\n").slice(-30).join("\n");
     throw new Error(`${cmd} ${args.join(" ")} failed (exit ${error.code})\n${output}`);
@@ -198,7 +199,7 @@ async function checkApp(label, app, { full }) {
   const env = { ...process.env, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url };
   delete env.CREDCACHE_URL;
   delete env.CREDCACHE_CONFIG;
-  const node = (args) => sh(process.execPath, args, { cwd: app, env });
+  const node = (args) => sh(process.execPath, args, { cwd: app, env, stdoutOnly: true });
   const served = () => imds.currentCredentials().accessKeyId;
   try {
     if (full) {
@@ -237,37 +238,23 @@ async function checkApp(label, app, { full }) {
         );
       }
     }
+    // stdout only: a warning on stderr must not break the JSON.
+    const credcache = (...args) =>
+      sh("npx", ["--no-install", "credcache", ...args], { cwd: app, env, stdoutOnly: true });
+    const processFrom = (cache) => credcache("process", "--source", "imds", "--cache", cache);
     await check(label, "npx credcache --help", async () => {
-      const out = await sh("npx", ["--no-install", "credcache", "--help"], { cwd: app, env });
+      const out = await credcache("--help");
       if (!/credcache process/.test(out)) throw new Error(out);
     });
     await check(label, "npx credcache process (file store)", async () => {
-      const args = [
-        "--no-install",
-        "credcache",
-        "process",
-        "--source",
-        "imds",
-        "--cache",
-        `file://${join(app, "cli-store")}`,
-      ];
-      const out = JSON.parse(await sh("npx", args, { cwd: app, env }));
+      const out = JSON.parse(await processFrom(`file://${join(app, "cli-store")}`));
       if (out.Version !== 1 || out.AccessKeyId !== served())
         throw new Error(JSON.stringify(Object.keys(out)));
     });
     if (!full) {
       await check(label, "sqlite:// without @credcache/sqlite says what to install", async () => {
-        const args = [
-          "--no-install",
-          "credcache",
-          "process",
-          "--source",
-          "imds",
-          "--cache",
-          `sqlite://${join(app, "x.db")}`,
-        ];
         try {
-          await sh("npx", args, { cwd: app, env });
+          await processFrom(`sqlite://${join(app, "x.db")}`);
         } catch (error) {
           if (/\(exit 2\)/.test(error.message) && /npm install @credcache\/sqlite/.test(error.message)) {
             return "exit 2, names @credcache/sqlite";
@@ -352,10 +339,8 @@ for (const app of apps) {
     ]);
   }
 }
-const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-const line = (row) => `| ${row.map((cell, i) => cell.padEnd(widths[i])).join(" | ")} |`;
-console.log(`\n${line(rows[0])}\n| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`);
-for (const row of rows.slice(1)) console.log(line(row));
+console.log();
+table(rows[0], rows.slice(1));
 const failed = results.filter((r) => !r.ok).length;
 console.log(`\n${results.length - failed} passed, ${failed} failed${keep ? `; apps kept in ${work}` : ""}`);
 process.exitCode = failed ? 1 : 0;
