@@ -22,10 +22,9 @@ export default defineConfig({
       project("imds-emulator", "packages/imds-emulator"),
       project("cli", "packages/cli"),
       project("sqs-consumer", "examples/sqs-consumer"),
-      {
-        extends: true as const,
-        test: { name: "coordination", root: "test/coordination", include: ["*.test.ts"] },
-      },
+      // Cross-package tests at the root: README option tables against the code's defaults,
+      // refresh coordination between real processes.
+      project("repo", "."),
     ],
   },
 });

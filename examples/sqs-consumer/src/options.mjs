@@ -35,7 +35,7 @@ Tuning:
   --visibility-timeout N     seconds a received message stays hidden (default: the queue's)
   --auth-error-timeout-ms N  pause after a credential error before polling again (default 10000)
   --imds-timeout-ms N        IMDS request timeout (default 1000, the SDK's)
-  --imds-max-retries N       IMDS retries (default 0, the SDK's)
+  --imds-max-retries N       IMDS retries (default 2 with a cache, from core's presets; 0, the SDK's, with none)
 
 Environment only: CREDCACHE_CACHE_TIMEOUT_MS (longest store call, default 1000),
 CREDCACHE_ADVISORY_REFRESH_MS and CREDCACHE_MANDATORY_REFRESH_MS (refresh windows).

@@ -50,7 +50,8 @@ Sources:
 Options:
   --source SOURCE        where credentials come from on a miss (required)
   --timeout MS           imds / container: per-request timeout (default 1000)
-  --retries N            imds / container: retries after the first attempt (default 0)
+  --retries N            imds / container: retries after the first attempt (default 2, as in
+                         core's presets; the SDK's own default is 0)
   --session-name NAME    assume-role: RoleSessionName (default credcache)
   --duration SECONDS     assume-role: DurationSeconds
   --region REGION        assume-role: STS region (default: the SDK's region chain)

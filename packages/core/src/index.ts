@@ -73,8 +73,8 @@ export {
   type TemporaryCredentialsKeyOptions,
   temporaryCredentialsKey,
 } from "./presets.js";
-export { MAX_RECORD_CHARS, type ParseResult, parseRecord, toIdentity, toRecord } from "./record.js";
-export { describeError, describeValue, scrub, truncateAccessKeyId } from "./redact.js";
+export { type ParseResult, parseRecord } from "./record.js";
+export { describeError, describeValue, truncateAccessKeyId } from "./redact.js";
 export {
   isRefreshStateKey,
   parseRefreshState,
@@ -100,3 +100,10 @@ export type {
 } from "./types.js";
 /** Which refresh window a record is in, for tools such as `credcache inspect`. */
 export { windowOfRecord } from "./windows.js";
+
+// Plumbing that fromCache, the CLI and the benchmarks share; not part of the public API.
+
+/** @internal */
+export { MAX_RECORD_CHARS, toIdentity, toRecord } from "./record.js";
+/** @internal */
+export { scrub } from "./redact.js";

@@ -4,12 +4,12 @@ import type { CacheRecord } from "./types.js";
 
 /** Largest string a record field may hold; an STS session token is a few KiB. */
 const MAX_FIELD_CHARS = 16 * 1024;
-/** Largest serialized record `parseRecord` will look at when handed a string. */
+/** Largest serialized record `parseRecord` will look at when handed a string. @internal */
 export const MAX_RECORD_CHARS = 64 * 1024;
 
 export type ParseResult = { ok: true; record: CacheRecord } | { ok: false; reason: string };
 
-/** Builds the record `fromCache` stores for credentials returned by a source. */
+/** Builds the record `fromCache` stores for credentials returned by a source. @internal */
 export function toRecord(
   identity: AwsCredentialIdentity,
   cachedAt: number,
@@ -32,7 +32,7 @@ export function toRecord(
   });
 }
 
-/** The SDK identity for a record (`expiration` back to a `Date`). */
+/** The SDK identity for a record (`expiration` back to a `Date`). @internal */
 export function toIdentity(record: CacheRecord): AwsCredentialIdentity {
   return withRedactedInspect({
     accessKeyId: record.accessKeyId,

@@ -41,7 +41,7 @@ export const redactedPrototype: object = Object.freeze(
 const SECRET_SHAPES =
   /(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+=]*[a-z])(?=[A-Za-z0-9/+=]*[A-Z])(?=[A-Za-z0-9/+=]*[0-9])(?:[A-Za-z0-9/+=]{40}|[A-Za-z0-9/+=]{100,})(?![A-Za-z0-9/+=])/g;
 
-/** Replaces every occurrence of the given secrets, and anything shaped like one, in `text`. */
+/** Replaces every occurrence of the given secrets, and anything shaped like one, in `text`. @internal */
 export function scrub(text: string, secrets: Iterable<string | undefined>): string {
   let out = text.replace(SECRET_SHAPES, "[redacted]");
   for (const secret of secrets) {
