@@ -313,7 +313,7 @@ class Refresher {
   /** The one refresh behind a valid set. */
   private behind: Promise<void> | undefined;
   /** The one read of the store that cold callers share. */
-  private loading: Promise<void> | undefined;
+  private loading: Promise<CacheRecord | undefined> | undefined;
   /** No refresh behind before then after finding the lock busy (local, not shared). */
   private behindNotBefore = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -386,9 +386,13 @@ class Refresher {
     }
     if (!this.held) {
       if (this.waiting) return this.waiting;
-      this.loading ??= this.loadFromStore(session);
-      await this.loading;
-      this.loading = undefined;
+      if (this.store) {
+        // Into L1 whether valid or expired: an expired record feeds static stability.
+        this.loading ??= this.store.readRecord(session);
+        const stored = await this.loading;
+        this.loading = undefined;
+        if (stored && !this.held) this.hold(stored, true);
+      }
     }
     const h = this.held;
     const now = this.clock.now();
@@ -459,13 +463,6 @@ class Refresher {
     this.held = held;
     this.schedule();
     return held;
-  }
-
-  /** Reads the store into L1 (a valid or expired record alike: expired ones feed static stability). */
-  private async loadFromStore(session: StoreSession): Promise<void> {
-    if (!this.store) return;
-    const stored = await this.store.readRecord(session);
-    if (stored && !this.held) this.hold(stored, true);
   }
 
   /**

@@ -59,6 +59,17 @@ function isPlainObject(value: unknown): value is object {
   return proto === Object.prototype || proto === null;
 }
 
+/** The string fields of a record, and whether each is required. */
+const STRING_FIELDS: ReadonlyArray<readonly [string, boolean]> = [
+  ["accessKeyId", true],
+  ["secretAccessKey", true],
+  ["sessionToken", false],
+  ["accountId", false],
+  ["credentialScope", false],
+  ["source", false],
+  ["key", false],
+];
+
 /**
  * Validates anything read back from a store. A store is untrusted input: the
  * result is either a fresh, well-formed record (built from own properties only,
@@ -80,16 +91,7 @@ export function parseRecord(value: unknown): ParseResult {
 
   const record: Record<string, unknown> = Object.create(redactedPrototype);
   record.v = 1;
-  const strings: Array<[string, boolean]> = [
-    ["accessKeyId", true],
-    ["secretAccessKey", true],
-    ["sessionToken", false],
-    ["accountId", false],
-    ["credentialScope", false],
-    ["source", false],
-    ["key", false],
-  ];
-  for (const [name, required] of strings) {
+  for (const [name, required] of STRING_FIELDS) {
     const field = own(data, name);
     if (field === undefined || field === null) {
       if (required) return { ok: false, reason: `missing-${name}` };
