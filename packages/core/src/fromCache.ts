@@ -298,7 +298,6 @@ class Refresher {
   private readonly s: Settings;
   private readonly source: AwsCredentialIdentityProvider;
   private readonly store: GuardedStore | undefined;
-  private readonly cache: CredentialCache | undefined;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly logger: Logger | undefined;
@@ -308,6 +307,8 @@ class Refresher {
   private held: Held | undefined;
   /** The shared refresh state as last read (or written) by this process. */
   private shared: SharedView = NO_SHARED_STATE;
+  /** The last error the shared state recorded, for events about the set still served. */
+  private sharedError: EventError | undefined;
   /** The one wait for a refresh that callers without a valid set share. */
   private waiting: Promise<AwsCredentialIdentity> | undefined;
   /** The one refresh behind a valid set. */
@@ -329,7 +330,6 @@ class Refresher {
     this.logger = init.logger;
     this.onEvent = init.onEvent;
     this.sourceLabel = init.source;
-    this.cache = init.cache;
     this.store =
       init.cache &&
       new GuardedStore(
@@ -436,8 +436,6 @@ class Refresher {
       error,
     });
   }
-
-  private sharedError: EventError | undefined;
 
   private answerClosed(): Promise<AwsCredentialIdentity> {
     return Promise.reject(
@@ -624,14 +622,7 @@ class Refresher {
         continue;
       }
       waitedEvent("acquired");
-      const result = await this.attemptOrThrow(
-        options,
-        reason,
-        session,
-        "held" in lock ? lock.held : undefined,
-        force,
-      );
-      return result;
+      return this.attemptOrThrow(options, reason, session, "held" in lock ? lock.held : undefined, force);
     }
   }
 
@@ -863,7 +854,7 @@ class Refresher {
     const held = this.hold(record, false);
     if (!store) return held;
     if (record.expiration === undefined && !this.s.shareLongTerm) {
-      const scope = this.cache?.scope;
+      const scope = store.scope;
       if (scope !== "process" && scope !== "host") return held;
     }
     // The record outlives its expiry (static stability for new processes); it is never

@@ -112,8 +112,9 @@ export class GuardedStore {
     this.inProcess = cache.scope === "process";
   }
 
-  get locks(): boolean {
-    return typeof this.cache.acquireLock === "function";
+  /** Who can read the store (see `CredentialCache.scope`). */
+  get scope(): CredentialCache["scope"] {
+    return this.cache.scope;
   }
 
   private call<T>(operation: CacheOperation, run: () => Promise<T>): Promise<T> {
