@@ -711,11 +711,7 @@ class Refresher {
           if (held.t.extended) {
             await this.shareFailure(failures, new Error("the source returned expired credentials"), session);
           } else {
-            if (store) await store.remove(store.stateKey, session);
-            this.shared = NO_SHARED_STATE;
-            this.sharedError = undefined;
-            // The timer was set while our own attempt mark was live: set it again without.
-            this.schedule();
+            await this.clearShared(session);
           }
           return held;
         } catch (error) {
@@ -732,7 +728,8 @@ class Refresher {
       // Before failing, re-read the store: a peer may have succeeded.
       const adopted = await this.adoptFromStore(session, blocking);
       if (adopted) {
-        await this.writeShared({ v: 1, kind: "refresh-state", failures, nextAttemptAt: 0 }, session);
+        // A peer's success ends the run of failures as our own would.
+        await this.clearShared(session);
         return adopted;
       }
       await this.shareFailure(failures, lastError, session);
@@ -740,6 +737,15 @@ class Refresher {
     } finally {
       if (lock) await store?.release(lock);
     }
+  }
+
+  /** After a success: no attempt live, no failures, for every process. */
+  private async clearShared(session: StoreSession): Promise<void> {
+    if (this.store) await this.store.remove(this.store.stateKey, session);
+    this.shared = NO_SHARED_STATE;
+    this.sharedError = undefined;
+    // The timer was set while our own attempt mark was live: set it again without.
+    this.schedule();
   }
 
   private async writeShared(state: RefreshState, session: StoreSession): Promise<void> {

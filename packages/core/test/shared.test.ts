@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { type FromCacheInit, fromCache, refreshStateKey } from "../src/index.js";
+import { type FromCacheInit, fromCache, refreshStateKey, toRecord } from "../src/index.js";
 import { thisMachine } from "../src/refreshState.js";
 import { MIN, recorder, scriptedSource, scriptedStore, testClock } from "./harness.js";
 
@@ -119,6 +119,32 @@ describe("fromCache: refresh state shared through the store", () => {
     const waiter = await make()();
     expect(waiter.accessKeyId).toBe((await holder).accessKeyId);
     expect(source.state.calls).toBe(1);
+  });
+
+  it("a holder whose own try failed but whose peer succeeded leaves no failure behind", async () => {
+    const { clock, source, store, make } = twoProcesses();
+    const realProvider = source.provider;
+    let peerWritesThenFail = false;
+    source.provider = async (p?: Record<string, unknown>) => {
+      const fresh = await realProvider(p);
+      if (!peerWritesThenFail) return fresh;
+      // A peer writes a fresh set while this try fails.
+      await store.set("k", { ...toRecord(fresh, clock.now()) }, 3600);
+      throw new Error("timed out");
+    };
+    const a = make();
+    await a.provider();
+    // One earlier failure is on record.
+    await store.set(
+      refreshStateKey("k"),
+      { v: 1, kind: "refresh-state", failures: 1, nextAttemptAt: 0 },
+      600,
+    );
+    clock.advance(61 * MIN);
+    peerWritesThenFail = true;
+    await a.provider();
+    expect(a.rec.of("refresh-start"), "this process did try").toHaveLength(2);
+    expect(store.data.has(refreshStateKey("k")), "the shared failure count is cleared").toBe(false);
   });
 
   it("a live attempt in another process: a caller without credentials waits for its result instead of asking too", async () => {
