@@ -64,6 +64,16 @@ export class CredentialsUnavailableError extends CredcacheError {
 }
 
 /**
+ * Whether `error` is credcache's error with this `code`. Matched by code, not by class: an
+ * adapter may bring another copy of core (a CommonJS application whose adapter loads as
+ * ESM, or two versions of core in one tree), and its classes are not this copy's.
+ * @internal
+ */
+export function hasErrorCode(error: unknown, code: string): boolean {
+  return typeof error === "object" && error !== null && (error as { code?: unknown }).code === code;
+}
+
+/**
  * A stored value that cannot be a record (unparseable, oversized, not an envelope). A
  * store throws it from `get()`; `fromCache` reports it as `record-rejected`, removes the
  * entry and asks the source. The message never quotes the value: it may hold a secret.

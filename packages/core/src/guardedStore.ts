@@ -1,4 +1,4 @@
-import { CacheRecordError, CacheTimeoutError } from "./errors.js";
+import { CacheTimeoutError, hasErrorCode } from "./errors.js";
 import { parseRecord } from "./record.js";
 import { describeError } from "./redact.js";
 import { parseRefreshState, type RefreshState, refreshStateKey } from "./refreshState.js";
@@ -20,6 +20,10 @@ interface Deadline {
   at: number;
   fail: () => void;
 }
+/** Codes of the errors a store may throw, matched by code: the store may use another copy of core. */
+const RECORD = "ERR_CREDCACHE_RECORD";
+const TIMEOUT = "ERR_CREDCACHE_TIMEOUT";
+
 const deadlines = new Set<Deadline>();
 let sweeper: NodeJS.Timeout | undefined;
 const SWEEP_MS = 20;
@@ -132,7 +136,7 @@ export class GuardedStore {
 
   private failed(operation: CacheOperation, error: unknown, session?: StoreSession): void {
     if (session) {
-      if (error instanceof CacheTimeoutError) session.down = true;
+      if (hasErrorCode(error, TIMEOUT)) session.down = true;
       else session.readsDown = true;
     }
     const r = this.report;
@@ -150,9 +154,10 @@ export class GuardedStore {
     try {
       value = await this.call("get", () => this.cache.get(key));
     } catch (error) {
-      if (error instanceof CacheRecordError) {
+      if (hasErrorCode(error, RECORD)) {
         // The store itself found garbage under the key (and may have removed it already).
-        await this.reject(error.reason, session);
+        const { reason } = error as { reason?: unknown };
+        await this.reject(typeof reason === "string" ? reason : "rejected-by-store", session);
         return undefined;
       }
       this.failed("get", error, session);
@@ -194,7 +199,7 @@ export class GuardedStore {
       return parseRefreshState(await this.call("get", () => this.cache.get(this.stateKey)));
     } catch (error) {
       // A state the store itself refuses (say, sealed with another key) reads as none.
-      if (!(error instanceof CacheRecordError)) this.failed("get", error, session);
+      if (!hasErrorCode(error, RECORD)) this.failed("get", error, session);
       return undefined;
     }
   }
@@ -235,7 +240,7 @@ export class GuardedStore {
     } catch (error) {
       // A lock that arrives after we gave up must still be released.
       pending.then((late) => late?.release()).catch(() => {});
-      const timedOut = error instanceof CacheTimeoutError;
+      const timedOut = hasErrorCode(error, TIMEOUT);
       // A slow lock alone does not mark the store down: it still answers reads.
       this.failed("acquireLock", error, timedOut ? undefined : session);
       return timedOut ? { busy: true } : { unavailable: true };
