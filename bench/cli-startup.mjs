@@ -8,7 +8,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { startImdsEmulator } from "@credcache/imds-emulator";
 import { fmtRatio, percentile, table } from "./measure.mjs";
 
-const BIN = fileURLToPath(new URL("../packages/cli/dist/bin.js", import.meta.url));
+const BIN = fileURLToPath(new URL("../packages/cli/dist/bin.cjs", import.meta.url));
 
 /** Wall time of one child process, spawn to exit, in ms. Rejects when it fails. */
 function timeRun(args, env) {

@@ -37,7 +37,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
 const HERD_CHILD = join(here, "herd-child.mjs");
 const SCENARIO_CHILD = join(here, "scenario-child.mjs");
-const CLI = join(root, "packages", "cli", "dist", "bin.js");
+const CLI = join(root, "packages", "cli", "dist", "bin.cjs");
 const MINUTE = 60_000;
 
 export const SCENARIOS = ["cold-sdk", "outage", "paused", "extended"];

@@ -11,7 +11,7 @@ import { fromHttp, fromInstanceMetadata } from "@aws-sdk/credential-providers";
 import { startImdsEmulator } from "@credcache/imds-emulator";
 import { fmtMicros, fmtRatio, interleave, percentile, table } from "./measure.mjs";
 
-const BIN = fileURLToPath(new URL("../packages/cli/dist/bin.js", import.meta.url));
+const BIN = fileURLToPath(new URL("../packages/cli/dist/bin.cjs", import.meta.url));
 
 /** A child process that prints `ready on http://127.0.0.1:PORT/` on stderr; resolves to the base URL. */
 function startChild(args, env) {

@@ -88,6 +88,8 @@ const fileSpecs = Object.fromEntries(Object.entries(tarballOf).map(([name, file]
 const sdkRange = JSON.parse(readFileSync(join(root, "packages/cli/package.json"), "utf8")).dependencies[
   "@aws-sdk/credential-providers"
 ];
+const sqliteRange = JSON.parse(readFileSync(join(root, "packages/cli/package.json"), "utf8"))
+  .peerDependencies["better-sqlite3"];
 const tsRange = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).devDependencies.typescript;
 
 const PROGRAM = (format) => {
@@ -251,17 +253,24 @@ async function checkApp(label, app, { full }) {
       if (out.Version !== 1 || out.AccessKeyId !== served())
         throw new Error(JSON.stringify(Object.keys(out)));
     });
-    if (!full) {
-      await check(label, "sqlite:// without @credcache/sqlite says what to install", async () => {
+    if (full) {
+      // The sqlite store is compiled into the command; better-sqlite3 is found beside it.
+      await check(label, "npx credcache process (sqlite store)", async () => {
+        const out = JSON.parse(await processFrom(`sqlite://${join(app, "cli-cache.db")}`));
+        if (out.Version !== 1 || out.AccessKeyId !== served())
+          throw new Error(JSON.stringify(Object.keys(out)));
+      });
+    } else {
+      await check(label, "sqlite:// without better-sqlite3 says what to install", async () => {
         try {
           await processFrom(`sqlite://${join(app, "x.db")}`);
         } catch (error) {
-          if (/\(exit 2\)/.test(error.message) && /npm install @credcache\/sqlite/.test(error.message)) {
-            return "exit 2, names @credcache/sqlite";
+          if (/\(exit 2\)/.test(error.message) && /npm install better-sqlite3/.test(error.message)) {
+            return "exit 2, names better-sqlite3";
           }
           throw error;
         }
-        throw new Error("succeeded without the adapter");
+        throw new Error("succeeded without better-sqlite3");
       });
     }
   } finally {
@@ -277,6 +286,8 @@ async function makeApp(label, manager, deps, { full }) {
   if (full) {
     Object.assign(dependencies, {
       "@aws-sdk/credential-providers": sdkRange,
+      // What the CLI's sqlite:// needs beside it (an optional peer of @credcache/cli).
+      "better-sqlite3": sqliteRange,
       "@smithy/types": "^4",
       "@types/node": "^20",
       typescript: tsRange,

@@ -1,5 +1,5 @@
 // One `credcache process` run, as botocore or the AWS CLI would start it: the real CLI
-// (packages/cli/dist/bin.js) in its own process. This wrapper keeps the credentials it prints
+// (packages/cli/dist/bin.cjs) in its own process. This wrapper keeps the credentials it prints
 // off every log (the battery scans them for secrets) and tells the parent only their digest.
 //
 // argv[2]: JSON { cache: "file:///dir" | "sqlite:///path" | "redis://...?namespace=...", args?: string[] }
@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { digest, send } from "./lib.mjs";
 
 const config = JSON.parse(process.argv[2] ?? "{}");
-const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "packages", "cli", "dist", "bin.js");
+const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "packages", "cli", "dist", "bin.cjs");
 const started = performance.now();
 const proc = spawn(
   process.execPath,

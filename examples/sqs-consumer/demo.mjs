@@ -61,7 +61,7 @@ const BACKENDS = {
   serve: { url: "serve", shared: true, note: "credcache serve, SDK container provider" },
 };
 /** The built CLI (`pnpm demo` builds it first). */
-const CLI_BIN = fileURLToPath(new URL("../../packages/cli/dist/bin.js", import.meta.url));
+const CLI_BIN = fileURLToPath(new URL("../../packages/cli/dist/bin.cjs", import.meta.url));
 const backends = wanted.filter((name) => {
   if (!(name in BACKENDS))
     throw new Error(`unknown backend "${name}"; use ${Object.keys(BACKENDS).join(",")}`);

@@ -1,18 +1,35 @@
 import { readFileSync } from "node:fs";
-import { defineConfig } from "tsup";
+import { defineConfig, type Options } from "tsup";
 
 const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8")) as {
   version: string;
 };
 
-export default defineConfig({
-  entry: ["src/index.ts", "src/bin.ts"],
-  format: ["esm", "cjs"],
-  // composite is for editors and `tsc -b`; the bundled declarations are built standalone.
-  dts: { compilerOptions: { composite: false } },
-  clean: true,
-  sourcemap: true,
+const shared: Options = {
   target: "node20",
+  sourcemap: true,
   // `credcache --version` without reading package.json at run time.
   env: { CREDCACHE_CLI_VERSION: version },
-});
+  // credcache's own packages are compiled in: a warm `credcache process` spent more of its
+  // start-up resolving and loading a tree of packages than doing its work. Third-party
+  // packages stay outside: the SDK (loaded only for a fetch), better-sqlite3 (native, and
+  // optional), and the small dependencies of the stores.
+  noExternal: [/^@credcache\//],
+};
+
+export default defineConfig([
+  {
+    ...shared,
+    entry: ["src/index.ts"],
+    format: ["esm", "cjs"],
+    // composite is for editors and `tsc -b`; the bundled declarations are built standalone.
+    dts: { compilerOptions: { composite: false } },
+  },
+  {
+    ...shared,
+    // The command is one CommonJS file: no ESM loader to start, no module graph to resolve.
+    entry: { bin: "src/bin.ts" },
+    format: ["cjs"],
+    splitting: false,
+  },
+]);

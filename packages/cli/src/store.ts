@@ -1,4 +1,4 @@
-import { type CredentialCache, createCache, isRefreshStateKey } from "@credcache/core";
+import { type CredentialCache, createCache, isRefreshStateKey, MissingAdapterError } from "@credcache/core";
 import type { CacheSpec } from "./config.js";
 import { CommandFailedError, exitCodeOf, messageOf, UsageError } from "./errors.js";
 
@@ -80,13 +80,42 @@ export async function readEntry(store: CredentialCache, key: string): Promise<En
   }
 }
 
+/**
+ * The adapters, imported by name so that the build compiles them into the command: no
+ * package lookup at run time, and a strict layout (a global pnpm install) cannot hide them.
+ */
+const ADAPTERS: Record<string, () => Promise<unknown>> = {
+  "@credcache/memory": () => import("@credcache/memory"),
+  "@credcache/fs": () => import("@credcache/fs"),
+  "@credcache/sqlite": () => import("@credcache/sqlite"),
+  "@credcache/keyv": () => import("@credcache/keyv"),
+};
+
+/** The native module the sqlite store needs: an optional peer of the CLI, not compiled in. */
+const SQLITE_MODULE = "better-sqlite3";
+
+async function importAdapter(name: string): Promise<unknown> {
+  const load = ADAPTERS[name];
+  if (load === undefined) return import(name);
+  try {
+    return await load();
+  } catch (error) {
+    const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+    if (
+      (code === "MODULE_NOT_FOUND" || code === "ERR_MODULE_NOT_FOUND") &&
+      String(message).includes(`'${SQLITE_MODULE}'`)
+    ) {
+      throw new MissingAdapterError(SQLITE_MODULE, "sqlite", { cause: error });
+    }
+    throw error;
+  }
+}
+
 /** The store named by the spec. Config errors keep their core error code (exit 2). */
 export function openStore(spec: CacheSpec): Promise<CredentialCache> {
-  // Adapters are this package's dependencies: load them from here, so a strict
-  // layout (a global pnpm install) that hides them from core still works.
   return createCache(spec.config, {
     ...(spec.store !== undefined && { store: spec.store }),
-    importAdapter: (name) => import(name),
+    importAdapter,
   });
 }
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The built command. Children run it with plain node, as an SDK's credential_process does. */
-export const BIN = fileURLToPath(new URL("../dist/bin.js", import.meta.url));
+export const BIN = fileURLToPath(new URL("../dist/bin.cjs", import.meta.url));
 
 export function assertBuilt(): void {
   if (!existsSync(BIN)) {
@@ -24,7 +24,7 @@ export interface CliRun {
 const SCRUBBED = /^(CREDCACHE_|AWS_)/;
 
 /**
- * Runs `node dist/bin.js ...` in real child processes and keeps every stderr, so a test
+ * Runs `node dist/bin.cjs ...` in real child processes and keeps every stderr, so a test
  * file can check at the end that no secret was ever written there.
  */
 export class CliRunner {

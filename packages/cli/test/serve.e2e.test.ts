@@ -69,7 +69,7 @@ interface ServeChild {
   exited: Promise<number | null>;
 }
 
-/** Spawns `node dist/bin.js serve ARGS...`; its stderr is kept and scanned for secrets at the end. */
+/** Spawns `node dist/bin.cjs serve ARGS...`; its stderr is kept and scanned for secrets at the end. */
 function spawnServe(args: string[], env: Record<string, string> = {}): ServeChild {
   const child = spawn(process.execPath, [BIN, "serve", ...args], {
     env: childEnv(env),
