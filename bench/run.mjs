@@ -14,9 +14,10 @@ if (existsSync(join(here, "adapters.mjs"))) {
   sections.push((await runAdapterBench()).text);
 }
 if (existsSync(join(here, "cli-startup.mjs"))) {
-  const { runCliStartupBench } = await import("./cli-startup.mjs");
+  const { runCliStartupBench, runFirstCredentialBench } = await import("./cli-startup.mjs");
   const result = await runCliStartupBench({ runs: 30 });
   if (result?.text) sections.push(result.text);
+  sections.push((await runFirstCredentialBench({ runs: 20 })).text);
 }
 if (existsSync(join(here, "serve.mjs"))) {
   const { runServeBench } = await import("./serve.mjs");
