@@ -88,7 +88,7 @@ export async function runCliStartupBench({ runs = 30 } = {}) {
 }
 
 const HERD_CHILD = fileURLToPath(new URL("./herd-child.mjs", import.meta.url));
-const REDIS_URL = process.env.CREDCACHE_BENCH_REDIS_URL ?? "redis://127.0.0.1:6379/0";
+const REDIS_URL = "redis://127.0.0.1:6379/0"; // the machine's Redis, as in bench:herd
 
 /** One short-lived worker (bench/herd-child.mjs): its own time and CPU to first credential. */
 function firstCredential(url, env) {
