@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { createClient } from "@keyv/redis";
 import { describe, it } from "vitest";
@@ -105,6 +106,74 @@ export async function redisProxy() {
       new Promise<void>((resolve) => {
         for (const socket of open) socket.destroy();
         server.close(() => resolve());
+      }),
+  };
+}
+
+/** A port nothing listens on: bind an ephemeral one, then let it go. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * A TCP server that plays Redis badly: `onData` gets every chunk a client sends, with its
+ * socket, and answers (or not) as the test wants.
+ */
+export async function fakeRedis(onData: (socket: Socket, chunk: Buffer, connection: number) => void) {
+  const open = new Set<Socket>();
+  let connections = 0;
+  const server = createServer((socket) => {
+    const connection = ++connections;
+    open.add(socket);
+    socket.on("close", () => open.delete(socket));
+    socket.on("error", () => {});
+    socket.on("data", (chunk) => onData(socket, chunk, connection));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of open) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * A second, private redis-server (no persistence) on a free port, with `args` such as
+ * `["--requirepass", pw]`; resolves once it accepts connections. `stop()` kills it.
+ */
+export async function startRedisServer(args: string[]) {
+  const port = await freePort();
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...args],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const onOutput = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("Ready to accept connections")) resolve();
+    };
+    child.stdout.on("data", onOutput);
+    child.stderr.on("data", onOutput);
+    child.on("error", reject);
+    child.on("exit", (code) => reject(new Error(`redis-server exited (${code}): ${output.slice(-500)}`)));
+  });
+  return {
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.on("exit", () => resolve());
+        child.kill("SIGKILL");
       }),
   };
 }
