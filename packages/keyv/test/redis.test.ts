@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import {
   type AwsCredentialIdentity,
   CacheConfigError,
@@ -12,7 +11,15 @@ import KeyvRedis from "@keyv/redis";
 import { Keyv } from "keyv";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { createRedisCache, type IoRedisClient, keyvCache, redisLock } from "../src/index.js";
-import { deleteKeys, describeWithRedis, type RawRedis, REDIS_URL, rawRedis, redisProxy } from "./redis.js";
+import {
+  deleteKeys,
+  describeWithRedis,
+  freePort,
+  type RawRedis,
+  REDIS_URL,
+  rawRedis,
+  redisProxy,
+} from "./redis.js";
 
 const RUN = `cc-keyv-test-${randomUUID().slice(0, 8)}`;
 
@@ -25,15 +32,6 @@ function credentials(id = "ASIAREDISTEST0000001"): AwsCredentialIdentity {
   };
 }
 
-/** A port nothing listens on: bind an ephemeral one, then let it go. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** An ioredis-shaped client (`set(k, v, "PX", ms, "NX")`, `eval(script, 1, k, v)`) over node-redis. */
 function ioredisShaped(client: RawRedis): IoRedisClient {
   return {
@@ -43,7 +41,7 @@ function ioredisShaped(client: RawRedis): IoRedisClient {
   };
 }
 
-describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
+describeWithRedis("Redis stores: createRedisCache, keyvCache on @keyv/redis, redisLock (real Redis)", () => {
   let raw: RawRedis;
   const stores: CredentialCache[] = [];
 
@@ -351,7 +349,7 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
   });
 
   it("an unreachable Redis is a cache-error event; credentials still resolve and no password leaks", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const store = await createRedisCache({ url: `redis://user:hunter2pw@127.0.0.1:${port}`, namespace: RUN });
     stores.push(store);
     const events: CacheEvent[] = [];

@@ -38,7 +38,7 @@ const VALUES: unknown[] = [
     source: "imds",
   },
   { a: ":colon", b: "::two", c: ":base64:aGk=", list: [":x", null, 1.5, true, { deep: ":d" }] },
-  "ключ 🔑 \u2028 \"quoted\" \\",
+  'ключ 🔑 \u2028 "quoted" \\',
   ":leading",
   0,
   [],
@@ -164,7 +164,9 @@ describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis
   });
 
   /** Runs a fixture with plain node; resolves with its exit code and output, or "hung" after 20 s. */
-  function runFixture(args: string[]): Promise<{ code: number | null | "hung"; stdout: string; stderr: string }> {
+  function runFixture(
+    args: string[],
+  ): Promise<{ code: number | null | "hung"; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
       const child = spawn(process.execPath, args, { cwd: fileURLToPath(FIXTURES), stdio: "pipe" });
       let stdout = "";

@@ -1,7 +1,7 @@
 import { Keyv } from "keyv";
 import { describe, expect, it } from "vitest";
 import { deserializeKeyv, serializeKeyv } from "../src/keyvSerialize.js";
-import { encodeCommand, ErrorReply, ProtocolError, type Reply, ReplyParser } from "../src/resp.js";
+import { ErrorReply, encodeCommand, ProtocolError, type Reply, ReplyParser } from "../src/resp.js";
 
 /** One of each reply type, several in one stream, with bytes that look like RESP inside a bulk string. */
 const STREAM = Buffer.from(
@@ -69,8 +69,11 @@ describe("Keyv's serialization, restated", () => {
   const keyv = new Keyv();
   const values: unknown[] = [
     { v: 1, accessKeyId: "ASIA", secretAccessKey: "s/+=", expiration: 1_700_000_000_000, cachedAt: 1 },
-    { value: { a: ":colon", b: "::two", c: ":base64:aGk=", d: "plain", e: [":x", null, 1.5, true] }, expires: 5 },
-    { value: "ключ 🔑 \u2028 \"quoted\" \\ \n", expires: undefined },
+    {
+      value: { a: ":colon", b: "::two", c: ":base64:aGk=", d: "plain", e: [":x", null, 1.5, true] },
+      expires: 5,
+    },
+    { value: 'ключ 🔑 \u2028 "quoted" \\ \n', expires: undefined },
     { value: { skipped: undefined, fn: () => 1, nested: { arr: [undefined, () => 1, { deep: ":d" }] } } },
     { value: new Date(1_700_000_000_000) },
     { value: [], expires: null },

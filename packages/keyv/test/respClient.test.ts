@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { inspect } from "node:util";
 import { type CacheEvent, CacheUnavailableError, type CredentialCache, fromCache } from "@credcache/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { RespClient } from "../src/respClient.js";
 import { createRedisCache } from "../src/index.js";
+import { RespClient } from "../src/respClient.js";
 import {
   deleteKeys,
   describeWithRedis,
@@ -91,7 +91,10 @@ describeWithRedis("the built-in Redis client (real Redis)", () => {
     const gets = keys.map((key) => redis.send(["GET", key]));
     expect(await Promise.all(sets)).toEqual(keys.map(() => "OK"));
     expect(await Promise.all(gets)).toEqual(keys.map((_, i) => `value-${i}-${"x".repeat(i * 50)}`));
-    expect(await redis.send(["MGET", keys[3]!, `${RUN}:missing`])).toEqual([`value-3-${"x".repeat(150)}`, null]);
+    expect(await redis.send(["MGET", keys[3]!, `${RUN}:missing`])).toEqual([
+      `value-3-${"x".repeat(150)}`,
+      null,
+    ]);
   });
 
   it("an error reply rejects that call only; the connection keeps serving the others", async () => {
@@ -181,7 +184,11 @@ describe("the built-in Redis client: AUTH (a private redis-server with a passwor
     expect(refused.message).toMatch(/refused the user name and password of the URL \(WRONGPASS\)/);
     const none = await store(`redis://127.0.0.1:${server.port}`);
     expect((await failure(none.get("k"))).message).toMatch(/NOAUTH/);
-    const shown = [refused.message, inspect(refused, { depth: 5 }), inspect(wrong, { depth: 5, showHidden: true })];
+    const shown = [
+      refused.message,
+      inspect(refused, { depth: 5 }),
+      inspect(wrong, { depth: 5, showHidden: true }),
+    ];
     for (const text of shown) {
       expect(text).not.toContain(PASSWORD);
       expect(text).not.toContain(ENCODED);
