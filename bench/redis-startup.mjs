@@ -23,6 +23,8 @@ import { parseArgs } from "node:util";
 import { percentile } from "./measure.mjs";
 
 const SELF = fileURLToPath(import.meta.url);
+// Children learn their case by environment.
+const { env } = process;
 
 // ---- child side -------------------------------------------------------------------------
 
@@ -53,7 +55,7 @@ async function buildStore(kind, url, namespace) {
 }
 
 async function child() {
-  const { BENCH_MODE: mode, BENCH_KIND: kind, BENCH_URL: url, BENCH_NS: namespace } = process.env;
+  const { BENCH_MODE: mode, BENCH_KIND: kind, BENCH_URL: url, BENCH_NS: namespace } = env;
   if (mode === "startup") {
     const store = await buildStore(kind, url, namespace);
     await store.get("k");
@@ -187,5 +189,5 @@ async function parent() {
   }
 }
 
-if (process.env.BENCH_MODE) await child();
+if (env.BENCH_MODE) await child();
 else await parent();
