@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
+import { fileURLToPath } from "node:url";
 import { createClient } from "@keyv/redis";
 import { describe, it } from "vitest";
 
@@ -147,13 +148,20 @@ export async function fakeRedis(onData: (socket: Socket, chunk: Buffer, connecti
 
 /**
  * A second, private redis-server (no persistence) on a free port, with `args` such as
- * `["--requirepass", pw]`; resolves once it accepts connections. `stop()` kills it.
+ * `["--requirepass", pw]`, and with `tls` (PEM files) a TLS port too; resolves once it
+ * accepts connections. `stop()` kills it.
  */
-export async function startRedisServer(args: string[]) {
+export async function startRedisServer(args: string[], tls?: { certFile: string; keyFile: string }) {
   const port = await freePort();
+  const tlsPort = tls ? await freePort() : undefined;
+  const tlsArgs = tls
+    ? ["--tls-port", String(tlsPort), "--tls-cert-file", tls.certFile, "--tls-key-file", tls.keyFile]
+    : [];
+  // Client certificates are not asked for; a CA file is required all the same.
+  if (tls) tlsArgs.push("--tls-ca-cert-file", tls.certFile, "--tls-auth-clients", "no");
   const child = spawn(
     "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...args],
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...tlsArgs, ...args],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";
@@ -169,6 +177,7 @@ export async function startRedisServer(args: string[]) {
   });
   return {
     port,
+    tlsPort,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -176,4 +185,34 @@ export async function startRedisServer(args: string[]) {
         child.kill("SIGKILL");
       }),
   };
+}
+
+/**
+ * Runs a script of test/fixtures with plain node (on the BUILT package); resolves with its
+ * exit code and output, or code "hung" when it has not exited after 20 s (generous: the
+ * checks are that it ends by itself, never how fast).
+ */
+export function runFixture(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null | "hung"; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, {
+      cwd: fileURLToPath(new URL("./fixtures/", import.meta.url)),
+      env: { ...process.env, ...env },
+      stdio: "pipe",
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    const cap = setTimeout(() => {
+      child.kill("SIGKILL");
+      resolve({ code: "hung", stdout, stderr });
+    }, 20_000);
+    child.on("exit", (code) => {
+      clearTimeout(cap);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }

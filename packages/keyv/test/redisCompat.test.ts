@@ -1,18 +1,15 @@
 // A fleet mid-upgrade: some hosts on the Keyv-based Redis store (keyv + @keyv/redis, as
 // createRedisCache was built before it had its own client), some on the built-in client.
 // They must share records and locks.
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { type CredentialCache, fromCache } from "@credcache/core";
 import KeyvRedis from "@keyv/redis";
 import { Keyv } from "keyv";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { createRedisCache, keyvCache, redisLock } from "../src/index.js";
-import { deleteKeys, describeWithRedis, type RawRedis, REDIS_URL, rawRedis } from "./redis.js";
+import { deleteKeys, describeWithRedis, type RawRedis, REDIS_URL, rawRedis, runFixture } from "./redis.js";
 
 const RUN = `cc-compat-test-${randomUUID().slice(0, 8)}`;
-const FIXTURES = new URL("./fixtures/", import.meta.url);
 
 /** The store the Keyv-based createRedisCache built, line for line. */
 function keyvRedisStore(namespace: string): CredentialCache {
@@ -162,28 +159,6 @@ describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis
     onOld.close();
     onNew.close();
   });
-
-  /** Runs a fixture with plain node; resolves with its exit code and output, or "hung" after 20 s. */
-  function runFixture(
-    args: string[],
-  ): Promise<{ code: number | null | "hung"; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, args, { cwd: fileURLToPath(FIXTURES), stdio: "pipe" });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (chunk) => (stdout += chunk));
-      child.stderr.on("data", (chunk) => (stderr += chunk));
-      // Generous: the check is that the process ends by itself, not how fast.
-      const cap = setTimeout(() => {
-        child.kill("SIGKILL");
-        resolve({ code: "hung", stdout, stderr });
-      }, 20_000);
-      child.on("exit", (code) => {
-        clearTimeout(cap);
-        resolve({ code, stdout, stderr });
-      });
-    });
-  }
 
   it("a short-lived process that never calls close() still exits once it has its answer", async () => {
     const [, built] = await pair("exit");

@@ -1,4 +1,8 @@
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { inspect } from "node:util";
 import { type CacheEvent, CacheUnavailableError, type CredentialCache, fromCache } from "@credcache/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +16,7 @@ import {
   type RawRedis,
   REDIS_URL,
   rawRedis,
+  runFixture,
   startRedisServer,
 } from "./redis.js";
 
@@ -147,7 +152,7 @@ describeWithRedis("the built-in Redis client (real Redis)", () => {
   });
 });
 
-describe("the built-in Redis client: AUTH (a private redis-server with a password)", () => {
+describeWithRedis("the built-in Redis client: AUTH (a private redis-server with a password)", () => {
   let server: Awaited<ReturnType<typeof startRedisServer>>;
 
   beforeAll(async () => {
@@ -284,3 +289,55 @@ describe("the built-in Redis client: servers that fail", () => {
     }
   });
 });
+
+describeWithRedis(
+  "the built-in Redis client: rediss:// (a private redis-server with a self-signed certificate)",
+  () => {
+    let dir: string;
+    let server: Awaited<ReturnType<typeof startRedisServer>>;
+
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), "credcache-redis-tls-"));
+      const certFile = join(dir, "cert.pem");
+      const keyFile = join(dir, "key.pem");
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "rsa:2048",
+          "-nodes",
+          "-keyout",
+          keyFile,
+          "-out",
+          certFile,
+          "-days",
+          "2",
+        ].concat(["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]),
+        { stdio: "ignore" },
+      );
+      server = await startRedisServer([], { certFile, keyFile });
+    });
+
+    afterAll(async () => {
+      await server?.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it("checks the server's certificate: one no trusted CA signed is refused", async () => {
+      const error = await failure((await store(`rediss://:${ENCODED}@localhost:${server.tlsPort}`)).get("k"));
+      expect(error).toBeInstanceOf(CacheUnavailableError);
+      expect(error.message).toMatch(/^cannot reach Redis at localhost:\d+ \(\w*SELF_SIGNED\w*\)$/);
+    });
+
+    it("reads over TLS once the certificate is trusted (NODE_EXTRA_CA_CERTS, in a new process)", async () => {
+      const plain = await store(`redis://127.0.0.1:${server.port}`);
+      await plain.set("k", { over: "tls" }, 60);
+      const result = await runFixture(["short-lived.mjs", `rediss://localhost:${server.tlsPort}`, RUN, "k"], {
+        NODE_EXTRA_CA_CERTS: join(dir, "cert.pem"),
+      });
+      expect(result).toMatchObject({ code: 0, stdout: JSON.stringify({ value: { over: "tls" } }) });
+    });
+  },
+);
