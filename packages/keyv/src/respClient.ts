@@ -88,7 +88,8 @@ interface Pending {
   command: readonly string[];
   resolve(reply: Reply): void;
   reject(error: Error): void;
-  timer: NodeJS.Timeout;
+  /** The command timeout; none for the handshake, which the connect timeout covers. */
+  timer?: NodeJS.Timeout;
   done: boolean;
 }
 
@@ -136,7 +137,7 @@ class Connection {
   send(args: readonly string[]): Promise<Answer> {
     if (this.#failure) return Promise.reject(this.#failure);
     return new Promise<Reply>((resolve, reject) => {
-      const pending: Pending = { command: args, resolve, reject, done: false, timer: undefined as never };
+      const pending: Pending = { command: args, resolve, reject, done: false };
       pending.timer = setTimeout(
         () =>
           this.#afterIo(
@@ -201,7 +202,6 @@ class Connection {
       const pending: Pending = {
         command,
         done: false,
-        timer: undefined as never,
         resolve: (reply) => {
           if (reply instanceof ErrorReply) this.#fail(this.#handshakeError(command, reply));
           else if (index === handshake.length - 1) this.#ready();
@@ -239,6 +239,7 @@ class Connection {
       return;
     }
     for (const reply of replies) {
+      if (this.#failure) return; // a failed handshake: the rest was already rejected
       const pending = this.#sent.shift();
       if (pending === undefined) {
         this.#fail(new CacheUnavailableError(`Redis at ${this.#target.where} sent a reply nobody asked for`));
