@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
+import type { CredentialCache } from "@credcache/core";
 import { createClient } from "@keyv/redis";
-import { describe, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, it } from "vitest";
 
 export const REDIS_URL = "redis://127.0.0.1:6379";
 
@@ -53,6 +54,27 @@ export function describeWithRedis(name: string, body: () => void): void {
     );
     describe.skip(name, body);
   }
+}
+
+/**
+ * The set-up of a file of tests on the test Redis: `raw`, a plain client for looking at
+ * what stores wrote; `stores`, closed after each test; this run's values and locks
+ * (`<run>*`, `credcache:lock:<run>*`) deleted at the end. Call inside a describe.
+ */
+export function useTestRedis(run: string): { raw: RawRedis; stores: CredentialCache[] } {
+  const state = { raw: undefined as unknown as RawRedis, stores: [] as CredentialCache[] };
+  beforeAll(async () => {
+    state.raw = await rawRedis();
+  });
+  afterEach(async () => {
+    await Promise.all(state.stores.splice(0).map((store) => store.close?.()));
+  });
+  afterAll(async () => {
+    await deleteKeys(state.raw, `${run}*`);
+    await deleteKeys(state.raw, `credcache:lock:${run}*`);
+    await state.raw.close();
+  });
+  return state;
 }
 
 /** Deletes every key matching `pattern` (SCAN, not KEYS, so a shared Redis is not blocked). */

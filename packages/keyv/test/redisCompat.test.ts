@@ -5,9 +5,9 @@ import { randomUUID } from "node:crypto";
 import { type CredentialCache, fromCache } from "@credcache/core";
 import KeyvRedis from "@keyv/redis";
 import { Keyv } from "keyv";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { createRedisCache, keyvCache, redisLock } from "../src/index.js";
-import { deleteKeys, describeWithRedis, type RawRedis, REDIS_URL, rawRedis, runFixture } from "./redis.js";
+import { describeWithRedis, REDIS_URL, runFixture, useTestRedis } from "./redis.js";
 
 const RUN = `cc-compat-test-${randomUUID().slice(0, 8)}`;
 
@@ -42,8 +42,8 @@ const VALUES: unknown[] = [
 ];
 
 describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis)", () => {
-  let raw: RawRedis;
-  const stores: CredentialCache[] = [];
+  const redis = useTestRedis(RUN);
+  const { stores } = redis;
   /** [Keyv-based, built-in] on one namespace. */
   async function pair(name: string): Promise<[CredentialCache, CredentialCache]> {
     const namespace = `${RUN}-${name}`;
@@ -55,28 +55,14 @@ describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis
     return both;
   }
 
-  beforeAll(async () => {
-    raw = await rawRedis();
-  });
-
-  afterEach(async () => {
-    await Promise.all(stores.splice(0).map((store) => store.close?.()));
-  });
-
-  afterAll(async () => {
-    await deleteKeys(raw, `${RUN}*`);
-    await deleteKeys(raw, `credcache:lock:${RUN}*`);
-    await raw.close();
-  });
-
   it("write the same bytes under the same key; each reads what the other wrote", async () => {
     const [old, built] = await pair("bytes");
     for (const [i, value] of VALUES.entries()) {
       await old.set(`old:${i}`, value);
       await built.set(`new:${i}`, value);
-      const oldText = await raw.get(`${RUN}-bytes::old:${i}`);
+      const oldText = await redis.raw.get(`${RUN}-bytes::old:${i}`);
       expect(oldText, `value ${i}`).toBeTypeOf("string");
-      expect(await raw.get(`${RUN}-bytes::new:${i}`), `value ${i}`).toBe(oldText);
+      expect(await redis.raw.get(`${RUN}-bytes::new:${i}`), `value ${i}`).toBe(oldText);
       expect(await built.get(`old:${i}`), `value ${i}`).toEqual(value);
       expect(await old.get(`new:${i}`), `value ${i}`).toEqual(value);
     }
@@ -88,17 +74,17 @@ describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis
     await built.set("new", VALUES[0], 120);
     for (const name of ["old", "new"]) {
       const key = `${RUN}-ttl::${name}`;
-      const envelope = JSON.parse((await raw.get(key))!) as Record<string, unknown>;
+      const envelope = JSON.parse((await redis.raw.get(key))!) as Record<string, unknown>;
       expect(Object.keys(envelope), name).toEqual(["value", "expires"]);
       expect(envelope.expires, name).toBeGreaterThan(Date.now() + 100_000);
       expect(envelope.expires, name).toBeLessThanOrEqual(Date.now() + 120_000);
-      const pttl = await raw.pTTL(key);
+      const pttl = await redis.raw.pTTL(key);
       expect(pttl, name).toBeGreaterThan(100_000);
       expect(pttl, name).toBeLessThanOrEqual(120_000);
     }
     await built.remove("old");
     await old.remove("new");
-    expect(await raw.exists([`${RUN}-ttl::old`, `${RUN}-ttl::new`])).toBe(0);
+    expect(await redis.raw.exists([`${RUN}-ttl::old`, `${RUN}-ttl::new`])).toBe(0);
   });
 
   it("both take an entry whose envelope has expired for a miss and delete it", async () => {
@@ -107,9 +93,12 @@ describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis
       ["old", old],
       ["new", built],
     ] as const) {
-      await raw.set(`${RUN}-expired::${name}`, JSON.stringify({ value: 1, expires: Date.now() - 1_000 }));
+      await redis.raw.set(
+        `${RUN}-expired::${name}`,
+        JSON.stringify({ value: 1, expires: Date.now() - 1_000 }),
+      );
       expect(await store.get(name), name).toBeUndefined();
-      expect(await raw.exists(`${RUN}-expired::${name}`), name).toBe(0);
+      expect(await redis.raw.exists(`${RUN}-expired::${name}`), name).toBe(0);
     }
   });
 
@@ -134,10 +123,10 @@ describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis
     await oldHeld!.release();
     const newHeld = await built.acquireLock!("k", { ttlMs: 10_000 });
     expect(newHeld).toBeDefined();
-    expect(await raw.exists(lockKey)).toBe(1);
+    expect(await redis.raw.exists(lockKey)).toBe(1);
     expect(await old.acquireLock!("k", { ttlMs: 10_000 }), "held by the built-in store").toBeUndefined();
     await newHeld!.release();
-    expect(await raw.exists(lockKey)).toBe(0);
+    expect(await redis.raw.exists(lockKey)).toBe(0);
   });
 
   it("share one fetch: a provider on either store serves the other's credentials", async () => {
