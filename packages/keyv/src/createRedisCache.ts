@@ -1,22 +1,10 @@
-import {
-  CacheConfigError,
-  type CredentialCache,
-  describeValue,
-  MissingAdapterError,
-  redactUrl,
-} from "@credcache/core";
+import { CacheConfigError, type CredentialCache, describeValue, redactUrl } from "@credcache/core";
 import { keyvCache } from "./keyvCache.js";
 import { checkNamespace } from "./namespace.js";
-import { redisLock } from "./redisLock.js";
+import { redisKeyv } from "./redisKeyv.js";
+import { builtInRedisLock } from "./redisLock.js";
+import { RespClient } from "./respClient.js";
 import type { RedisCacheOptions } from "./types.js";
-
-type KeyvModule = typeof import("keyv");
-type KeyvRedisModule = typeof import("@keyv/redis");
-
-function isModuleNotFound(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
-}
 
 /** At most 120 characters of a text for an error message. */
 function clip(text: string): string {
@@ -28,35 +16,10 @@ function showUrl(url: string): string {
   return JSON.stringify(clip(redactUrl(url)));
 }
 
-/** A client error's message for ours: only when it quotes no URL (node-redis's can). */
-function clientMessage(error: unknown): string {
-  let text: string;
-  try {
-    text = String((error as { message?: unknown } | null)?.message ?? error);
-  } catch {
-    return "an error";
-  }
-  if (text.includes("@") || text.includes("//")) {
-    const name = (error as { name?: unknown } | null)?.name;
-    return typeof name === "string" ? name.slice(0, 40) : "an error";
-  }
-  return clip(text);
-}
-
-/** Imports an optional peer, or says which package to install. */
-export async function importPeer<T>(load: () => Promise<T>, packageName: string): Promise<T> {
-  try {
-    return await load();
-  } catch (error) {
-    if (isModuleNotFound(error)) throw new MissingAdapterError(packageName, "redis", { cause: error });
-    throw error;
-  }
-}
-
 /**
- * Checks `url` as far as node-redis will read it, so that what it would reject with a
- * bare `TypeError("Invalid pathname")` or `URIError("URI malformed")` from inside
- * `new KeyvRedis` is a `CacheConfigError` that says what to fix.
+ * Checks `url` before anything connects: what cannot be read (a password with a bare "#",
+ * a bad percent-escape, a path that is no database number) is a `CacheConfigError` that
+ * says what to fix, never a wrong host looked up or a password echoed.
  */
 function checkUrl(url: unknown): void {
   if (typeof url !== "string") {
@@ -93,7 +56,7 @@ function checkUrl(url: unknown): void {
       .toLowerCase()
       .startsWith(parsed.host.toLowerCase())
   ) {
-    // "redis://user:pa#ss@host" parses as host "user" with a fragment: node-redis would look
+    // "redis://user:pa#ss@host" parses as host "user" with a fragment: the client would look
     // up part of the password as a host name (and report it in its connection errors).
     throw new CacheConfigError(
       `createRedisCache: the user name and password in "url" must be percent-encoded ("@" as %40, "#" as %23, "?" as %3F, "/" as %2F), got ${shown}`,
@@ -114,40 +77,62 @@ function checkUrl(url: unknown): void {
   }
 }
 
+function checkMs(name: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw new CacheConfigError(
+      `createRedisCache: "${name}" must be a positive number of milliseconds, got ${describeValue(value)}`,
+    );
+  }
+  return value;
+}
+
 function checkOptions(options: RedisCacheOptions): Required<RedisCacheOptions> {
   if (typeof options !== "object" || options === null) {
     throw new CacheConfigError('createRedisCache: pass options, e.g. { url: "redis://127.0.0.1:6379" }');
   }
-  const { url, namespace = "credcache", lock = true, connectTimeoutMs = 1_000 } = options;
+  const {
+    url,
+    namespace = "credcache",
+    lock = true,
+    connectTimeoutMs = 1_000,
+    commandTimeoutMs = 2_000,
+  } = options;
   checkUrl(url);
   checkNamespace("createRedisCache", namespace);
   if (typeof lock !== "boolean") {
     throw new CacheConfigError(`createRedisCache: "lock" must be true or false, got ${describeValue(lock)}`);
   }
-  if (typeof connectTimeoutMs !== "number" || !Number.isFinite(connectTimeoutMs) || connectTimeoutMs <= 0) {
-    throw new CacheConfigError(
-      `createRedisCache: "connectTimeoutMs" must be a positive number of milliseconds, got ${describeValue(connectTimeoutMs)}`,
-    );
-  }
-  return { url: url as string, namespace, lock, connectTimeoutMs };
+  return {
+    url: url as string,
+    namespace,
+    lock,
+    connectTimeoutMs: checkMs("connectTimeoutMs", connectTimeoutMs),
+    commandTimeoutMs: checkMs("commandTimeoutMs", commandTimeoutMs),
+  };
 }
 
 /**
- * A Redis store for a fleet: `keyv` + `@keyv/redis` (both loaded lazily; install them
- * next to this package) with the Redis lock, so that all hosts share credentials and
+ * A Redis store for a fleet, with the Redis lock, so that all hosts share credentials and
  * one of them refreshes per rotation. This is what `createCache("redis://...")` builds.
+ * It needs no other package: it speaks RESP itself over `node:net` (`node:tls` for
+ * `rediss://`), because loading a full Redis client costs a short-lived process more
+ * start-up time than everything else it does.
+ *
+ * It reads and writes exactly what `keyvCache` over `keyv` + `@keyv/redis` does (values under
+ * `<namespace>::<key>` in Keyv's JSON envelope, TTLs as `PX`; locks under
+ * `credcache:lock:<namespace>:<key>`), so hosts on either share records and locks.
  *
  * Nothing connects until the first store call, and a Redis that is down never fails a
  * credential resolution: each call tries one connection (refused at once, or given up
  * after `connectTimeoutMs`), fails, and `fromCache` reports a `cache-error` event and
  * asks the source. There are no background reconnects: a dropped connection is reopened
- * by the next call. `close()` disconnects.
+ * by the next call. A command unanswered after `commandTimeoutMs` closes the connection.
+ * The idle connection does not keep a process alive; `close()` disconnects.
  *
- * `keys()` lists this namespace's unexpired keys (never lock keys) through `@keyv/redis`'s
- * SCAN-based iterator; it never sends `KEYS`.
+ * `keys()` lists this namespace's unexpired keys (never lock keys) with SCAN; it never
+ * sends `KEYS`.
  *
  * @throws {CacheConfigError} a malformed option (the URL's password is never echoed).
- * @throws {MissingAdapterError} `keyv` or `@keyv/redis` is not installed; names the package.
  *
  * @example
  * ```ts
@@ -161,35 +146,12 @@ function checkOptions(options: RedisCacheOptions): Required<RedisCacheOptions> {
  * ```
  */
 export async function createRedisCache(options: RedisCacheOptions): Promise<CredentialCache> {
-  const { url, namespace, lock, connectTimeoutMs } = checkOptions(options);
-  const [{ Keyv }, { default: KeyvRedis }] = await Promise.all([
-    importPeer<KeyvModule>(() => import("keyv"), "keyv"),
-    importPeer<KeyvRedisModule>(() => import("@keyv/redis"), "@keyv/redis"),
-  ]);
-  let keyvRedis: InstanceType<KeyvRedisModule["default"]>;
-  try {
-    keyvRedis = new KeyvRedis(
-      // No background reconnects (node-redis's default retries forever, keeping a process with a
-      // dead Redis alive): a dropped connection is reopened by @keyv/redis on the next store call,
-      // and a failed connect fails that one call fast.
-      { url, socket: { connectTimeout: connectTimeoutMs, reconnectStrategy: false } },
-      { throwOnConnectError: true, throwOnErrors: true },
-    );
-  } catch (error) {
-    // node-redis parses the URL here, and some of its messages quote it: the error is not
-    // kept as the cause, and its message is passed on only with the password masked.
-    throw new CacheConfigError(
-      `createRedisCache: the Redis client refused "url" ${showUrl(url)} (${clientMessage(error)}); ` +
-        "it must be redis://[[user]:password@]host[:port][/db], e.g. redis://127.0.0.1:6379/0",
-    );
-  }
-  // @keyv/redis prefixes keys with the namespace itself ("<namespace>::<key>"); Keyv must not add its own.
-  const keyv = new Keyv({ store: keyvRedis, namespace, useKeyPrefix: false, throwOnErrors: true });
-  const store = keyvCache(keyv, lock ? { lock: redisLock(() => keyvRedis.getClient(), { namespace }) } : {});
-  store.close = async () => {
-    // QUIT when connected; while (re)connecting there is nothing to flush, so just drop the socket.
-    const ready = (keyvRedis.client as { isReady?: boolean }).isReady === true;
-    await keyvRedis.disconnect(!ready);
-  };
+  const { url, namespace, lock, connectTimeoutMs, commandTimeoutMs } = checkOptions(options);
+  const client = new RespClient(url, { connectTimeoutMs, commandTimeoutMs });
+  const store = keyvCache(
+    redisKeyv(client, namespace),
+    lock ? { lock: builtInRedisLock(client, { namespace }) } : {},
+  );
+  store.close = () => client.close();
   return store;
 }

@@ -1,5 +1,6 @@
 import { CacheConfigError, type CacheLock, newLockToken } from "@credcache/core";
 import { checkNamespace } from "./namespace.js";
+import type { RespClient } from "./respClient.js";
 import type {
   IoRedisClient,
   LockProvider,
@@ -76,10 +77,7 @@ export function redisLock(
   client: RedisLockClient | (() => Promise<RedisLockClient>),
   options: RedisLockOptions = {},
 ): LockProvider {
-  const { namespace } = options ?? {};
-  checkNamespace("redisLock", namespace);
-  const prefix = namespace === undefined ? LOCK_KEY_PREFIX : `${LOCK_KEY_PREFIX}${namespace}:`;
-
+  const prefix = lockPrefix(options);
   if (typeof client !== "function") {
     const commands = commandsFor(client);
     return lockProvider(prefix, async () => commands);
@@ -90,6 +88,29 @@ export function redisLock(
     if (last?.client !== current) last = { client: current, commands: commandsFor(current) };
     return last.commands;
   });
+}
+
+function lockPrefix(options: RedisLockOptions | undefined): string {
+  const { namespace } = options ?? {};
+  checkNamespace("redisLock", namespace);
+  return namespace === undefined ? LOCK_KEY_PREFIX : `${LOCK_KEY_PREFIX}${namespace}:`;
+}
+
+/**
+ * `redisLock` on `createRedisCache`'s built-in client: the same keys and the same two
+ * commands (`SET <key> <token> NX PX <ttlMs>`, the release script by `EVAL`), so hosts on
+ * either client exclude each other.
+ * @internal
+ */
+export function builtInRedisLock(client: RespClient, options?: RedisLockOptions): LockProvider {
+  const commands: LockCommands = {
+    setIfAbsent: async (key, token, ttlMs) =>
+      (await client.send(["SET", key, token, "NX", "PX", String(ttlMs)])) === "OK",
+    deleteIfHeld: async (key, token) => {
+      await client.send(["EVAL", RELEASE_SCRIPT, "1", key, token]);
+    },
+  };
+  return lockProvider(lockPrefix(options), async () => commands);
 }
 
 function lockProvider(prefix: string, commands: () => Promise<LockCommands>): LockProvider {

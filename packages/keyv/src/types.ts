@@ -91,7 +91,7 @@ export interface RedisCacheOptions {
   /** `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. */
   url: string;
   /**
-   * Keyv namespace: values live under `<namespace>::<key>` and locks under
+   * Namespace (as `@keyv/redis` names it): values live under `<namespace>::<key>` and locks under
    * `credcache:lock:<namespace>:<key>`. Must not contain ":" (refused with a `CacheConfigError`).
    * @default "credcache"
    */
@@ -103,10 +103,17 @@ export interface RedisCacheOptions {
    */
   lock?: boolean;
   /**
-   * How long one connection attempt may take. The client never retries in the
-   * background: a store call that finds no connection opens one, and fails (a
-   * `cache-error` for `fromCache`) if that does not succeed within this time.
+   * How long one connection attempt may take, AUTH and SELECT included. The client never
+   * retries in the background: a store call that finds no connection opens one, and fails
+   * (a `cache-error` for `fromCache`) if that does not succeed within this time.
    * @default 1000
    */
   connectTimeoutMs?: number;
+  /**
+   * How long a command may wait for its reply. Past it the connection is closed (a reply
+   * cannot be skipped), every call waiting on it fails, and the next call reconnects; so a
+   * Redis that accepts connections but never answers cannot hold a process open.
+   * @default 2000
+   */
+  commandTimeoutMs?: number;
 }

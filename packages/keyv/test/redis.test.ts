@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import {
   type AwsCredentialIdentity,
   CacheConfigError,
@@ -10,9 +9,17 @@ import {
 } from "@credcache/core";
 import KeyvRedis from "@keyv/redis";
 import { Keyv } from "keyv";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { createRedisCache, type IoRedisClient, keyvCache, redisLock } from "../src/index.js";
-import { deleteKeys, describeWithRedis, type RawRedis, REDIS_URL, rawRedis, redisProxy } from "./redis.js";
+import {
+  describeWithRedis,
+  freePort,
+  type RawRedis,
+  REDIS_URL,
+  rawRedis,
+  redisProxy,
+  useTestRedis,
+} from "./redis.js";
 
 const RUN = `cc-keyv-test-${randomUUID().slice(0, 8)}`;
 
@@ -25,15 +32,6 @@ function credentials(id = "ASIAREDISTEST0000001"): AwsCredentialIdentity {
   };
 }
 
-/** A port nothing listens on: bind an ephemeral one, then let it go. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** An ioredis-shaped client (`set(k, v, "PX", ms, "NX")`, `eval(script, 1, k, v)`) over node-redis. */
 function ioredisShaped(client: RawRedis): IoRedisClient {
   return {
@@ -43,29 +41,15 @@ function ioredisShaped(client: RawRedis): IoRedisClient {
   };
 }
 
-describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
-  let raw: RawRedis;
-  const stores: CredentialCache[] = [];
+describeWithRedis("Redis stores: createRedisCache, keyvCache on @keyv/redis, redisLock (real Redis)", () => {
+  const redis = useTestRedis(RUN);
+  const { stores } = redis;
 
   async function redisStore(namespace: string, lock = true): Promise<CredentialCache> {
     const store = await createRedisCache({ url: REDIS_URL, namespace: `${RUN}-${namespace}`, lock });
     stores.push(store);
     return store;
   }
-
-  beforeAll(async () => {
-    raw = await rawRedis();
-  });
-
-  afterEach(async () => {
-    await Promise.all(stores.splice(0).map((store) => store.close?.()));
-  });
-
-  afterAll(async () => {
-    await deleteKeys(raw, `${RUN}*`);
-    await deleteKeys(raw, `credcache:lock:${RUN}*`);
-    await raw.close();
-  });
 
   it("stores a record as plain JSON: numbers for times, no Date, under <namespace>::<key>", async () => {
     const store = await redisStore("json");
@@ -77,7 +61,7 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
       cachedAt: 1_700_000_000_000,
     };
     await store.set("sts:arn:aws:iam::123456789012:role/x:credcache", record, 3_600);
-    const text = await raw.get(`${RUN}-json::sts:arn:aws:iam::123456789012:role/x:credcache`);
+    const text = await redis.raw.get(`${RUN}-json::sts:arn:aws:iam::123456789012:role/x:credcache`);
     expect(text).toBeTypeOf("string");
     const parsed = JSON.parse(text!) as { value: Record<string, unknown>; expires: unknown };
     expect(parsed.value).toEqual(record);
@@ -95,17 +79,17 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
     await store.set("sub-millisecond", 1, 1.0005); // PX takes whole milliseconds only
     await store.set("zero", 1, 0);
     await store.set("none", 1);
-    const twoMinutes = await raw.pTTL(key("two-minutes"));
+    const twoMinutes = await redis.raw.pTTL(key("two-minutes"));
     expect(twoMinutes).toBeGreaterThan(110_000);
     expect(twoMinutes).toBeLessThanOrEqual(120_000);
-    const fraction = await raw.pTTL(key("fraction"));
+    const fraction = await redis.raw.pTTL(key("fraction"));
     expect(fraction).toBeGreaterThan(1_000);
     expect(fraction).toBeLessThanOrEqual(1_500);
-    const subMillisecond = await raw.pTTL(key("sub-millisecond"));
+    const subMillisecond = await redis.raw.pTTL(key("sub-millisecond"));
     expect(subMillisecond).toBeGreaterThan(500);
     expect(subMillisecond).toBeLessThanOrEqual(1_001);
-    expect(await raw.pTTL(key("zero"))).toBe(-1);
-    expect(await raw.pTTL(key("none"))).toBe(-1);
+    expect(await redis.raw.pTTL(key("zero"))).toBe(-1);
+    expect(await redis.raw.pTTL(key("none"))).toBe(-1);
   });
 
   it("isolates namespaces: values and locks", async () => {
@@ -117,12 +101,12 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
     expect(await a.get("k")).toBe("from a");
     const lockA = await a.acquireLock!("k", { ttlMs: 10_000 });
     expect(lockA).toBeDefined();
-    expect(await raw.exists(`credcache:lock:${RUN}-ns-a:k`)).toBe(1);
+    expect(await redis.raw.exists(`credcache:lock:${RUN}-ns-a:k`)).toBe(1);
     const lockB = await b.acquireLock!("k", { ttlMs: 10_000 });
     expect(lockB, "the same key in another namespace").toBeDefined();
     await lockA!.release();
     await lockB!.release();
-    expect(await raw.exists(`credcache:lock:${RUN}-ns-a:k`)).toBe(0);
+    expect(await redis.raw.exists(`credcache:lock:${RUN}-ns-a:k`)).toBe(0);
   });
 
   it('namespace "X" with key ":k" and namespace "X:" with key "k" never share an entry: ":" is refused in namespaces (issue 12)', async () => {
@@ -156,7 +140,7 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
     const store = await createCache(`${REDIS_URL}?namespace=${RUN}-url`);
     stores.push(store);
     await store.set("k", { via: "url" });
-    expect(JSON.parse((await raw.get(`${RUN}-url::k`))!).value).toEqual({ via: "url" });
+    expect(JSON.parse((await redis.raw.get(`${RUN}-url::k`))!).value).toEqual({ via: "url" });
     expect(store.acquireLock).toBeTypeOf("function");
   });
 
@@ -183,34 +167,36 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
   });
 
   for (const [shape, client] of [
-    ["node-redis", () => raw],
-    ["ioredis-shaped", () => ioredisShaped(raw)],
+    ["node-redis", () => redis.raw],
+    ["ioredis-shaped", () => ioredisShaped(redis.raw)],
   ] as const) {
     it(`redisLock (${shape}): SET NX PX to take, compare-and-delete to release`, async () => {
       const lock = redisLock(client(), { namespace: `${RUN}-lock-${shape}` });
       const lockKey = `credcache:lock:${RUN}-lock-${shape}:k`;
       const first = await lock.acquire("k", 10_000);
       expect(first).toBeDefined();
-      const pttl = await raw.pTTL(lockKey);
+      const pttl = await redis.raw.pTTL(lockKey);
       expect(pttl).toBeGreaterThan(9_000);
       expect(pttl).toBeLessThanOrEqual(10_000);
       expect(await lock.acquire("k", 10_000)).toBeUndefined();
       await first!.release();
-      expect(await raw.exists(lockKey)).toBe(0);
+      expect(await redis.raw.exists(lockKey)).toBe(0);
 
       // A holder whose lease ran out releases after someone else took over: the new holder keeps the lock.
       const stale = await lock.acquire("k", 50);
       expect(stale).toBeDefined();
-      while ((await raw.exists(lockKey)) === 1) await new Promise((resolve) => setTimeout(resolve, 20));
+      while ((await redis.raw.exists(lockKey)) === 1) await new Promise((resolve) => setTimeout(resolve, 20));
       const current = await lock.acquire("k", 10_000);
       expect(current, "taken over after the lease ran out").toBeDefined();
-      const currentToken = await raw.get(lockKey);
+      const currentToken = await redis.raw.get(lockKey);
       await stale!.release();
-      expect(await raw.get(lockKey), "the stale release left the new holder's token").toBe(currentToken);
+      expect(await redis.raw.get(lockKey), "the stale release left the new holder's token").toBe(
+        currentToken,
+      );
       expect(await lock.acquire("k", 10_000)).toBeUndefined();
       await current!.release();
       await current!.release();
-      expect(await raw.exists(lockKey)).toBe(0);
+      expect(await redis.raw.exists(lockKey)).toBe(0);
     });
   }
 
@@ -236,7 +222,7 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
       expect(await store.get("k")).toEqual({ own: true });
       const held = await store.acquireLock!("k", { ttlMs: 10_000 });
       expect(held).toBeDefined();
-      expect(await raw.exists("credcache:lock:k")).toBe(1);
+      expect(await redis.raw.exists("credcache:lock:k")).toBe(1);
       await held!.release();
     } finally {
       await keyv.disconnect();
@@ -256,9 +242,9 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
     const held = await store.acquireLock!("plain", { ttlMs: 10_000 });
     await store.acquireLock!("locked-only", { ttlMs: 10_000 });
     expect(held).toBeDefined();
-    expect(await raw.exists(`credcache:lock:${RUN}-keys:locked-only`)).toBe(1);
+    expect(await redis.raw.exists(`credcache:lock:${RUN}-keys:locked-only`)).toBe(1);
     // A key Keyv did not write, in this namespace: not an entry.
-    await raw.set(`${RUN}-keys::foreign`, "not json");
+    await redis.raw.set(`${RUN}-keys::foreign`, "not json");
     const expected = [...live, "forever"].sort();
     const deadline = Date.now() + 3_000;
     let listed = (await store.keys!()).sort();
@@ -285,7 +271,7 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
       const key = `${RUN}-bare:k`;
       await store.set(key, 1, 60);
       const held = await store.acquireLock!(key, { ttlMs: 10_000 });
-      expect(await raw.exists(`credcache:lock:${key}`)).toBe(1);
+      expect(await redis.raw.exists(`credcache:lock:${key}`)).toBe(1);
       // Other users of this Redis may hold keys too: look at this run's only.
       const listed = (await store.keys!()).filter((k) => k.includes(RUN));
       expect(listed).toEqual([key]);
@@ -306,11 +292,11 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
       ['{"secretAccessKey":"hunter2secret"', "unparseable"],
     ];
     for (const [stored, reason] of broken) {
-      await raw.set(`${RUN}-broken::k`, stored);
+      await redis.raw.set(`${RUN}-broken::k`, stored);
       const error = await store.get("k").catch((e: unknown) => e);
       expect(error, stored).toMatchObject({ name: "CacheRecordError", reason });
       expect((error as Error).message).not.toContain("hunter2secret");
-      expect(await raw.exists(`${RUN}-broken::k`), stored).toBe(0);
+      expect(await redis.raw.exists(`${RUN}-broken::k`), stored).toBe(0);
     }
   });
 
@@ -324,7 +310,7 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
     const sentinel = `${RUN}-one-get-sentinel`;
     try {
       expect(await store.get("k")).toEqual({ v: 1 });
-      await raw.get(sentinel);
+      await redis.raw.get(sentinel);
       // MONITOR lines arrive in order: once the sentinel is seen, the hit's commands were too.
       while (!seen.some((line) => line.includes(sentinel))) await new Promise((r) => setTimeout(r, 10));
     } finally {
@@ -351,7 +337,7 @@ describeWithRedis("keyv + @keyv/redis (real Redis)", () => {
   });
 
   it("an unreachable Redis is a cache-error event; credentials still resolve and no password leaks", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const store = await createRedisCache({ url: `redis://user:hunter2pw@127.0.0.1:${port}`, namespace: RUN });
     stores.push(store);
     const events: CacheEvent[] = [];

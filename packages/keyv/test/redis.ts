@@ -1,6 +1,9 @@
+import { spawn } from "node:child_process";
 import { type AddressInfo, connect, createServer, type Socket } from "node:net";
+import { fileURLToPath } from "node:url";
+import type { CredentialCache } from "@credcache/core";
 import { createClient } from "@keyv/redis";
-import { describe, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, it } from "vitest";
 
 export const REDIS_URL = "redis://127.0.0.1:6379";
 
@@ -51,6 +54,27 @@ export function describeWithRedis(name: string, body: () => void): void {
     );
     describe.skip(name, body);
   }
+}
+
+/**
+ * The set-up of a file of tests on the test Redis: `raw`, a plain client for looking at
+ * what stores wrote; `stores`, closed after each test; this run's values and locks
+ * (`<run>*`, `credcache:lock:<run>*`) deleted at the end. Call inside a describe.
+ */
+export function useTestRedis(run: string): { raw: RawRedis; stores: CredentialCache[] } {
+  const state = { raw: undefined as unknown as RawRedis, stores: [] as CredentialCache[] };
+  beforeAll(async () => {
+    state.raw = await rawRedis();
+  });
+  afterEach(async () => {
+    await Promise.all(state.stores.splice(0).map((store) => store.close?.()));
+  });
+  afterAll(async () => {
+    await deleteKeys(state.raw, `${run}*`);
+    await deleteKeys(state.raw, `credcache:lock:${run}*`);
+    await state.raw.close();
+  });
+  return state;
 }
 
 /** Deletes every key matching `pattern` (SCAN, not KEYS, so a shared Redis is not blocked). */
@@ -107,4 +131,110 @@ export async function redisProxy() {
         server.close(() => resolve());
       }),
   };
+}
+
+/** A port nothing listens on: bind an ephemeral one, then let it go. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * A TCP server that plays Redis badly: `onData` gets every chunk a client sends, with its
+ * socket, and answers (or not) as the test wants.
+ */
+export async function fakeRedis(onData: (socket: Socket, chunk: Buffer, connection: number) => void) {
+  const open = new Set<Socket>();
+  let connections = 0;
+  const server = createServer((socket) => {
+    const connection = ++connections;
+    open.add(socket);
+    socket.on("close", () => open.delete(socket));
+    socket.on("error", () => {});
+    socket.on("data", (chunk) => onData(socket, chunk, connection));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    connections: () => connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of open) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * A second, private redis-server (no persistence) on a free port, with `args` such as
+ * `["--requirepass", pw]`, and with `tls` (PEM files) a TLS port too; resolves once it
+ * accepts connections. `stop()` kills it.
+ */
+export async function startRedisServer(args: string[], tls?: { certFile: string; keyFile: string }) {
+  const port = await freePort();
+  const tlsPort = tls ? await freePort() : undefined;
+  const tlsArgs = tls
+    ? ["--tls-port", String(tlsPort), "--tls-cert-file", tls.certFile, "--tls-key-file", tls.keyFile]
+    : [];
+  // Client certificates are not asked for; a CA file is required all the same.
+  if (tls) tlsArgs.push("--tls-ca-cert-file", tls.certFile, "--tls-auth-clients", "no");
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...tlsArgs, ...args],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const onOutput = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("Ready to accept connections")) resolve();
+    };
+    child.stdout.on("data", onOutput);
+    child.stderr.on("data", onOutput);
+    child.on("error", reject);
+    child.on("exit", (code) => reject(new Error(`redis-server exited (${code}): ${output.slice(-500)}`)));
+  });
+  return {
+    port,
+    tlsPort,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.on("exit", () => resolve());
+        child.kill("SIGKILL");
+      }),
+  };
+}
+
+/**
+ * Runs a script of test/fixtures with plain node (on the BUILT package); resolves with its
+ * exit code and output, or code "hung" when it has not exited after 20 s (generous: the
+ * checks are that it ends by itself, never how fast).
+ */
+export function runFixture(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null | "hung"; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, {
+      cwd: fileURLToPath(new URL("./fixtures/", import.meta.url)),
+      env: { ...process.env, ...env },
+      stdio: "pipe",
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    const cap = setTimeout(() => {
+      child.kill("SIGKILL");
+      resolve({ code: "hung", stdout, stderr });
+    }, 20_000);
+    child.on("exit", (code) => {
+      clearTimeout(cap);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }

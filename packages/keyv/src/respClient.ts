@@ -1,0 +1,305 @@
+import { connect as netConnect, type Socket } from "node:net";
+import { CacheUnavailableError } from "@credcache/core";
+import { ErrorReply, encodeCommand, ProtocolError, type Reply, ReplyParser } from "./resp.js";
+
+/** A reply that is not an error: an error reply rejects the call instead. */
+export type Answer = Exclude<Reply, ErrorReply>;
+
+/** Where and how to connect, read from a `redis://` or `rediss://` URL. Holds the password: never expose it. */
+interface Target {
+  host: string;
+  port: number;
+  tls: boolean;
+  /** `host:port`, for messages: the URL without its user name and password. */
+  where: string;
+  /** The password, to scrub from any error text Redis sends back. */
+  password: string;
+  /** `AUTH [user] password` and `SELECT db`, sent first on every connection. */
+  handshake: string[][];
+  database: string | undefined;
+}
+
+/** Reads a URL that `createRedisCache` has already checked. */
+function targetOf(url: string): Target {
+  const parsed = new URL(url);
+  const tls = parsed.protocol === "rediss:";
+  const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = parsed.port === "" ? 6379 : Number(parsed.port);
+  const username = decodeURIComponent(parsed.username);
+  const password = decodeURIComponent(parsed.password);
+  const database = /^\/(\d+)$/.exec(parsed.pathname)?.[1];
+  const handshake: string[][] = [];
+  // As node-redis does: a user name or password means AUTH, with "" for a missing password.
+  if (username !== "" || password !== "") {
+    handshake.push(username === "" ? ["AUTH", password] : ["AUTH", username, password]);
+  }
+  if (database !== undefined && Number(database) !== 0) handshake.push(["SELECT", database]);
+  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  return { host, port, tls, where, password, handshake, database };
+}
+
+/** Timeouts of a connection, in milliseconds. */
+export interface RespTimeouts {
+  /** From opening the socket to the end of the handshake. */
+  connectTimeoutMs: number;
+  /** From sending a command to its reply. */
+  commandTimeoutMs: number;
+}
+
+/**
+ * A minimal Redis client: RESP2 over one connection, commands pipelined in order. It
+ * opens its connection on the first call and never reconnects on its own: when the
+ * connection drops or times out, the calls waiting on it reject, and the next call
+ * opens a new one. While no call is waiting, the socket does not keep the process alive.
+ *
+ * Loads only `node:net` (and `node:tls` for `rediss://`): the whole point is a short
+ * start-up for short-lived processes, where `@redis/client` costs ~60 ms to load.
+ *
+ * Error messages name the server as `host:port`, never the URL or its password.
+ * @internal
+ */
+export class RespClient {
+  readonly #target: Target;
+  readonly #timeouts: RespTimeouts;
+  #connection: Connection | undefined;
+
+  constructor(url: string, timeouts: RespTimeouts) {
+    this.#target = targetOf(url);
+    this.#timeouts = timeouts;
+  }
+
+  /** Sends one command; resolves to its reply, rejects with a `CacheUnavailableError`. */
+  send(args: readonly string[]): Promise<Answer> {
+    if (this.#connection === undefined || this.#connection.failed) {
+      this.#connection = new Connection(this.#target, this.#timeouts);
+    }
+    return this.#connection.send(args);
+  }
+
+  /** Ends the connection (QUIT when it is up, so that sent commands complete). A later call reconnects. */
+  async close(): Promise<void> {
+    const connection = this.#connection;
+    this.#connection = undefined;
+    await connection?.close();
+  }
+}
+
+interface Pending {
+  command: readonly string[];
+  resolve(reply: Reply): void;
+  reject(error: Error): void;
+  /** The command timeout; none for the handshake, which the connect timeout covers. */
+  timer?: NodeJS.Timeout;
+  done: boolean;
+}
+
+/** One socket and its queue of calls. Fails once, for good: the client then opens another. */
+class Connection {
+  readonly #target: Target;
+  readonly #timeouts: RespTimeouts;
+  readonly #parser = new ReplyParser();
+  /** Written to the socket, waiting for replies, oldest first: RESP answers in order. */
+  readonly #sent: Pending[] = [];
+  /** Waiting for the handshake to succeed: a SELECT that failed must not let a write go to database 0. */
+  #held: Array<Pending> | undefined = [];
+  #socket: Socket | undefined;
+  #connectTimer: NodeJS.Timeout;
+  #up = false;
+  #failure: Error | undefined;
+
+  constructor(target: Target, timeouts: RespTimeouts) {
+    this.#target = target;
+    this.#timeouts = timeouts;
+    this.#connectTimer = setTimeout(
+      () =>
+        this.#afterIo(
+          () => !this.#up,
+          `Redis at ${target.where} did not accept the connection within ${timeouts.connectTimeoutMs} ms`,
+        ),
+      timeouts.connectTimeoutMs,
+    );
+    if (target.tls) {
+      // Only rediss:// pays for loading TLS.
+      import("node:tls").then(
+        (tls) => this.#attach(tls.connect({ host: target.host, port: target.port })),
+        (error: unknown) =>
+          this.#fail(new CacheUnavailableError("node:tls could not be loaded", { cause: error })),
+      );
+    } else {
+      this.#attach(netConnect({ host: target.host, port: target.port }));
+    }
+  }
+
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
+  send(args: readonly string[]): Promise<Answer> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise<Reply>((resolve, reject) => {
+      const pending: Pending = { command: args, resolve, reject, done: false };
+      pending.timer = setTimeout(
+        () =>
+          this.#afterIo(
+            () => !pending.done,
+            // A reply cannot be skipped in RESP: the only way past a missing one is a new connection.
+            `Redis at ${this.#target.where} did not answer ${args[0]} within ${this.#timeouts.commandTimeoutMs} ms`,
+          ),
+        this.#timeouts.commandTimeoutMs,
+      );
+      if (this.#held) this.#held.push(pending);
+      else this.#write(pending);
+      this.#updateRef();
+    }).then((reply) => {
+      if (reply instanceof ErrorReply) throw this.#replyError(args, reply);
+      return reply;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#failure) return;
+    if (this.#up) {
+      try {
+        await this.send(["QUIT"]);
+      } catch {
+        // Closing anyway.
+      }
+    }
+    this.#fail(new CacheUnavailableError(`the connection to Redis at ${this.#target.where} was closed`));
+  }
+
+  #attach(socket: Socket): void {
+    this.#socket = socket;
+    if (this.#failure) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    const { where, handshake } = this.#target;
+    socket.on(this.#target.tls ? "secureConnect" : "connect", () => {
+      if (handshake.length === 0) this.#ready();
+    });
+    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("error", (error: NodeJS.ErrnoException) => {
+      const reason = error.code ?? "socket error";
+      this.#fail(
+        new CacheUnavailableError(
+          this.#up
+            ? `the connection to Redis at ${where} failed (${reason})`
+            : `cannot reach Redis at ${where} (${reason})`,
+        ),
+      );
+    });
+    socket.on("close", () =>
+      this.#fail(new CacheUnavailableError(`Redis at ${where} closed the connection before answering`)),
+    );
+    if (handshake.length === 0) {
+      // Nothing to wait for: commands go out now, and the socket sends them once connected.
+      this.#flushHeld();
+      return;
+    }
+    handshake.forEach((command, index) => {
+      const pending: Pending = {
+        command,
+        done: false,
+        resolve: (reply) => {
+          if (reply instanceof ErrorReply) this.#fail(this.#handshakeError(command, reply));
+          else if (index === handshake.length - 1) this.#ready();
+        },
+        reject: () => {},
+      };
+      this.#write(pending);
+    });
+  }
+
+  #ready(): void {
+    this.#up = true;
+    clearTimeout(this.#connectTimer);
+    this.#flushHeld();
+  }
+
+  #flushHeld(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const pending of held) this.#write(pending);
+  }
+
+  #write(pending: Pending): void {
+    this.#sent.push(pending);
+    this.#socket?.write(encodeCommand(pending.command));
+  }
+
+  #onData(chunk: Buffer): void {
+    let replies: Reply[];
+    try {
+      replies = this.#parser.push(chunk);
+    } catch (error) {
+      const why = error instanceof ProtocolError ? error.message : "unreadable reply";
+      this.#fail(new CacheUnavailableError(`Redis at ${this.#target.where} broke the protocol: ${why}`));
+      return;
+    }
+    for (const reply of replies) {
+      if (this.#failure) return; // a failed handshake: the rest was already rejected
+      const pending = this.#sent.shift();
+      if (pending === undefined) {
+        this.#fail(new CacheUnavailableError(`Redis at ${this.#target.where} sent a reply nobody asked for`));
+        return;
+      }
+      pending.done = true;
+      clearTimeout(pending.timer);
+      pending.resolve(reply);
+    }
+    this.#updateRef();
+  }
+
+  /**
+   * Fails the connection with `message` if `stillWaiting()` after pending I/O has been read.
+   * A timer can fire in the same loop turn in which the reply arrived (timers run before
+   * I/O), on a starved host especially; setImmediate runs after the I/O phase.
+   */
+  #afterIo(stillWaiting: () => boolean, message: string): void {
+    setImmediate(() => {
+      if (stillWaiting()) this.#fail(new CacheUnavailableError(message));
+    });
+  }
+
+  /** Closes the socket and rejects every call still waiting. */
+  #fail(error: Error): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    clearTimeout(this.#connectTimer);
+    this.#socket?.destroy();
+    for (const pending of [...this.#sent.splice(0), ...(this.#held?.splice(0) ?? [])]) {
+      pending.done = true;
+      clearTimeout(pending.timer);
+      pending.reject(error);
+    }
+  }
+
+  /** The socket keeps the process alive only while a call waits on it. */
+  #updateRef(): void {
+    if (this.#sent.length > 0 || (this.#held?.length ?? 0) > 0) this.#socket?.ref();
+    else this.#socket?.unref();
+  }
+
+  #replyError(args: readonly string[], reply: ErrorReply): CacheUnavailableError {
+    // Redis quotes arguments back in single quotes ("unknown command 'x', with args beginning
+    // with: 'y'"), and an argument can be a record with a secret in it: nothing quoted is passed on.
+    let text = reply.message.replace(/'[^']*'?/g, "'...'").slice(0, 200);
+    const { password } = this.#target;
+    if (password !== "") text = text.split(password).join("***");
+    return new CacheUnavailableError(
+      `Redis at ${this.#target.where} answered ${args[0]} with an error: ${text}`,
+    );
+  }
+
+  #handshakeError(command: readonly string[], reply: ErrorReply): CacheUnavailableError {
+    // Only the error's code (WRONGPASS, NOAUTH, ERR): nothing Redis says about AUTH is passed on.
+    const code = /^[A-Z]+/.exec(reply.message)?.[0] ?? "ERR";
+    const what =
+      command[0] === "AUTH"
+        ? "the user name and password of the URL"
+        : `to select database ${this.#target.database}`;
+    return new CacheUnavailableError(`Redis at ${this.#target.where} refused ${what} (${code})`);
+  }
+}
