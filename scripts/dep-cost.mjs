@@ -15,7 +15,6 @@ const runs = Number(process.argv[2] ?? 7);
 // Runtime dependency -> the package that declares it (resolution starts there).
 const DEPENDENCIES = [
   ["lru-cache", "packages/memory"],
-  ["write-file-atomic", "packages/fs"],
   ["better-sqlite3", "packages/sqlite"],
   ["keyv", "packages/keyv"],
   ["@keyv/redis", "packages/keyv"],

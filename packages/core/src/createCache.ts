@@ -31,7 +31,7 @@ export type KeyvStoreConfig = CommonStoreConfig & {
   driver: "keyv";
   keyv: unknown;
 };
-/** Redis through Keyv and `@keyv/redis`, with the Redis lock. */
+/** Redis through `@credcache/keyv`'s `createRedisCache` (its own client), with the Redis lock. */
 export type RedisStoreConfig = CommonStoreConfig & {
   driver: "redis";
   url: string;
