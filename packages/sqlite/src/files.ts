@@ -133,12 +133,15 @@ export function openDescriptors(): Map<string, string | undefined> | undefined {
 }
 
 function identity(fd: string): string | undefined {
+  // Closed meanwhile (the listing's own, another thread's file): ENOENT, answered without
+  // an exception, which costs more than the stat itself.
+  let st: Stats | undefined;
   try {
-    const st = statSync(`/proc/self/fd/${fd}`);
-    return `${st.dev}:${st.ino}`;
+    st = statSync(`/proc/self/fd/${fd}`, { throwIfNoEntry: false });
   } catch {
-    return undefined; // closed meanwhile (the listing's own, another thread's file)
+    return undefined;
   }
+  return st === undefined ? undefined : `${st.dev}:${st.ino}`;
 }
 
 /**
