@@ -17,8 +17,8 @@ let addon: string | null | undefined;
  * Found through the module cache (the entry whose exports are the imported `Database`),
  * not from this file's location: this code also runs inlined into another package's
  * bundle, in ESM and CJS builds alike. Undefined when that module or its addon is not
- * where a normal install puts them (a bundled better-sqlite3, a custom build): `new
- * Database` then finds the addon the way it always does.
+ * where a normal install puts them (a custom build, an ESM bundle of better-sqlite3):
+ * `new Database` then finds the addon the way it always does.
  */
 export function betterSqliteAddon(): string | undefined {
   if (addon === undefined) addon = findAddon() ?? null;
@@ -26,10 +26,22 @@ export function betterSqliteAddon(): string | undefined {
 }
 
 function findAddon(): string | undefined {
+  const lib = libDirectory();
+  if (lib === undefined) return undefined;
+  const file = join(lib, ADDON_FROM_LIB);
+  return statSync(file, { throwIfNoEntry: false })?.isFile() ? file : undefined;
+}
+
+/** The `lib/` directory of the better-sqlite3 whose `Database` this module imported. */
+function libDirectory(): string | undefined {
   for (const loaded of Object.values(createRequire("/").cache)) {
-    if (loaded?.exports !== Database) continue;
-    const file = join(dirname(loaded.filename), ADDON_FROM_LIB);
-    return statSync(file, { throwIfNoEntry: false })?.isFile() ? file : undefined;
+    if (loaded?.exports === Database) return dirname(loaded.filename);
   }
-  return undefined;
+  // Not in the cache: a CJS bundle holds better-sqlite3's JS (one file loads faster than
+  // its fourteen), so its addon is the one of the package that the bundle's `require` finds.
+  try {
+    return join(dirname(require.resolve("better-sqlite3/package.json")), "lib");
+  } catch {
+    return undefined; // ESM, which has no `require`; or better-sqlite3 is not installed there
+  }
 }
