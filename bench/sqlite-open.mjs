@@ -7,8 +7,8 @@ import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { fmtRatio, percentile, table } from "./measure.mjs";
 
 const SQLITE = fileURLToPath(new URL("../packages/sqlite/dist/index.cjs", import.meta.url));
@@ -59,7 +59,12 @@ try {
     { name: "node -e 0", args: ["-e", "0"] },
     { name: "sqlite store, this build", args: ["-e", child(SQLITE, "sqliteCache", { path: db })] },
     ...(values.old
-      ? [{ name: `sqlite store, ${values.old}`, args: ["-e", child(values.old, "sqliteCache", { path: db })] }]
+      ? [
+          {
+            name: `sqlite store, ${values.old}`,
+            args: ["-e", child(values.old, "sqliteCache", { path: db })],
+          },
+        ]
       : []),
     { name: "file store", args: ["-e", child(FS, "fileCache", { dir: files })] },
   ];

@@ -429,7 +429,9 @@ class Statements {
   }
 
   get releaseLease() {
-    this.#releaseLease ??= this.#db.prepare<[string, string]>("DELETE FROM locks WHERE key = ? AND token = ?");
+    this.#releaseLease ??= this.#db.prepare<[string, string]>(
+      "DELETE FROM locks WHERE key = ? AND token = ?",
+    );
     return this.#releaseLease;
   }
 
