@@ -16,6 +16,7 @@ import {
 import { type TrustedDirectory, trustedDirectory } from "@credcache/fs";
 import Database from "better-sqlite3";
 import { checkSidecars, openDatabaseFile, openDescriptors, SIDECARS, verifyOpened } from "./files.js";
+import { betterSqliteAddon } from "./native.js";
 import { migrate, SCHEMA_VERSION } from "./schema.js";
 
 export { SCHEMA_VERSION };
@@ -63,16 +64,6 @@ export interface SqliteCache extends CredentialCache {
   prune(): Promise<number>;
   /** Closes the connection. Later calls reject; a held lock's lease simply runs out. */
   close(): Promise<void>;
-}
-
-interface Statements {
-  get: Database.Statement<[string], [string, number | null]>;
-  keys: Database.Statement<[number], string>;
-  write(key: string, value: string, expiresAt: number | null, now: number): void;
-  remove: Database.Statement<[string]>;
-  takeLease(key: string, token: string, expiresAt: number, now: number): { takenOver: boolean } | undefined;
-  releaseLease: Database.Statement<[string, string]>;
-  prune(now: number): number;
 }
 
 /**
@@ -289,7 +280,7 @@ class SqliteStore implements SqliteCache {
         ? this.#busyTimeoutMs
         : Math.max(this.#busyTimeoutMs, WAL_SWITCH_WAIT_MS);
       const before = openDescriptors();
-      db = new Database(path, { timeout: this.#busyTimeoutMs });
+      db = new Database(path, { timeout: this.#busyTimeoutMs, nativeBinding: betterSqliteAddon() });
       try {
         verifyOpened(path, stat, before);
       } catch (error) {
@@ -304,7 +295,7 @@ class SqliteStore implements SqliteCache {
       useWal(db, walWaitMs);
       db.pragma("synchronous = NORMAL");
       migrate(db);
-      statements = prepare(db);
+      statements = new Statements(db);
     } catch (error) {
       db.close();
       throw error;
@@ -397,48 +388,106 @@ class SqliteStore implements SqliteCache {
   }
 }
 
-function prepare(db: Database.Database): Statements {
-  const get = db.prepare<[string], [string, number | null]>(
-    "SELECT value, expires_at FROM entries WHERE key = ?",
-  );
-  get.raw(true);
-  const keys = db
-    .prepare<[number], string>("SELECT key FROM entries WHERE expires_at IS NULL OR expires_at > ?")
-    .pluck();
-  const upsert = db.prepare<[string, string, number | null]>(
-    `INSERT INTO entries (key, value, expires_at) VALUES (?, ?, ?)
-     ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
-  );
-  const purge = db.prepare<[number]>("DELETE FROM entries WHERE expires_at <= ?");
-  const purgeLeases = db.prepare<[number]>("DELETE FROM locks WHERE expires_at <= ?");
-  const leaseExists = db.prepare<[string]>("SELECT 1 FROM locks WHERE key = ?").pluck();
-  // The lock itself: one statement that succeeds only when there is no lease or it has run out.
-  const lease = db.prepare<{ key: string; token: string; expiresAt: number; now: number }>(
-    `INSERT INTO locks (key, token, expires_at) VALUES (:key, :token, :expiresAt)
-     ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
-     WHERE locks.expires_at <= :now`,
-  );
-  return {
-    get,
-    keys,
-    // Expired rows are purged lazily here: writes are rare (one per rotation), reads are not.
-    write: db.transaction((key: string, value: string, expiresAt: number | null, now: number) => {
-      purge.run(now);
-      upsert.run(key, value, expiresAt);
-    }).immediate,
-    remove: db.prepare<[string]>("DELETE FROM entries WHERE key = ?"),
-    // IMMEDIATE: the write lock is held from the look to the upsert, so takenOver is exact.
-    takeLease: db.transaction((key: string, token: string, expiresAt: number, now: number) => {
-      const existed = leaseExists.get(key) !== undefined;
-      const { changes } = lease.run({ key, token, expiresAt, now });
-      return changes === 1 ? { takenOver: existed } : undefined;
-    }).immediate,
-    releaseLease: db.prepare<[string, string]>("DELETE FROM locks WHERE key = ? AND token = ?"),
-    prune: db.transaction((now: number) => {
-      purgeLeases.run(now);
-      return purge.run(now).changes;
-    }).immediate,
-  };
+/**
+ * The store's statements, each prepared when first used: a warm `get`, often all a process
+ * does, needs only its own, and the transactions' prepare nine more of better-sqlite3's.
+ */
+class Statements {
+  readonly #db: Database.Database;
+  #get: Database.Statement<[string], [string, number | null]> | undefined;
+  #keys: Database.Statement<[number], string> | undefined;
+  #write: ((key: string, value: string, expiresAt: number | null, now: number) => void) | undefined;
+  #remove: Database.Statement<[string]> | undefined;
+  #takeLease:
+    | ((key: string, token: string, expiresAt: number, now: number) => { takenOver: boolean } | undefined)
+    | undefined;
+  #releaseLease: Database.Statement<[string, string]> | undefined;
+  #purge: Database.Statement<[number]> | undefined;
+  #prune: ((now: number) => number) | undefined;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+  }
+
+  get get() {
+    this.#get ??= this.#db
+      .prepare<[string], [string, number | null]>("SELECT value, expires_at FROM entries WHERE key = ?")
+      .raw(true);
+    return this.#get;
+  }
+
+  get keys() {
+    this.#keys ??= this.#db
+      .prepare<[number], string>("SELECT key FROM entries WHERE expires_at IS NULL OR expires_at > ?")
+      .pluck();
+    return this.#keys;
+  }
+
+  get remove() {
+    this.#remove ??= this.#db.prepare<[string]>("DELETE FROM entries WHERE key = ?");
+    return this.#remove;
+  }
+
+  get releaseLease() {
+    this.#releaseLease ??= this.#db.prepare<[string, string]>(
+      "DELETE FROM locks WHERE key = ? AND token = ?",
+    );
+    return this.#releaseLease;
+  }
+
+  /** Expired rows are purged lazily here: writes are rare (one per rotation), reads are not. */
+  write(key: string, value: string, expiresAt: number | null, now: number): void {
+    if (this.#write === undefined) {
+      const db = this.#db;
+      const purge = this.#purgeEntries();
+      const upsert = db.prepare<[string, string, number | null]>(
+        `INSERT INTO entries (key, value, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+      );
+      this.#write = db.transaction((key: string, value: string, expiresAt: number | null, now: number) => {
+        purge.run(now);
+        upsert.run(key, value, expiresAt);
+      }).immediate;
+    }
+    this.#write(key, value, expiresAt, now);
+  }
+
+  /** IMMEDIATE: the write lock is held from the look to the upsert, so takenOver is exact. */
+  takeLease(key: string, token: string, expiresAt: number, now: number): { takenOver: boolean } | undefined {
+    if (this.#takeLease === undefined) {
+      const db = this.#db;
+      const exists = db.prepare<[string]>("SELECT 1 FROM locks WHERE key = ?").pluck();
+      // The lock itself: one statement that succeeds only when there is no lease or it has run out.
+      const lease = db.prepare<{ key: string; token: string; expiresAt: number; now: number }>(
+        `INSERT INTO locks (key, token, expires_at) VALUES (:key, :token, :expiresAt)
+         ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
+         WHERE locks.expires_at <= :now`,
+      );
+      this.#takeLease = db.transaction((key: string, token: string, expiresAt: number, now: number) => {
+        const existed = exists.get(key) !== undefined;
+        const { changes } = lease.run({ key, token, expiresAt, now });
+        return changes === 1 ? { takenOver: existed } : undefined;
+      }).immediate;
+    }
+    return this.#takeLease(key, token, expiresAt, now);
+  }
+
+  prune(now: number): number {
+    if (this.#prune === undefined) {
+      const purge = this.#purgeEntries();
+      const purgeLeases = this.#db.prepare<[number]>("DELETE FROM locks WHERE expires_at <= ?");
+      this.#prune = this.#db.transaction((now: number) => {
+        purgeLeases.run(now);
+        return purge.run(now).changes;
+      }).immediate;
+    }
+    return this.#prune(now);
+  }
+
+  #purgeEntries(): Database.Statement<[number]> {
+    this.#purge ??= this.#db.prepare<[number]>("DELETE FROM entries WHERE expires_at <= ?");
+    return this.#purge;
+  }
 }
 
 /**

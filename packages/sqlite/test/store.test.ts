@@ -1,5 +1,7 @@
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { CacheArgumentError, CacheConfigError, CacheUnavailableError } from "@credcache/core";
 import { sqliteCache } from "@credcache/sqlite";
 import { describe, expect, it } from "vitest";
@@ -200,5 +202,35 @@ describe("sqliteCache: the lease lock", () => {
     await store.close();
     // After close the lease is left to run out; releasing is harmless.
     await third!.release();
+  });
+});
+
+describe("sqliteCache: loading better-sqlite3", () => {
+  it("opens with better-sqlite3's addon loaded from beside its module, never through `bindings` (ESM and CJS builds)", async () => {
+    const { path, store } = open();
+    await store.set("k", "v");
+    await store.close();
+    for (const [build, load] of [
+      ["index.js", "await import"],
+      ["index.cjs", "require"],
+    ] as const) {
+      const dist = fileURLToPath(new URL(`../dist/${build}`, import.meta.url));
+      expect(existsSync(dist), `build @credcache/sqlite first (npx tsup): ${dist}`).toBe(true);
+      // A fresh process, as the CLI is: the first `get` is the one that loads the addon.
+      const script = `
+        const { createRequire } = require("node:module");
+        (async () => {
+          const store = (${load}(${JSON.stringify(dist)})).sqliteCache({ path: ${JSON.stringify(path)} });
+          const value = await store.get("k");
+          const loaded = Object.keys(createRequire("/").cache);
+          console.log(JSON.stringify({
+            value,
+            addon: loaded.filter((f) => f.endsWith("better_sqlite3.node")).length,
+            bindings: loaded.filter((f) => /[\\/]node_modules[\\/]bindings[\\/]/.test(f)),
+          }));
+        })();`;
+      const out = JSON.parse(execFileSync(process.execPath, ["-e", script], { encoding: "utf8" }));
+      expect(out, build).toEqual({ value: "v", addon: 1, bindings: [] });
+    }
   });
 });

@@ -207,9 +207,11 @@ describe("sqliteCache: -wal, -shm and -journal files that are not ours are refus
 describe("sqliteCache: the file SQLite opens is the file that was checked", () => {
   /**
    * Swaps the database path for `replacement(path)` right after the store's check looked
-   * at the open file (its fstat), before SQLite opens the path by name.
+   * at the open file (its fstat), before SQLite opens the path by name; with `restore`,
+   * swaps the checked file back once SQLite has opened the path (at the store's next look
+   * at the path, its lstat), so that only the descriptor SQLite holds tells.
    */
-  async function swapAfterCheck(replacement: (path: string) => void) {
+  async function swapAfterCheck(replacement: (path: string) => void, restore?: (path: string) => void) {
     const dir = tempDir();
     const path = join(dir, "cache.db");
     const setup = sqliteCache({ path });
@@ -227,6 +229,18 @@ describe("sqliteCache: the file SQLite opens is the file that was checked", () =
       }
       return st;
     }) as typeof fs.fstatSync);
+    if (restore) {
+      const lstat = fs.lstatSync;
+      let restored = false;
+      vi.spyOn(fs, "lstatSync").mockImplementation(((file: string, options?: fs.StatSyncOptions) => {
+        if (swapped && !restored && file === path) {
+          restored = true;
+          restore(path);
+          renameSync(join(dir, "moved.db"), path);
+        }
+        return lstat(file, options as never);
+      }) as typeof fs.lstatSync);
+    }
     syncBuiltinESMExports();
     const store = sqliteCache({ path });
     const error = await store.set("creds", { secretAccessKey: SECRET }).catch((e: unknown) => e);
@@ -267,5 +281,17 @@ describe("sqliteCache: the file SQLite opens is the file that was checked", () =
     expect((error as Error).message).toMatch(/replaced between the check and the open/);
     expect(lstatSync(path).uid, "the attacker's file is what the path names now").toBe(NOBODY);
     expect(holdsSecret(path), "the secret reached the attacker's database").toBe(false);
+  });
+
+  it("another file in place only while SQLite opens the path is refused by the descriptor SQLite holds", async () => {
+    const evil = attackerDatabase();
+    const { error, path } = await swapAfterCheck(
+      (at) => renameSync(evil, at),
+      (at) => renameSync(at, evil),
+    );
+    expect(error).toBeInstanceOf(CacheUnavailableError);
+    expect((error as Error).message).toMatch(/SQLite opened a different file than the one checked/);
+    expect(lstatSync(path).uid, "the checked file is back at the path").toBe(process.getuid?.());
+    expect(holdsSecret(evil), "the secret reached the attacker's database").toBe(false);
   });
 });
