@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { startImdsEmulator } from "@credcache/imds-emulator";
-import { fmtRatio, percentile, table } from "./measure.mjs";
+import { fmtRatio, percentile, runHerdChild, table } from "./measure.mjs";
 
 const BIN = fileURLToPath(new URL("../packages/cli/dist/bin.cjs", import.meta.url));
 
@@ -87,35 +87,15 @@ export async function runCliStartupBench({ runs = 30 } = {}) {
   }
 }
 
-const HERD_CHILD = fileURLToPath(new URL("./herd-child.mjs", import.meta.url));
 const REDIS_URL = "redis://127.0.0.1:6379/0"; // the machine's Redis, as in bench:herd
 
-/** One short-lived worker (bench/herd-child.mjs): its own time and CPU to first credential. */
-function firstCredential(url, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [HERD_CHILD], {
-      env: { ...env, HERD_CACHE_URL: url },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", () => {
-      try {
-        const out = JSON.parse(stdout.trim().split("\n").at(-1));
-        if (!out.ok) throw new Error(out.error ?? "no credentials");
-        resolve(out);
-      } catch (error) {
-        reject(new Error(`herd child (${url}) failed: ${error.message} ${stderr.trim().slice(0, 300)}`));
-      }
-    });
-  });
+/** One short-lived worker (bench/herd-child.mjs): its report, or an error saying why it has none. */
+async function firstCredential(url, env) {
+  const { report, stderr } = await runHerdChild({ ...env, HERD_CACHE_URL: url });
+  if (report?.ok) return report;
+  throw new Error(
+    `herd child (${url}) failed: ${report?.error ?? "no report"} ${stderr.trim().slice(0, 300)}`,
+  );
 }
 
 /**

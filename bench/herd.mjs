@@ -33,7 +33,7 @@
 //                       [--outage-seconds 90] [--outage-faults hang,500,429] [--outage-backend file]
 //                       [--outage-callers 16] [--caller-every-ms 250] [--cli-pause-ms 4000]
 //                       [--paused-lock-ttl-ms 1500]
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -43,11 +43,10 @@ import { startImdsEmulator } from "@credcache/imds-emulator";
 import { isRedisReachable } from "../examples/sqs-consumer/src/redisCheck.mjs";
 import { herdSvg, markdownTable } from "./herd-report.mjs";
 import { runScenarios, SCENARIOS } from "./herd-scenarios.mjs";
-import { percentile } from "./measure.mjs";
+import { percentile, runHerdChild } from "./measure.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, "..");
-const CHILD = join(here, "herd-child.mjs");
 
 const { values: flags } = parseArgs({
   // `pnpm bench:herd -- --no-rotation` passes the `--` on; npm and pnpm users both type it.
@@ -141,39 +140,6 @@ function pickBackends(/** @type {string} */ list) {
   return names.filter((b) => b !== "redis" || redisUp);
 }
 
-/**
- * Starts one child; resolves with its report.
- * @returns {Promise<{ code: number | null, report: any, stderr: string }>}
- */
-function child(/** @type {Record<string, string>} */ env) {
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [CHILD], {
-      cwd: root,
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    proc.stdout.setEncoding("utf8").on("data", (c) => {
-      stdout += c;
-    });
-    proc.stderr.setEncoding("utf8").on("data", (c) => {
-      if (stderr.length < 8_000) stderr += c;
-    });
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 120_000);
-    proc.on("close", (code) => {
-      clearTimeout(timer);
-      let report;
-      try {
-        report = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
-      } catch {
-        report = undefined;
-      }
-      resolve({ code, report, stderr });
-    });
-  });
-}
-
 const failed = (/** @type {{ code: number | null, report: any }} */ r) => r.code !== 0 || !r.report?.ok;
 
 /** Median wall time of `node -e 0`: the floor under any time to first credential. */
@@ -263,7 +229,7 @@ if (!flags["no-herd"]) {
       const store = freshStore(backend);
       const results = await Promise.all(
         Array.from({ length: n }, () =>
-          child({ HERD_CACHE_URL: store, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url }),
+          runHerdChild({ HERD_CACHE_URL: store, AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url }),
         ),
       );
       const row = {
@@ -409,7 +375,7 @@ if (!flags["no-rotation"]) {
     for (let w = 0; w < waves; w++) {
       const due = t0 + w * waveMs;
       await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
-      for (let i = 0; i < waveSize; i++) pending.push(child(env));
+      for (let i = 0; i < waveSize; i++) pending.push(runHerdChild(env));
     }
     const results = await Promise.all(pending);
     clearInterval(watch);
