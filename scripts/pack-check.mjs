@@ -261,6 +261,17 @@ async function checkApp(label, app, { full }) {
           throw new Error(JSON.stringify(Object.keys(out)));
       });
     } else {
+      // The Redis store has its own client: the CLI alone reads and writes Redis.
+      const redis = `redis://127.0.0.1:6379/0?namespace=pack-check-${process.pid}`;
+      await check(label, "npx credcache process (redis store, nothing else installed)", async () => {
+        try {
+          const out = JSON.parse(await processFrom(redis));
+          if (out.Version !== 1 || out.AccessKeyId !== served())
+            throw new Error(JSON.stringify(Object.keys(out)));
+        } finally {
+          await credcache("clear", "--cache", redis).catch(() => {});
+        }
+      });
       await check(label, "sqlite:// without better-sqlite3 says what to install", async () => {
         try {
           await processFrom(`sqlite://${join(app, "x.db")}`);
