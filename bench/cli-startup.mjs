@@ -1,32 +1,16 @@
 // Cold start of `credcache process` with a warm cache, against a bare `node -e 0`.
 // Run: node bench/cli-startup.mjs [--runs 30]   (after `pnpm build`)
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { startImdsEmulator } from "@credcache/imds-emulator";
-import { fmtRatio, percentile, runHerdChild, table } from "./measure.mjs";
+import { fmtRatio, percentile, runHerdChild, table, timeNodeProcess } from "./measure.mjs";
 
 const BIN = fileURLToPath(new URL("../packages/cli/dist/bin.cjs", import.meta.url));
 
 /** Wall time of one child process, spawn to exit, in ms. Rejects when it fails. */
-function timeRun(args, env) {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.setEncoding("utf8").on("data", (chunk) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      if (code === 0) resolve(ms);
-      else reject(new Error(`node ${args.join(" ")} exited with ${code}: ${stderr.trim()}`));
-    });
-  });
-}
+const timeRun = async (args, env) => (await timeNodeProcess(args, env)).ms;
 
 /**
  * Runs `node -e 0` and `credcache process` against warm file and sqlite caches, alternating,

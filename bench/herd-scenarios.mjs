@@ -337,6 +337,8 @@ async function coldSdk(ctx) {
         );
         const reports = results.map((r) => lastJson(r.lines));
         const ok = reports.filter((r, i) => results[i]?.code === 0 && r?.ok);
+        const ttfc = ok.map((r) => r.ttfcMs);
+        const cpu = ok.map((r) => r.cpuMs);
         const stats = imds.stats;
         rows.push({
           ...config,
@@ -346,22 +348,10 @@ async function coldSdk(ctx) {
           tokens: stats.requests.token,
           failed: n - ok.length,
           errors: [...new Set(reports.filter((r) => !r?.ok).map((r) => r?.error ?? "no report"))].slice(0, 2),
-          p50: percentile(
-            ok.map((r) => r.ttfcMs),
-            50,
-          ),
-          p99: percentile(
-            ok.map((r) => r.ttfcMs),
-            99,
-          ),
-          cpu50: percentile(
-            ok.map((r) => r.cpuMs),
-            50,
-          ),
-          cpu99: percentile(
-            ok.map((r) => r.cpuMs),
-            99,
-          ),
+          p50: percentile(ttfc, 50),
+          p99: percentile(ttfc, 99),
+          cpu50: percentile(cpu, 50),
+          cpu99: percentile(cpu, 99),
           reasons: tallyEvents(
             reports,
             (e) => e.startsWith("refresh-start") || e.startsWith("lock-waited:timeout"),
@@ -612,25 +602,19 @@ function maxOverlap(/** @type {any[]} */ processes) {
 function answers(/** @type {{ processes: any[], cliRuns: any[] }} */ result) {
   const calls = result.processes.flatMap((p) => p.waitsUs ?? []);
   const cliOk = result.cliRuns.filter((r) => r.ok);
-  const p = (/** @type {number[]} */ values, /** @type {number} */ at) => percentile(values, at);
+  const exits = cliOk.map((r) => r.exitMs);
   return {
     cliOk,
     calls: calls.length,
-    callP50: p(calls, 50),
-    callP99: p(calls, 99),
+    callP50: percentile(calls, 50),
+    callP99: percentile(calls, 99),
     cliRuns: result.cliRuns.length,
-    cliAnswer99: p(
+    cliAnswer99: percentile(
       cliOk.map((r) => r.answerMs),
       99,
     ),
-    cliP50: p(
-      cliOk.map((r) => r.exitMs),
-      50,
-    ),
-    cliP99: p(
-      cliOk.map((r) => r.exitMs),
-      99,
-    ),
+    cliP50: percentile(exits, 50),
+    cliP99: percentile(exits, 99),
     failed:
       result.processes.reduce((n, proc) => n + (proc.failures ?? (proc.ok ? 0 : 1)), 0) +
       (result.cliRuns.length - cliOk.length),

@@ -7,6 +7,28 @@ import { fileURLToPath } from "node:url";
 const benchDir = dirname(fileURLToPath(import.meta.url));
 
 /**
+ * One `node <args>` child, spawn to exit: resolves with its wall time in ms and its stderr
+ * (where a child may report figures of its own); rejects when it exits non-zero.
+ * @returns {Promise<{ ms: number, stderr: string }>}
+ */
+export function timeNodeProcess(/** @type {string[]} */ args, env = process.env) {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const proc = spawn(process.execPath, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    proc.stderr.setEncoding("utf8").on("data", (chunk) => {
+      stderr += chunk;
+    });
+    proc.on("error", reject);
+    proc.on("close", (code) => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      if (code === 0) resolve({ ms, stderr });
+      else reject(new Error(`node ${args.join(" ")} exited with ${code}: ${stderr.trim()}`));
+    });
+  });
+}
+
+/**
  * Runs one short-lived worker (bench/herd-child.mjs) with `env` added to this process's.
  * Resolves with its exit code, its JSON report (its last stdout line; undefined when it
  * printed none) and the head of its stderr. Killed after two minutes.

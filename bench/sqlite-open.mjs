@@ -4,13 +4,12 @@
 // Run: node bench/sqlite-open.mjs [--runs 30] [--old /tmp/sqlite-old/dist/index.cjs]
 //   (after `pnpm build`; --old is any earlier build of packages/sqlite, e.g. main's, whose
 //   directory can resolve @credcache/core, @credcache/fs and better-sqlite3)
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { fmtRatio, percentile, table } from "./measure.mjs";
+import { fmtRatio, percentile, table, timeNodeProcess } from "./measure.mjs";
 
 const SQLITE = fileURLToPath(new URL("../packages/sqlite/dist/index.cjs", import.meta.url));
 const FS = fileURLToPath(new URL("../packages/fs/dist/index.cjs", import.meta.url));
@@ -31,22 +30,9 @@ const child = (dist, factory, options) =>
   `s.get(${JSON.stringify(KEY)}).then((v) => { if (v === undefined) { console.error("miss"); process.exit(1); } });`;
 
 /** Wall time of one child process, spawn to exit, and the CPU time it reported, in ms. */
-function timeRun(args) {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const proc = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    proc.stderr.setEncoding("utf8").on("data", (chunk) => {
-      stderr += chunk;
-    });
-    proc.on("error", reject);
-    proc.on("close", (code) => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const cpu = Number(/cpu=([\d.]+)/.exec(stderr)?.[1]);
-      if (code === 0) resolve({ ms, cpu });
-      else reject(new Error(`node ${args.join(" ")} exited with ${code}: ${stderr.trim()}`));
-    });
-  });
+async function timeRun(args) {
+  const { ms, stderr } = await timeNodeProcess(args);
+  return { ms, cpu: Number(/cpu=([\d.]+)/.exec(stderr)?.[1]) };
 }
 
 const { values } = parseArgs({

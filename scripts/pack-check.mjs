@@ -85,11 +85,9 @@ for (const name of Object.keys(tarballOf)) {
 // 3. Apps. Tarballs reference each other by version range (^0.1.0), which is not on the
 //    registry yet, so overrides point every @credcache package at its tarball.
 const fileSpecs = Object.fromEntries(Object.entries(tarballOf).map(([name, file]) => [name, `file:${file}`]));
-const sdkRange = JSON.parse(readFileSync(join(root, "packages/cli/package.json"), "utf8")).dependencies[
-  "@aws-sdk/credential-providers"
-];
-const sqliteRange = JSON.parse(readFileSync(join(root, "packages/cli/package.json"), "utf8"))
-  .peerDependencies["better-sqlite3"];
+const cliManifest = JSON.parse(readFileSync(join(root, "packages/cli/package.json"), "utf8"));
+const sdkRange = cliManifest.dependencies["@aws-sdk/credential-providers"];
+const sqliteRange = cliManifest.peerDependencies["better-sqlite3"];
 const tsRange = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).devDependencies.typescript;
 
 const PROGRAM = (format) => {

@@ -1,4 +1,10 @@
-import { type CredentialCache, createCache, isRefreshStateKey, MissingAdapterError } from "@credcache/core";
+import {
+  type AdapterPackage,
+  type CredentialCache,
+  createCache,
+  isRefreshStateKey,
+  MissingAdapterError,
+} from "@credcache/core";
 import type { CacheSpec } from "./config.js";
 import { CommandFailedError, exitCodeOf, messageOf, UsageError } from "./errors.js";
 
@@ -84,7 +90,7 @@ export async function readEntry(store: CredentialCache, key: string): Promise<En
  * The adapters, imported by name so that the build compiles them into the command: no
  * package lookup at run time, and a strict layout (a global pnpm install) cannot hide them.
  */
-const ADAPTERS: Record<string, () => Promise<unknown>> = {
+const ADAPTERS: Record<AdapterPackage, () => Promise<unknown>> = {
   "@credcache/memory": () => import("@credcache/memory"),
   "@credcache/fs": () => import("@credcache/fs"),
   "@credcache/sqlite": () => import("@credcache/sqlite"),
@@ -95,7 +101,7 @@ const ADAPTERS: Record<string, () => Promise<unknown>> = {
 const SQLITE_MODULE = "better-sqlite3";
 
 async function importAdapter(name: string): Promise<unknown> {
-  const load = ADAPTERS[name];
+  const load = ADAPTERS[name as AdapterPackage];
   if (load === undefined) return import(name);
   try {
     return await load();

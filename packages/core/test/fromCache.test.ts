@@ -1,7 +1,15 @@
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { CacheRecordError, type FromCacheInit, fromCache, toRecord } from "../src/index.js";
-import { capture, MIN, recorder, scriptedSource, scriptedStore, testClock } from "./harness.js";
+import {
+  capture,
+  MIN,
+  recorder,
+  scriptedProvider,
+  scriptedSource,
+  scriptedStore,
+  testClock,
+} from "./harness.js";
 
 /** A provider over a scripted source and store, with deterministic jitter (advisory point = 15 min). */
 function setup(overrides: Partial<FromCacheInit> = {}, lifetimeMs = 60 * MIN) {
@@ -9,22 +17,8 @@ function setup(overrides: Partial<FromCacheInit> = {}, lifetimeMs = 60 * MIN) {
   const source = scriptedSource(clock, lifetimeMs);
   const { store, state: storeState } = scriptedStore(clock);
   const rec = recorder();
-  const provider = fromCache({
-    provider: source.provider,
-    cache: store,
-    key: "k",
-    clock,
-    random: () => 0,
-    proactiveRefresh: false,
-    lockPollMs: 1,
-    // One try per attempt, and callers that do not wait out a backoff: each test says
-    // when it wants otherwise.
-    holderRetries: 0,
-    lockWaitMs: 1_000,
-    logger: rec.logger,
-    onEvent: rec.onEvent,
-    ...overrides,
-  });
+  // Callers give up on a lock after 1 s here; each test says when it wants otherwise.
+  const provider = scriptedProvider({ clock, source, store, rec }, { lockWaitMs: 1_000, ...overrides });
   return { clock, source, store, storeState, rec, provider };
 }
 

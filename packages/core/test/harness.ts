@@ -1,7 +1,7 @@
 import { inspect } from "node:util";
 import type { AwsCredentialIdentity } from "@smithy/types";
-import type { CacheEvent, CacheLock, CredentialCache, Logger } from "../src/index.js";
-import { expiresAtFromTtl } from "../src/index.js";
+import type { CacheEvent, CacheLock, CredentialCache, FromCacheInit, Logger } from "../src/index.js";
+import { expiresAtFromTtl, fromCache } from "../src/index.js";
 
 /**
  * Everything the core tests log, emit or inspect is recorded here; `secrets.test.ts`
@@ -160,3 +160,32 @@ export function scriptedStore(clock: { now(): number }) {
 }
 
 export const MIN = 60_000;
+
+/**
+ * `fromCache` over a scripted source and store under key "k", made deterministic: no
+ * jitter, no proactive refresh, 1 ms lock polls, and one try per attempt (callers that do
+ * not wait out a backoff); logs and events go to `rec`. Each test says when it wants otherwise.
+ */
+export function scriptedProvider(
+  parts: {
+    clock: TestClock;
+    source: ReturnType<typeof scriptedSource>;
+    store: CredentialCache;
+    rec: ReturnType<typeof recorder>;
+  },
+  overrides: Partial<FromCacheInit> = {},
+) {
+  return fromCache({
+    provider: parts.source.provider,
+    cache: parts.store,
+    key: "k",
+    clock: parts.clock,
+    random: () => 0,
+    proactiveRefresh: false,
+    lockPollMs: 1,
+    holderRetries: 0,
+    logger: parts.rec.logger,
+    onEvent: parts.rec.onEvent,
+    ...overrides,
+  });
+}

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { type FromCacheInit, fromCache, refreshStateKey, toRecord } from "../src/index.js";
 import { thisMachine } from "../src/refreshState.js";
-import { MIN, recorder, scriptedSource, scriptedStore, testClock } from "./harness.js";
+import { MIN, recorder, scriptedProvider, scriptedSource, scriptedStore, testClock } from "./harness.js";
 
 /**
  * Two providers over one store stand for two processes: everything they share goes
@@ -14,20 +14,7 @@ function twoProcesses(overrides: Partial<FromCacheInit> = {}) {
   const { store, state: storeState } = scriptedStore(clock);
   const make = (extra: Partial<FromCacheInit> = {}) => {
     const rec = recorder();
-    const provider = fromCache({
-      provider: source.provider,
-      cache: store,
-      key: "k",
-      clock,
-      random: () => 0,
-      proactiveRefresh: false,
-      lockPollMs: 1,
-      holderRetries: 0,
-      logger: rec.logger,
-      onEvent: rec.onEvent,
-      ...overrides,
-      ...extra,
-    });
+    const provider = scriptedProvider({ clock, source, store, rec }, { ...overrides, ...extra });
     return { provider, rec };
   };
   return { clock, source, store, storeState, make };
