@@ -25,6 +25,9 @@ export {
   CacheUnavailableError,
   CredcacheError,
   CredentialsUnavailableError,
+  ERROR_CODES,
+  type ErrorCode,
+  hasErrorCode,
   MissingAdapterError,
 } from "./errors.js";
 export {
