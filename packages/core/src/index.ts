@@ -43,6 +43,18 @@ export {
   readHostIdentity,
 } from "./hostIdentity.js";
 export {
+  type AssumeRoleParams,
+  containerMetadataKey,
+  DEFAULT_SESSION_NAME,
+  type IniKeyOptions,
+  iniKey,
+  instanceMetadataKey,
+  type KeyEnv,
+  type KeyOptions,
+  type TemporaryCredentialsKeyOptions,
+  temporaryCredentialsKey,
+} from "./keys.js";
+export {
   backoffMs,
   type Decision,
   decide,
@@ -56,25 +68,15 @@ export {
   windowAt,
 } from "./policy.js";
 export {
-  type AssumeRoleParams,
   type CachedContainerMetadataInit,
   type CachedIniInit,
   type CachedInstanceMetadataInit,
   type CachedTemporaryCredentialsInit,
-  containerMetadataKey,
-  DEFAULT_SESSION_NAME,
   fromCachedContainerMetadata,
   fromCachedIni,
   fromCachedInstanceMetadata,
   fromCachedTemporaryCredentials,
-  type IniKeyOptions,
-  iniKey,
-  instanceMetadataKey,
-  type KeyEnv,
-  type KeyOptions,
   type PresetCacheOptions,
-  type TemporaryCredentialsKeyOptions,
-  temporaryCredentialsKey,
 } from "./presets.js";
 export { type ParseResult, parseRecord } from "./record.js";
 export { describeError, describeValue, truncateAccessKeyId } from "./redact.js";

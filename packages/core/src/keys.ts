@@ -1,0 +1,246 @@
+import { createHash } from "node:crypto";
+import { homedir, hostname as osHostname } from "node:os";
+import { join, resolve } from "node:path";
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import { type HostIdentityOptions, readHostIdentity, readSmallFile } from "./hostIdentity.js";
+
+/** JSON with object keys sorted at every level and `undefined` dropped: equal data, equal text. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_name, v: unknown) => {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const name of Object.keys(v).sort()) sorted[name] = (v as Record<string, unknown>)[name];
+    return sorted;
+  });
+}
+
+/** 32 hex chars (128 bits) of SHA-256: part of a key, never reversible to what it names. */
+function digest(value: unknown): string {
+  return createHash("sha256").update(canonicalJson(value)).digest("hex").slice(0, 32);
+}
+
+/** Environment variables the preset keys are built from. */
+export type KeyEnv = Record<string, string | undefined>;
+
+/** Where a preset key is computed for. Tests and tools inject these; the defaults are this process's. */
+export interface KeyOptions extends HostIdentityOptions {
+  /**
+   * This host's identity as it goes into instance and container keys, instead of the one
+   * {@link readHostIdentity} finds. Two hosts must never share it.
+   * @default readHostIdentity(), e.g. "instance-id:i-0123456789abcdef0"
+   */
+  host?: string;
+  /** @default process.env */
+  env?: KeyEnv;
+}
+
+/** The host part of instance and container keys: `<kind>:<id>` (see {@link readHostIdentity}). */
+function hostPart(options: KeyOptions): string {
+  if (options.host !== undefined) return options.host;
+  const { kind, id } = readHostIdentity({
+    ...(options.root !== undefined && { root: options.root }),
+    ...(options.hostname !== undefined && { hostname: options.hostname }),
+  });
+  return `${kind}:${id}`;
+}
+
+/** Where the SDK will look for IMDS, so two endpoints never share a key. */
+function imdsEndpoint(env: KeyEnv): string {
+  if (env.AWS_EC2_METADATA_SERVICE_ENDPOINT) return env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+  return env.AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE?.toLowerCase() === "ipv6"
+    ? "http://[fd00:ec2::254]"
+    : "http://169.254.169.254";
+}
+
+/** The session name used when AssumeRole params name none, so the key stays stable. */
+export const DEFAULT_SESSION_NAME = "credcache";
+
+/**
+ * The key {@link fromCachedInstanceMetadata} uses on this host:
+ * `imds:<endpoint>:<host identity>`. The endpoint is the one the SDK will call
+ * (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, or the IPv4/IPv6 link-local address); the host
+ * identity is {@link readHostIdentity}'s, e.g. `instance-id:i-0123456789abcdef0`.
+ * Instance credentials stay on their host only as far as that identity is unique.
+ *
+ * @example
+ * ```ts
+ * instanceMetadataKey(); // "imds:http://169.254.169.254:instance-id:i-0123456789abcdef0"
+ * ```
+ */
+export function instanceMetadataKey(options: KeyOptions = {}): string {
+  return `imds:${imdsEndpoint(options.env ?? process.env)}:${hostPart(options)}`;
+}
+
+/** The container-credentials settings the SDK's `fromHttp` reads, in its order of precedence. */
+interface ContainerSettings {
+  /** What the SDK calls: the relative URI on 169.254.170.2 wins over the full URI. */
+  uri: string | undefined;
+  /** The token file wins over the token. */
+  tokenFile: string | undefined;
+  token: string | undefined;
+}
+
+function containerSettings(env: KeyEnv): ContainerSettings {
+  const relative = env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || undefined;
+  const tokenFile = env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE || undefined;
+  return {
+    uri: relative ? `http://169.254.170.2${relative}` : env.AWS_CONTAINER_CREDENTIALS_FULL_URI || undefined,
+    tokenFile,
+    token: tokenFile ? undefined : env.AWS_CONTAINER_AUTHORIZATION_TOKEN || undefined,
+  };
+}
+
+/** The pod named in a Kubernetes service-account token (EKS Pod Identity's token file is one). */
+function podOfToken(tokenFile: string): string | undefined {
+  const payload = readSmallFile(tokenFile, 64 * 1024)?.split(".")[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+    const k8s = claims?.["kubernetes.io"];
+    if (typeof k8s?.namespace !== "string" || typeof k8s?.pod?.uid !== "string") return undefined;
+    return `pod:${k8s.namespace}/${typeof k8s.pod.name === "string" ? k8s.pod.name : ""}/${k8s.pod.uid}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Kubernetes mounts the pod's namespace here, in every pod with a service account. */
+const K8S_NAMESPACE_FILE = "var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/**
+ * What tells two containers apart when the URI and token file are the same for all of
+ * them (EKS Pod Identity: one agent address and one token path on every node):
+ * the pod's namespace and uid from the token, else the namespace file, the pod name (host
+ * name) and the node's identity, else the host identity.
+ */
+function containerScope(settings: ContainerSettings, options: KeyOptions): string {
+  const pod = settings.tokenFile ? podOfToken(settings.tokenFile) : undefined;
+  if (pod) return pod;
+  const namespace = readSmallFile(join(options.root ?? "/", K8S_NAMESPACE_FILE));
+  const host = hostPart(options);
+  if (namespace) return `k8s:${namespace}/${options.hostname ?? osHostname()}@${host}`;
+  return host;
+}
+
+/**
+ * The key {@link fromCachedContainerMetadata} uses:
+ * `container:<URI>:<scope>:<digest of the token file path or the token>`. The URI is the
+ * one the SDK calls (the relative URI on 169.254.170.2 wins over the full URI); the scope
+ * tells apart containers that share URI and token path: the namespace and pod uid in the
+ * token file (EKS Pod Identity), else the Kubernetes namespace, pod name and node identity,
+ * else the host identity. Two pods named `worker-0` in different namespaces get different keys.
+ *
+ * @example
+ * ```ts
+ * containerMetadataKey(); // "container:http://169.254.170.23/v1/credentials:pod:prod/worker-0/6f1c...:9a2b..."
+ * ```
+ */
+export function containerMetadataKey(options: KeyOptions = {}): string {
+  const settings = containerSettings(options.env ?? process.env);
+  // The token's digest, never the token: keys appear in events and in `credcache inspect`.
+  const auth = settings.tokenFile
+    ? { tokenFile: settings.tokenFile }
+    : settings.token
+      ? { token: digest(settings.token) }
+      : {};
+  return `container:${settings.uri ?? "unset"}:${containerScope(settings, options)}:${digest(auth)}`;
+}
+
+/** AssumeRole parameters as the SDK's `fromTemporaryCredentials` takes them. */
+export interface AssumeRoleParams {
+  RoleArn: string;
+  /** @default "credcache" ({@link DEFAULT_SESSION_NAME}), so the key is stable */
+  RoleSessionName?: string;
+  DurationSeconds?: number;
+  ExternalId?: string;
+  Policy?: string;
+  PolicyArns?: Array<{ arn?: string }>;
+  Tags?: Array<{ Key?: string; Value?: string }>;
+  TransitiveTagKeys?: string[];
+  SourceIdentity?: string;
+  SerialNumber?: string;
+  /** The MFA code of this call: not part of the key (it changes every time, the result does not). */
+  TokenCode?: string;
+  [name: string]: unknown;
+}
+
+/** What else goes into an assume-role key. */
+export interface TemporaryCredentialsKeyOptions {
+  /** The STS client's options: `region` and `endpoint` go into the key. */
+  clientConfig?: Record<string, unknown> | undefined;
+  /** Static caller credentials: their access key id goes into the key (a provider's cannot). */
+  masterCredentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined;
+  /** For the STS region and endpoint the SDK would take from the environment. @default process.env */
+  env?: KeyEnv;
+}
+
+/** A region or endpoint setting as text; a provider function cannot be known before it runs. */
+function settingText(value: unknown): string | undefined {
+  if (value === undefined || value === null || value === "") return undefined;
+  if (typeof value === "string") return value;
+  if (typeof value === "function") return "(provider)";
+  if (value instanceof URL) return value.href;
+  return canonicalJson(value);
+}
+
+/**
+ * The key {@link fromCachedTemporaryCredentials} uses:
+ * `sts:<role ARN>:<session name>:<digest>`. The digest covers every other AssumeRole
+ * parameter that changes the credentials (ExternalId, Policy, PolicyArns, Tags,
+ * TransitiveTagKeys, SourceIdentity, DurationSeconds, SerialNumber, and any other but
+ * TokenCode), the STS region and endpoint, and the access key id of static
+ * `masterCredentials`. Equal parameters in any order give the same key.
+ *
+ * @example
+ * ```ts
+ * temporaryCredentialsKey({ RoleArn: "arn:aws:iam::123456789012:role/app", ExternalId: "tenant-7" }, { clientConfig: { region: "eu-west-1" } });
+ * // "sts:arn:aws:iam::123456789012:role/app:credcache:5d0c..."
+ * ```
+ */
+export function temporaryCredentialsKey(
+  params: AssumeRoleParams,
+  options: TemporaryCredentialsKeyOptions = {},
+): string {
+  const { RoleArn, RoleSessionName, TokenCode: _tokenCode, ...rest } = params;
+  const env = options.env ?? process.env;
+  const clientConfig = options.clientConfig ?? {};
+  const master = options.masterCredentials;
+  const identity = {
+    params: rest,
+    region: settingText(clientConfig.region) ?? env.AWS_REGION ?? null,
+    endpoint: settingText(clientConfig.endpoint) ?? env.AWS_ENDPOINT_URL_STS ?? env.AWS_ENDPOINT_URL ?? null,
+    caller: typeof master === "object" && master !== null ? master.accessKeyId : null,
+  };
+  return `sts:${RoleArn}:${RoleSessionName ?? DEFAULT_SESSION_NAME}:${digest(identity)}`;
+}
+
+/** Where the shared config files are read from, as the SDK resolves them. */
+export interface IniKeyOptions {
+  /** @default process.env */
+  env?: KeyEnv;
+  /** Base of a relative `AWS_CONFIG_FILE`. @default process.cwd() */
+  cwd?: string;
+}
+
+/**
+ * The key {@link fromCachedIni} uses: `profile:<name>:<digest of the config and credentials
+ * file paths>`. The paths are the SDK's (`AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`,
+ * else `~/.aws/config` and `~/.aws/credentials`), made absolute, so two projects with their
+ * own files and the same profile name get their own keys.
+ *
+ * @example
+ * ```ts
+ * iniKey("deploy"); // "profile:deploy:1f3e..."
+ * ```
+ */
+export function iniKey(profile: string, options: IniKeyOptions = {}): string {
+  const env = options.env ?? process.env;
+  const home = env.HOME || env.USERPROFILE || homedir();
+  const absolute = (path: string): string =>
+    resolve(options.cwd ?? process.cwd(), path.startsWith("~/") ? join(home, path.slice(2)) : path);
+  const files = {
+    config: absolute(env.AWS_CONFIG_FILE || join(home, ".aws", "config")),
+    credentials: absolute(env.AWS_SHARED_CREDENTIALS_FILE || join(home, ".aws", "credentials")),
+  };
+  return `profile:${profile}:${digest(files)}`;
+}
