@@ -1,8 +1,17 @@
 import { createHash } from "node:crypto";
-import { homedir, hostname as osHostname } from "node:os";
-import { join, resolve } from "node:path";
+import { hostname as osHostname } from "node:os";
+import { join } from "node:path";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
 import { type HostIdentityOptions, readHostIdentity, readSmallFile } from "./hostIdentity.js";
+import {
+  type KeyEnv,
+  processTarget,
+  profileChain,
+  readSharedConfig,
+  type SharedConfigOptions,
+} from "./sharedConfig.js";
+
+export type { KeyEnv };
 
 /** JSON with object keys sorted at every level and `undefined` dropped: equal data, equal text. */
 function canonicalJson(value: unknown): string {
@@ -18,9 +27,6 @@ function canonicalJson(value: unknown): string {
 function digest(value: unknown): string {
   return createHash("sha256").update(canonicalJson(value)).digest("hex").slice(0, 32);
 }
-
-/** Environment variables the preset keys are built from. */
-export type KeyEnv = Record<string, string | undefined>;
 
 /** Where a preset key is computed for. Tests and tools inject these; the defaults are this process's. */
 export interface KeyOptions extends HostIdentityOptions {
@@ -90,32 +96,71 @@ function containerSettings(env: KeyEnv): ContainerSettings {
   };
 }
 
-/** The pod named in a Kubernetes service-account token (EKS Pod Identity's token file is one). */
-function podOfToken(tokenFile: string): string | undefined {
-  const payload = readSmallFile(tokenFile, 64 * 1024)?.split(".")[1];
+/** The largest token file read for a key; service-account tokens are about 1 KiB. */
+const MAX_TOKEN_BYTES = 64 * 1024;
+
+/** The claims of a JWT's payload, unverified (a key, not a check), or undefined for any other text. */
+function jwtClaims(token: string): Record<string, unknown> | undefined {
+  const payload = token.trim().split(".")[1];
   if (!payload) return undefined;
   try {
-    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
-    const k8s = claims?.["kubernetes.io"];
-    if (typeof k8s?.namespace !== "string" || typeof k8s?.pod?.uid !== "string") return undefined;
-    return `pod:${k8s.namespace}/${typeof k8s.pod.name === "string" ? k8s.pod.name : ""}/${k8s.pod.uid}`;
+    const claims: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+    return typeof claims === "object" && claims !== null && !Array.isArray(claims)
+      ? (claims as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
 }
 
+/**
+ * Who a bearer token names, as part of a key, never the token itself: the pod in a Kubernetes
+ * service-account token (`pod:<namespace>/<name>/<uid>`), else a digest of its `iss`, `sub` and
+ * `aud` (`claims:<digest>`), else a digest of the whole token (`token:<digest>`; it changes when
+ * the token rotates). The claims stay the same across rotations, so the key does too.
+ */
+export function tokenIdentity(token: string): string {
+  const claims = jwtClaims(token);
+  const k8s = claims?.["kubernetes.io"] as
+    | { namespace?: unknown; pod?: { name?: unknown; uid?: unknown } }
+    | undefined;
+  if (typeof k8s?.namespace === "string" && typeof k8s.pod?.uid === "string") {
+    return `pod:${k8s.namespace}/${typeof k8s.pod.name === "string" ? k8s.pod.name : ""}/${k8s.pod.uid}`;
+  }
+  const named = claims && { iss: claims.iss, sub: claims.sub, aud: claims.aud };
+  if (named && (named.iss !== undefined || named.sub !== undefined || named.aud !== undefined)) {
+    return `claims:${digest(named)}`;
+  }
+  return `token:${digest(token.trim())}`;
+}
+
 /** Kubernetes mounts the pod's namespace here, in every pod with a service account. */
 const K8S_NAMESPACE_FILE = "var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
+/** A URI on this machine: what it serves is this host's, whatever token it is sent. */
+function isLoopback(uri: string | undefined): boolean {
+  try {
+    const host = new URL(uri ?? "").hostname;
+    return host === "localhost" || host === "[::1]" || host.startsWith("127.");
+  } catch {
+    return false;
+  }
+}
+
 /**
  * What tells two containers apart when the URI and token file are the same for all of
- * them (EKS Pod Identity: one agent address and one token path on every node):
- * the pod's namespace and uid from the token, else the namespace file, the pod name (host
- * name) and the node's identity, else the host identity.
+ * them (EKS Pod Identity: one agent address and one token path on every node): who the
+ * token names ({@link tokenIdentity}); a token that is no JWT, or a server on loopback, also
+ * names the host. Without a token: the namespace file, the pod name (host name) and the
+ * node's identity, else the host identity. Never the token path alone.
  */
 function containerScope(settings: ContainerSettings, options: KeyOptions): string {
-  const pod = settings.tokenFile ? podOfToken(settings.tokenFile) : undefined;
-  if (pod) return pod;
+  const token = settings.tokenFile ? readSmallFile(settings.tokenFile, MAX_TOKEN_BYTES) : settings.token;
+  if (token) {
+    const named = tokenIdentity(token);
+    const fleetWide = !named.startsWith("token:") && !isLoopback(settings.uri);
+    return fleetWide ? named : `${named}@${hostPart(options)}`;
+  }
   const namespace = readSmallFile(join(options.root ?? "/", K8S_NAMESPACE_FILE));
   const host = hostPart(options);
   if (namespace) return `k8s:${namespace}/${options.hostname ?? osHostname()}@${host}`;
@@ -126,9 +171,11 @@ function containerScope(settings: ContainerSettings, options: KeyOptions): strin
  * The key {@link fromCachedContainerMetadata} uses:
  * `container:<URI>:<scope>:<digest of the token file path or the token>`. The URI is the
  * one the SDK calls (the relative URI on 169.254.170.2 wins over the full URI); the scope
- * tells apart containers that share URI and token path: the namespace and pod uid in the
- * token file (EKS Pod Identity), else the Kubernetes namespace, pod name and node identity,
- * else the host identity. Two pods named `worker-0` in different namespaces get different keys.
+ * tells apart containers that share URI and token path: who the token names (the pod's
+ * namespace and uid in an EKS Pod Identity token, else the token's `iss`/`sub`/`aud`, else a
+ * digest of the token), and without a token the Kubernetes namespace, pod name and node
+ * identity, else the host identity. Two pods named `worker-0` in different namespaces get
+ * different keys.
  *
  * @example
  * ```ts
@@ -214,19 +261,28 @@ export function temporaryCredentialsKey(
   return `sts:${RoleArn}:${RoleSessionName ?? DEFAULT_SESSION_NAME}:${digest(identity)}`;
 }
 
-/** Where the shared config files are read from, as the SDK resolves them. */
-export interface IniKeyOptions {
-  /** @default process.env */
-  env?: KeyEnv;
-  /** Base of a relative `AWS_CONFIG_FILE`. @default process.cwd() */
-  cwd?: string;
-}
+/** Where the shared config files are read from and, for host-scoped profiles, which host this is. */
+export interface IniKeyOptions extends KeyOptions, SharedConfigOptions {}
+
+/** Profile values whose credentials come from this host: a program, a metadata service, an SSO login, a token file. */
+const HOST_SCOPED_SETTINGS = [
+  "credential_process",
+  "credential_source",
+  "sso_session",
+  "sso_start_url",
+  "web_identity_token_file",
+  "login_session",
+];
 
 /**
- * The key {@link fromCachedIni} uses: `profile:<name>:<digest of the config and credentials
- * file paths>`. The paths are the SDK's (`AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`,
- * else `~/.aws/config` and `~/.aws/credentials`), made absolute, so two projects with their
- * own files and the same profile name get their own keys.
+ * The key {@link fromCachedIni} uses: `profile:<name>:<digest>`. The digest names what the
+ * SDK will read for the profile: the config and credentials files (absolute paths, device
+ * and inode), the resolved profile and every `source_profile` it takes credentials from (the
+ * values themselves, the `sso-session` it names), the program each `credential_process`
+ * runs (found on PATH, with its device and inode), and this host's identity unless the
+ * credentials come from static keys in the files. Two containers with the same `$HOME` and
+ * identical config text still get their own keys; two processes reading the same files on
+ * one host share one.
  *
  * @example
  * ```ts
@@ -235,12 +291,21 @@ export interface IniKeyOptions {
  */
 export function iniKey(profile: string, options: IniKeyOptions = {}): string {
   const env = options.env ?? process.env;
-  const home = env.HOME || env.USERPROFILE || homedir();
-  const absolute = (path: string): string =>
-    resolve(options.cwd ?? process.cwd(), path.startsWith("~/") ? join(home, path.slice(2)) : path);
-  const files = {
-    config: absolute(env.AWS_CONFIG_FILE || join(home, ".aws", "config")),
-    credentials: absolute(env.AWS_SHARED_CREDENTIALS_FILE || join(home, ".aws", "credentials")),
+  const config = readSharedConfig(options);
+  const chain = profileChain(config, profile);
+  const sessions = chain.map((link) => link.section.sso_session).filter((name) => name !== undefined);
+  const hostScoped = chain.some((link) =>
+    HOST_SCOPED_SETTINGS.some((name) => link.section[name] !== undefined),
+  );
+  const last = chain.at(-1)?.section ?? {};
+  const identity = {
+    files: [config.config, config.credentials],
+    chain,
+    ssoSessions: sessions.map((name) => config.ssoSessions[name] ?? null),
+    programs: chain.flatMap((link) =>
+      link.section.credential_process ? [processTarget(link.section.credential_process, env)] : [],
+    ),
+    host: hostScoped || last.aws_access_key_id === undefined ? hostPart(options) : null,
   };
-  return `profile:${profile}:${digest(files)}`;
+  return `profile:${profile}:${digest(identity)}`;
 }

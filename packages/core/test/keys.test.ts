@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -238,5 +238,156 @@ describe("iniKey", () => {
       iniKey("deploy", { env: { HOME: "/home/u", AWS_CONFIG_FILE: "/srv/a/cfg" } }),
     );
     expect(iniKey("deploy", { env: { HOME: "/home/u", AWS_CONFIG_FILE: "~/.aws/config" } })).toBe(d);
+  });
+});
+
+describe("containerMetadataKey: a token that names no pod (issue 19)", () => {
+  const jwt = (claims: Record<string, unknown>) =>
+    `e30.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.sig`;
+
+  it("two pods named worker-0 in different namespaces, same URI and token path, sub only: different keys", () => {
+    const tokenFile = join(mkdtempSync(join(tmpdir(), "credcache-token-")), "token");
+    const env = {
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://169.254.170.23/v1/credentials",
+      AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: tokenFile,
+    };
+    const root = fakeRoot({}); // no namespace file: only the token tells the pods apart
+    const keyWith = (claims: Record<string, unknown>) => {
+      writeFileSync(tokenFile, jwt(claims));
+      return containerMetadataKey({ env, root, hostname: "worker-0", host: "hostname:node-1" });
+    };
+    const a = keyWith({
+      iss: "https://oidc.eks",
+      sub: "system:serviceaccount:team-a:worker",
+      aud: "pods.eks.amazonaws.com",
+    });
+    const b = keyWith({
+      iss: "https://oidc.eks",
+      sub: "system:serviceaccount:team-b:worker",
+      aud: "pods.eks.amazonaws.com",
+    });
+    expect(a).not.toBe(b);
+    // Each claim counts; a rotated token with the same claims keeps the key.
+    const c = keyWith({
+      iss: "https://other",
+      sub: "system:serviceaccount:team-a:worker",
+      aud: "pods.eks.amazonaws.com",
+    });
+    const d = keyWith({
+      iss: "https://oidc.eks",
+      sub: "system:serviceaccount:team-a:worker",
+      aud: "sts.amazonaws.com",
+    });
+    expect(new Set([a, b, c, d]).size).toBe(4);
+    expect(
+      keyWith({
+        iss: "https://oidc.eks",
+        sub: "system:serviceaccount:team-a:worker",
+        aud: "pods.eks.amazonaws.com",
+        iat: 2,
+      }),
+    ).toBe(a);
+    // A token that is no JWT keys by its digest, never by the path alone; the token itself is not in the key.
+    writeFileSync(tokenFile, "opaque-token-one");
+    const e = containerMetadataKey({ env, root, host: "hostname:node-1" });
+    writeFileSync(tokenFile, "opaque-token-two");
+    const f = containerMetadataKey({ env, root, host: "hostname:node-1" });
+    expect(e).not.toBe(f);
+    expect(e).not.toContain("opaque-token");
+  });
+
+  it("a server on loopback, or a token that is no JWT, keeps the host in the key", () => {
+    const root = fakeRoot({});
+    const key = (env: Record<string, string>, host: string) => containerMetadataKey({ env, root, host });
+    const loopback = {
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:9911/creds",
+      AWS_CONTAINER_AUTHORIZATION_TOKEN: jwt({ sub: "same" }),
+    };
+    expect(key(loopback, "hostname:a")).not.toBe(key(loopback, "hostname:b"));
+    const agent = { ...loopback, AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://169.254.170.23/v1/credentials" };
+    expect(key(agent, "hostname:a"), "Pod Identity: one set per service account, fleet-wide").toBe(
+      key(agent, "hostname:b"),
+    );
+    const opaque = { ...agent, AWS_CONTAINER_AUTHORIZATION_TOKEN: "static" };
+    expect(key(opaque, "hostname:a")).not.toBe(key(opaque, "hostname:b"));
+  });
+});
+
+describe("iniKey: same path and text, other files (issue 19)", () => {
+  /** Replaces `path` with a new file holding `text` (a new inode: the old file exists until the rename). */
+  function replaceFile(path: string, text: string, mode = 0o600): void {
+    writeFileSync(`${path}.new`, text, { mode });
+    renameSync(`${path}.new`, path);
+  }
+
+  it("two containers with the same $HOME and identical config text get different keys", () => {
+    const home = mkdtempSync(join(tmpdir(), "credcache-home-"));
+    mkdirSync(join(home, ".aws"));
+    const program = join(home, "creds.sh");
+    const text = `[profile app]\ncredential_process = ${program}\n`;
+    const env = { HOME: home, PATH: "/usr/bin" };
+    replaceFile(join(home, ".aws", "config"), text);
+    replaceFile(program, "#!/bin/sh\necho a\n", 0o700);
+    const a = iniKey("app", { env, host: "hostname:h" });
+    expect(iniKey("app", { env, host: "hostname:h" }), "the same files: the same key").toBe(a);
+    // Container B: the same path and text, another file (another mount namespace).
+    replaceFile(join(home, ".aws", "config"), text);
+    const b = iniKey("app", { env, host: "hostname:h" });
+    expect(b).not.toBe(a);
+    // The program credential_process runs is another file.
+    replaceFile(program, "#!/bin/sh\necho b\n", 0o700);
+    expect(iniKey("app", { env, host: "hostname:h" })).not.toBe(b);
+  });
+
+  it("names the host for host-scoped profiles, not for static keys; names the resolved profile's values", () => {
+    const home = mkdtempSync(join(tmpdir(), "credcache-home-"));
+    mkdirSync(join(home, ".aws"));
+    const env = { HOME: home };
+    writeFileSync(
+      join(home, ".aws", "config"),
+      [
+        "[profile static]",
+        "aws_access_key_id = AKIAEXAMPLESTATIC01",
+        "aws_secret_access_key = SECRETFIXTUREstatic",
+        "[profile role]",
+        "role_arn = arn:aws:iam::123456789012:role/a",
+        "source_profile = static",
+        "[profile imds-role]",
+        "role_arn = arn:aws:iam::123456789012:role/a",
+        "credential_source = Ec2InstanceMetadata",
+        "[profile proc]",
+        "credential_process = /bin/true",
+        "[profile sso]",
+        "sso_session = corp",
+        "sso_account_id = 123456789012",
+        "sso_role_name = dev",
+        "[sso-session corp]",
+        "sso_start_url = https://corp.awsapps.com/start",
+        "sso_region = eu-west-1",
+      ].join("\n"),
+    );
+    for (const profile of ["imds-role", "proc", "sso"]) {
+      expect(iniKey(profile, { env, host: "hostname:a" }), profile).not.toBe(
+        iniKey(profile, { env, host: "hostname:b" }),
+      );
+    }
+    for (const profile of ["static", "role"]) {
+      expect(iniKey(profile, { env, host: "hostname:a" }), profile).toBe(
+        iniKey(profile, { env, host: "hostname:b" }),
+      );
+    }
+    const before = iniKey("role", { env, host: "hostname:a" });
+    const sso = iniKey("sso", { env, host: "hostname:a" });
+    // Another role in the profile, another source key, another SSO start URL: other keys.
+    const config = join(home, ".aws", "config");
+    const text = readFileSync(config, "utf8");
+    writeFileSync(config, text.replace("role/a\nsource_profile", "role/b\nsource_profile"));
+    expect(iniKey("role", { env, host: "hostname:a" })).not.toBe(before);
+    writeFileSync(config, text.replace("AKIAEXAMPLESTATIC01", "AKIAEXAMPLESTATIC02"));
+    expect(iniKey("role", { env, host: "hostname:a" })).not.toBe(before);
+    writeFileSync(config, text.replace("corp.awsapps", "other.awsapps"));
+    expect(iniKey("sso", { env, host: "hostname:a" })).not.toBe(sso);
+    writeFileSync(config, text);
+    expect(iniKey("role", { env, host: "hostname:a" })).toBe(before);
   });
 });
