@@ -3,10 +3,12 @@
  * - `token`: `PUT /latest/api/token`
  * - `role`: the role listing, `GET .../iam/security-credentials/` (and `-extended/`)
  * - `credentials`: `GET .../iam/security-credentials/<role>` and `.../security-credentials-extended/<role>`
+ * - `sts`: STS calls (`POST /`: AssumeRole, AssumeRoleWithWebIdentity)
+ * - `container`: the container-credentials routes (`GET /v2/credentials/<id>`, `GET /v1/credentials`)
  * - `any`: every request, whatever its path; consulted only when the request's own route has no fault
  *   that fires
  */
-export type ImdsFaultRoute = "token" | "role" | "credentials" | "any";
+export type ImdsFaultRoute = "token" | "role" | "credentials" | "sts" | "container" | "any";
 
 /**
  * One injected failure. Pick at most one effect (`status`, `hang`, `reset`,
@@ -39,18 +41,22 @@ export interface ImdsFault {
   expired?: true;
   /** `credentials` only: answer 200 with a body that is not valid JSON. */
   malformed?: true;
+  /** `sts` only: answer 400 `Throttling: Rate exceeded`, as STS answers a caller over its rate. */
+  throttle?: true;
   /** Apply to the next `count` requests on the route, then stop. */
   count?: number;
   /** Apply to each request on the route with this probability (0–1). */
   probability?: number;
+  /** Apply for this long after `setFaults` (by the emulator's clock), then stop: "throttled for the first 5 s". */
+  forMs?: number;
 }
 
 /** Faults per route. `{}` or `undefined` means no faults. */
 export type ImdsFaults = { [R in ImdsFaultRoute]?: ImdsFault };
 
-const ROUTES: readonly ImdsFaultRoute[] = ["token", "role", "credentials", "any"];
-const EFFECTS = ["status", "hang", "reset", "expired", "malformed"] as const;
-const KEYS = new Set<string>(["latencyMs", "count", "probability", ...EFFECTS]);
+const ROUTES: readonly ImdsFaultRoute[] = ["token", "role", "credentials", "sts", "container", "any"];
+const EFFECTS = ["status", "hang", "reset", "expired", "malformed", "throttle"] as const;
+const KEYS = new Set<string>(["latencyMs", "count", "probability", "forMs", ...EFFECTS]);
 
 /** Checks a faults object and copies it, so later changes by the caller have no effect. */
 export function validateFaults(faults: ImdsFaults | undefined): ImdsFaults {
@@ -79,7 +85,9 @@ function validateFault(route: ImdsFaultRoute, fault: ImdsFault): ImdsFault {
     throw new TypeError(`${where} has ${effects.join(" and ")}; pick one effect per route`);
   }
   if (effects.length === 0 && fault.latencyMs === undefined) {
-    throw new TypeError(`${where} does nothing; set latencyMs, status, hang, reset, expired or malformed`);
+    throw new TypeError(
+      `${where} does nothing; set latencyMs, status, hang, reset, expired, malformed or throttle`,
+    );
   }
   if (fault.latencyMs !== undefined && !(Number.isFinite(fault.latencyMs) && fault.latencyMs >= 0)) {
     throw new RangeError(`${where}.latencyMs must be a number of milliseconds >= 0`);
@@ -92,6 +100,11 @@ function validateFault(route: ImdsFaultRoute, fault: ImdsFault): ImdsFault {
   }
   if ((fault.expired || fault.malformed) && route !== "credentials") {
     throw new TypeError(`${where}: expired and malformed apply to the credentials route only`);
+  }
+  if (fault.throttle && route !== "sts")
+    throw new TypeError(`${where}: throttle applies to the sts route only`);
+  if (fault.forMs !== undefined && !(Number.isFinite(fault.forMs) && fault.forMs >= 0)) {
+    throw new RangeError(`${where}.forMs must be a number of milliseconds >= 0`);
   }
   if (fault.count !== undefined && fault.probability !== undefined) {
     throw new TypeError(`${where} has both count and probability; use one`);
@@ -111,9 +124,13 @@ function validateFault(route: ImdsFaultRoute, fault: ImdsFault): ImdsFault {
 /** The faults in force, with the remaining counts. */
 export class FaultPlan {
   #faults: ImdsFaults = {};
+  #since = 0;
+
+  constructor(private readonly clock: { now(): number }) {}
 
   set(faults: ImdsFaults | undefined): void {
     this.#faults = validateFaults(faults);
+    this.#since = this.clock.now();
   }
 
   /** The fault to apply to this request, if any; consumes one `count`. */
@@ -124,6 +141,7 @@ export class FaultPlan {
   #fire(route: ImdsFaultRoute): ImdsFault | undefined {
     const fault = this.#faults[route];
     if (!fault) return undefined;
+    if (fault.forMs !== undefined && this.clock.now() - this.#since >= fault.forMs) return undefined;
     if (fault.count !== undefined) {
       if (fault.count <= 0) return undefined;
       fault.count--;

@@ -13,6 +13,7 @@ import {
   summarize,
 } from "./credentials.js";
 import { FaultPlan, type ImdsFault, type ImdsFaultRoute, type ImdsFaults } from "./faults.js";
+import { answerSts, type StsAnswer, type StsCall, type StsOptions, stsError, throttled } from "./sts.js";
 
 /** Options of {@link startImdsEmulator}. Every option is optional. */
 export interface ImdsEmulatorOptions {
@@ -80,10 +81,17 @@ export interface ImdsEmulatorOptions {
    * @default false
    */
   verbose?: boolean;
+  /** STS (`POST /`, query protocol): which roles exist and which web identity subjects each trusts. */
+  sts?: StsOptions;
+  /**
+   * The `Authorization` value the container-credentials routes require (`GET /v2/credentials/<id>`,
+   * `GET /v1/credentials`); change it later with `setContainerToken`. Unset: no token needed.
+   */
+  containerToken?: string;
 }
 
 /** Request routes counted by {@link ImdsStats}. */
-export type ImdsRoute = "token" | "role" | "credentials" | "extended" | "other";
+export type ImdsRoute = "token" | "role" | "credentials" | "extended" | "sts" | "container" | "other";
 
 /** Counters since start or the last `resetStats()`. A snapshot: read `stats` again for new values. */
 export interface ImdsStats {
@@ -105,6 +113,10 @@ export interface ImdsStats {
   hangs: number;
   /** Connections reset by a `reset` fault. */
   resets: number;
+  /** STS calls answered, per outcome; every call is in `stsCalls()`. */
+  sts: { assumeRole: number; assumeRoleWithWebIdentity: number; throttled: number; refused: number };
+  /** Container-credentials documents served. */
+  containerFetches: number;
 }
 
 /** A running emulator. */
@@ -121,6 +133,10 @@ export interface ImdsEmulator {
   rotate(): CredentialSummary;
   /** Replaces all faults; `undefined` or `{}` clears them. Throws on a malformed fault. */
   setFaults(faults?: ImdsFaults): void;
+  /** Every STS call since start or the last `resetStats()`, in order; no tokens, no secrets. */
+  stsCalls(): StsCall[];
+  /** The `Authorization` value the container routes require from now on (`undefined`: none). */
+  setContainerToken(token: string | undefined): void;
   /** Zeroes the counters. Does not forget `secretsIssued()`. */
   resetStats(): void;
   /** Every SecretAccessKey and session Token served so far, for scanning output for leaks. */
@@ -132,6 +148,12 @@ export interface ImdsEmulator {
 const TOKEN_PATH = "/latest/api/token";
 const CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/";
 const EXTENDED_PATH = "/latest/meta-data/iam/security-credentials-extended/";
+/** The ECS agent's relative URIs (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/credentials/<id>`). */
+const ECS_PATH = "/v2/credentials/";
+/** The EKS Pod Identity agent's path (`AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials`). */
+const POD_IDENTITY_PATH = "/v1/credentials";
+/** The largest STS request body read; real ones are well under 8 KiB (a session policy is at most 2 KiB packed). */
+const MAX_STS_BODY = 64 * 1024;
 const TOKEN_HEADER = "x-aws-ec2-metadata-token";
 const TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds";
 const MAX_TTL_SECONDS = 21_600;
@@ -149,6 +171,8 @@ const DEFAULTS = {
   lifetimeMs: 6 * 60 * 60_000,
   leadMs: 5 * 60_000,
   verbose: false,
+  sts: {} as StsOptions,
+  containerToken: undefined as string | undefined,
 };
 
 function validateOptions(
@@ -178,7 +202,7 @@ function definedOnly<T extends object>(value: T): Partial<T> {
 
 function emptyStats(): ImdsStats {
   return {
-    requests: { total: 0, token: 0, role: 0, credentials: 0, extended: 0, other: 0 },
+    requests: { total: 0, token: 0, role: 0, credentials: 0, extended: 0, sts: 0, container: 0, other: 0 },
     statuses: {},
     reads: { withToken: 0, withoutToken: 0 },
     tokensIssued: 0,
@@ -187,10 +211,14 @@ function emptyStats(): ImdsStats {
     faultsInjected: 0,
     hangs: 0,
     resets: 0,
+    sts: { assumeRole: 0, assumeRoleWithWebIdentity: 0, throttled: 0, refused: 0 },
+    containerFetches: 0,
   };
 }
 
-function routeOf(path: string): ImdsRoute {
+function routeOf(method: string | undefined, path: string): ImdsRoute {
+  if (method === "POST") return "sts";
+  if (path.startsWith(ECS_PATH) || path === POD_IDENTITY_PATH) return "container";
   if (path === TOKEN_PATH) return "token";
   if (path.startsWith(CREDENTIALS_PATH)) return path === CREDENTIALS_PATH ? "role" : "credentials";
   if (path.startsWith(EXTENDED_PATH)) return path === EXTENDED_PATH ? "role" : "extended";
@@ -203,6 +231,8 @@ const FAULT_ROUTE: Record<ImdsRoute, ImdsFaultRoute | undefined> = {
   role: "role",
   credentials: "credentials",
   extended: "credentials",
+  sts: "sts",
+  container: "container",
   other: undefined,
 };
 
@@ -223,7 +253,7 @@ export async function startImdsEmulator(options: ImdsEmulatorOptions = {}): Prom
   const o = validateOptions(options);
   const { clock } = o;
   const rotation = new CredentialRotation(o.lifetimeMs, o.leadMs, clock);
-  const faults = new FaultPlan();
+  const faults = new FaultPlan(clock);
   faults.set(o.faults);
   const instanceProfileId = randomInstanceProfileId();
   /** token -> expiry (clock ms). Insertion order is roughly expiry order. */
@@ -233,6 +263,10 @@ export async function startImdsEmulator(options: ImdsEmulatorOptions = {}): Prom
   const timers = new Set<NodeJS.Timeout>();
   let stats = emptyStats();
   let setsServed = new Set<string>();
+  let stsLog: StsCall[] = [];
+  let containerToken = o.containerToken;
+  /** Container credentials per path: each task id (or the Pod Identity path) has its own role's sets. */
+  const containerRotations = new Map<string, CredentialRotation>();
   let closed: Promise<void> | undefined;
 
   const send = (req: IncomingMessage, res: ServerResponse, status: number, body: string, headers = {}) => {
@@ -302,6 +336,8 @@ export async function startImdsEmulator(options: ImdsEmulatorOptions = {}): Prom
     fault: ImdsFault | undefined,
   ) => {
     if (route === "token") return issueToken(req, res);
+    if (route === "sts") return answerStsRequest(req, res, fault);
+    if (route === "container") return serveContainer(req, res, path);
     if (req.method !== "GET" && req.method !== "HEAD") {
       return send(req, res, 405, "Method Not Allowed", { allow: "GET, HEAD" });
     }
@@ -315,6 +351,76 @@ export async function startImdsEmulator(options: ImdsEmulatorOptions = {}): Prom
     const body = staticPath(path);
     if (body === undefined) return send(req, res, 404, "Not Found");
     send(req, res, 200, body);
+  };
+
+  const recordSts = (req: IncomingMessage, res: ServerResponse, answer: StsAnswer) => {
+    stsLog.push(answer.call);
+    if (answer.status === 200) {
+      if (answer.call.action === "AssumeRole") stats.sts.assumeRole++;
+      else stats.sts.assumeRoleWithWebIdentity++;
+    } else if (answer.body.includes("<Code>Throttling</Code>")) stats.sts.throttled++;
+    else stats.sts.refused++;
+    for (const secret of answer.secrets) secrets.add(secret);
+    send(req, res, answer.status, answer.body, { "content-type": "text/xml" });
+  };
+
+  const answerStsRequest = (req: IncomingMessage, res: ServerResponse, fault: ImdsFault | undefined) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_STS_BODY) chunks.push(chunk);
+    });
+    req.on("end", () => {
+      if (closed) return;
+      const params = new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
+      if (size > MAX_STS_BODY) {
+        return recordSts(
+          req,
+          res,
+          stsError(413, "ValidationError", "Request too large", { action: "", status: 413 }),
+        );
+      }
+      if (fault?.throttle) return recordSts(req, res, throttled(params));
+      recordSts(req, res, answerSts(params, req.headers.authorization !== undefined, o.sts, clock.now()));
+    });
+  };
+
+  const serveContainer = (req: IncomingMessage, res: ServerResponse, path: string) => {
+    if (req.method !== "GET") return send(req, res, 405, "Method Not Allowed", { allow: "GET" });
+    if (containerToken !== undefined && req.headers.authorization !== containerToken) {
+      return send(
+        req,
+        res,
+        401,
+        JSON.stringify({ Code: "AccessDenied", Message: "Invalid authorization token" }),
+        {
+          "content-type": "application/json",
+        },
+      );
+    }
+    let containerRotation = containerRotations.get(path);
+    if (!containerRotation) {
+      containerRotation = new CredentialRotation(o.lifetimeMs, o.leadMs, clock);
+      containerRotations.set(path, containerRotation);
+    }
+    const set = containerRotation.current();
+    stats.containerFetches++;
+    secrets.add(set.secretAccessKey);
+    secrets.add(set.token);
+    send(
+      req,
+      res,
+      200,
+      JSON.stringify({
+        AccessKeyId: set.accessKeyId,
+        SecretAccessKey: set.secretAccessKey,
+        Token: set.token,
+        Expiration: ec2Time(set.expiresAt),
+        RoleArn: `arn:aws:iam::${o.accountId}:role/${o.role}`,
+      }),
+      { "content-type": "application/json" },
+    );
   };
 
   const staticPath = (path: string): string | undefined => {
@@ -365,7 +471,7 @@ export async function startImdsEmulator(options: ImdsEmulatorOptions = {}): Prom
   const server = createServer((req, res) => {
     // Collapse repeated slashes: @aws-sdk/ec2-metadata-service prefixes the endpoint's "/" path.
     const path = (req.url ?? "/").split("?")[0]!.replace(/\/{2,}/g, "/");
-    const route = routeOf(path);
+    const route = routeOf(req.method, path);
     stats.requests.total++;
     stats.requests[route]++;
     if (req.method === "GET" || req.method === "HEAD") {
@@ -406,9 +512,14 @@ export async function startImdsEmulator(options: ImdsEmulatorOptions = {}): Prom
     currentCredentials: () => summarize(rotation.current()),
     rotate: () => summarize(rotation.rotate()),
     setFaults: (next) => faults.set(next),
+    stsCalls: () => structuredClone(stsLog),
+    setContainerToken: (token) => {
+      containerToken = token;
+    },
     resetStats: () => {
       stats = emptyStats();
       setsServed = new Set();
+      stsLog = [];
     },
     secretsIssued: () => [...secrets],
     close: () => {
