@@ -1,4 +1,10 @@
 export {
+  type CachedNodeProviderChainInit,
+  fromCachedNodeProviderChain,
+  type NodeProviderChainSourceInit,
+  nodeProviderChainSource,
+} from "./chain.js";
+export {
   type AdapterPackage,
   type CacheConfig,
   type CacheStoresConfig,
@@ -53,6 +59,10 @@ export {
   type KeyOptions,
   type TemporaryCredentialsKeyOptions,
   temporaryCredentialsKey,
+  tokenIdentity,
+  type WebIdentityKeyOptions,
+  type WebIdentityParams,
+  webIdentityKey,
 } from "./keys.js";
 export {
   backoffMs,
@@ -86,6 +96,7 @@ export {
   type RefreshState,
   refreshStateKey,
 } from "./refreshState.js";
+export { cachePlan, type SourcePlan } from "./sourcePlan.js";
 export { assertCacheKey, assertLockTtl, expiresAtFromTtl, MAX_KEY_LENGTH, newLockToken } from "./store.js";
 export type {
   AwsCredentialIdentity,
@@ -103,6 +114,16 @@ export type {
   RefreshReason,
   RefreshWindow,
 } from "./types.js";
+export {
+  type CachedTokenFileInit,
+  type CachedWebIdentityInit,
+  fromCachedTokenFile,
+  fromCachedWebIdentity,
+  type TokenFileSourceInit,
+  tokenFileSource,
+  type WebTokenSourceInit,
+  webTokenSource,
+} from "./webIdentity.js";
 /** Which refresh window a record is in, for tools such as `credcache inspect`. */
 export { windowOfRecord } from "./windows.js";
 

@@ -24,7 +24,7 @@ function canonicalJson(value: unknown): string {
 }
 
 /** 32 hex chars (128 bits) of SHA-256: part of a key, never reversible to what it names. */
-function digest(value: unknown): string {
+export function digest(value: unknown): string {
   return createHash("sha256").update(canonicalJson(value)).digest("hex").slice(0, 32);
 }
 
@@ -120,13 +120,22 @@ function jwtClaims(token: string): Record<string, unknown> | undefined {
  * the token rotates). The claims stay the same across rotations, so the key does too.
  */
 export function tokenIdentity(token: string): string {
-  const claims = jwtClaims(token);
-  const k8s = claims?.["kubernetes.io"] as
+  const k8s = jwtClaims(token)?.["kubernetes.io"] as
     | { namespace?: unknown; pod?: { name?: unknown; uid?: unknown } }
     | undefined;
   if (typeof k8s?.namespace === "string" && typeof k8s.pod?.uid === "string") {
     return `pod:${k8s.namespace}/${typeof k8s.pod.name === "string" ? k8s.pod.name : ""}/${k8s.pod.uid}`;
   }
+  return tokenSubject(token);
+}
+
+/**
+ * Who a token names for STS: a digest of its `iss`, `sub` and `aud` (`claims:<digest>`; every
+ * pod of one service account shares it, across rotations), else a digest of the token
+ * (`token:<digest>`).
+ */
+function tokenSubject(token: string): string {
+  const claims = jwtClaims(token);
   const named = claims && { iss: claims.iss, sub: claims.sub, aud: claims.aud };
   if (named && (named.iss !== undefined || named.sub !== undefined || named.aud !== undefined)) {
     return `claims:${digest(named)}`;
@@ -230,6 +239,66 @@ function settingText(value: unknown): string | undefined {
   return canonicalJson(value);
 }
 
+/** The STS region and endpoint the SDK's STS client will use, as far as they can be known before it runs. */
+function stsTarget(
+  env: KeyEnv,
+  clientConfig: Record<string, unknown> = {},
+): { region: string | null; endpoint: string | null } {
+  return {
+    region: settingText(clientConfig.region) ?? env.AWS_REGION ?? null,
+    endpoint: settingText(clientConfig.endpoint) ?? env.AWS_ENDPOINT_URL_STS ?? env.AWS_ENDPOINT_URL ?? null,
+  };
+}
+
+/** AssumeRoleWithWebIdentity parameters as the SDK's `fromTokenFile` / `fromWebToken` take them. */
+export interface WebIdentityParams {
+  roleArn: string;
+  /** @default "credcache" ({@link DEFAULT_SESSION_NAME}; the SDK's own default changes at every call) */
+  roleSessionName?: string | undefined;
+  policy?: string | undefined;
+  policyArns?: Array<{ arn?: string }> | undefined;
+  durationSeconds?: number | undefined;
+  providerId?: string | undefined;
+}
+
+/** What else goes into a web identity key. */
+export interface WebIdentityKeyOptions extends KeyOptions {
+  /** The STS client's options: `region` and `endpoint` go into the key. */
+  clientConfig?: Record<string, unknown> | undefined;
+  /** Name this host in the key, so hosts never share the set. @default false: one set per role and subject, fleet-wide */
+  scopeToHost?: boolean | undefined;
+}
+
+/**
+ * The key {@link fromCachedTokenFile} and {@link fromCachedWebIdentity} use:
+ * `web-identity:<role ARN>:<session name>:<digest>`. The digest covers the policy, policy
+ * ARNs, duration and provider id, the STS region and endpoint, and who the token names: its
+ * `iss`, `sub` and `aud` (read from the JWT payload, unverified: a key, not a check), or a
+ * digest of the token when it is not a JWT. Never the token itself, so the key stays when
+ * Kubernetes rotates the token. Role credentials are not host-scoped: every host with the same
+ * role and subject shares one set unless `scopeToHost` is set.
+ *
+ * @example
+ * ```ts
+ * webIdentityKey({ roleArn: "arn:aws:iam::123456789012:role/s3-reader" }, readFileSync(tokenFile, "utf8"));
+ * // "web-identity:arn:aws:iam::123456789012:role/s3-reader:credcache:7c1d..."
+ * ```
+ */
+export function webIdentityKey(
+  params: WebIdentityParams,
+  token: string,
+  options: WebIdentityKeyOptions = {},
+): string {
+  const { roleArn, roleSessionName, ...rest } = params;
+  const identity = {
+    params: rest,
+    ...stsTarget(options.env ?? process.env, options.clientConfig),
+    token: tokenSubject(token),
+    host: options.scopeToHost ? hostPart(options) : null,
+  };
+  return `web-identity:${roleArn}:${roleSessionName ?? DEFAULT_SESSION_NAME}:${digest(identity)}`;
+}
+
 /**
  * The key {@link fromCachedTemporaryCredentials} uses:
  * `sts:<role ARN>:<session name>:<digest>`. The digest covers every other AssumeRole
@@ -250,12 +319,10 @@ export function temporaryCredentialsKey(
 ): string {
   const { RoleArn, RoleSessionName, TokenCode: _tokenCode, ...rest } = params;
   const env = options.env ?? process.env;
-  const clientConfig = options.clientConfig ?? {};
   const master = options.masterCredentials;
   const identity = {
     params: rest,
-    region: settingText(clientConfig.region) ?? env.AWS_REGION ?? null,
-    endpoint: settingText(clientConfig.endpoint) ?? env.AWS_ENDPOINT_URL_STS ?? env.AWS_ENDPOINT_URL ?? null,
+    ...stsTarget(env, options.clientConfig),
     caller: typeof master === "object" && master !== null ? master.accessKeyId : null,
   };
   return `sts:${RoleArn}:${RoleSessionName ?? DEFAULT_SESSION_NAME}:${digest(identity)}`;
