@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { ec2Time, randomAccessKeyId, randomString } from "./credentials.js";
 
 /** What the emulated STS accepts. Without `roles`, any role ARN is accepted. */
@@ -22,6 +22,8 @@ export interface StsCall {
   issuer?: string;
   subject?: string;
   audience?: string;
+  /** The first 16 hex chars of the web identity token's SHA-256: tells a rotated token from the last one. */
+  tokenDigest?: string;
   policy?: string;
   policyArns?: string[];
   durationSeconds?: number;
@@ -95,6 +97,8 @@ function describeCall(params: URLSearchParams): StsCall {
   set("issuer", text(claims?.iss));
   set("subject", text(claims?.sub));
   set("audience", text(claims?.aud));
+  const token = params.get("WebIdentityToken");
+  if (token) call.tokenDigest = createHash("sha256").update(token).digest("hex").slice(0, 16);
   set("policy", params.get("Policy"));
   if (policyArns.length > 0) call.policyArns = policyArns;
   set("durationSeconds", duration === null ? undefined : Number(duration));

@@ -119,6 +119,7 @@ describe("STS AssumeRoleWithWebIdentity (fromTokenFile)", () => {
         issuer: claims.iss,
         subject: claims.sub,
         audience: claims.aud,
+        tokenDigest: expect.stringMatching(/^[0-9a-f]{16}$/),
         status: 200,
         accessKeyId: creds.accessKeyId,
       },
