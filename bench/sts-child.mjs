@@ -4,7 +4,9 @@
 // The environment (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ENDPOINT_URL_STS) picks web identity.
 import { performance } from "node:perf_hooks";
 
-const url = process.env.STS_CACHE_URL ?? "none";
+// Settings arrive by environment, as they would in a deployed worker.
+const { env } = process;
+const url = env.STS_CACHE_URL ?? "none";
 const out = { ok: false };
 let close = async () => {};
 try {
