@@ -47,7 +47,10 @@ export interface ImdsFault {
   count?: number;
   /** Apply to each request on the route with this probability (0–1). */
   probability?: number;
-  /** Apply for this long after `setFaults` (by the emulator's clock), then stop: "throttled for the first 5 s". */
+  /**
+   * Apply for this long from the first request the fault sees (by the emulator's clock), then
+   * stop: "STS throttled for the first 5 s of the herd", however late the herd's processes start.
+   */
   forMs?: number;
 }
 
@@ -124,13 +127,14 @@ function validateFault(route: ImdsFaultRoute, fault: ImdsFault): ImdsFault {
 /** The faults in force, with the remaining counts. */
 export class FaultPlan {
   #faults: ImdsFaults = {};
-  #since = 0;
+  /** When each `forMs` fault first fired. */
+  #firstSeen = new Map<ImdsFault, number>();
 
   constructor(private readonly clock: { now(): number }) {}
 
   set(faults: ImdsFaults | undefined): void {
     this.#faults = validateFaults(faults);
-    this.#since = this.clock.now();
+    this.#firstSeen.clear();
   }
 
   /** The fault to apply to this request, if any; consumes one `count`. */
@@ -141,7 +145,12 @@ export class FaultPlan {
   #fire(route: ImdsFaultRoute): ImdsFault | undefined {
     const fault = this.#faults[route];
     if (!fault) return undefined;
-    if (fault.forMs !== undefined && this.clock.now() - this.#since >= fault.forMs) return undefined;
+    if (fault.forMs !== undefined) {
+      const now = this.clock.now();
+      const first = this.#firstSeen.get(fault) ?? now;
+      this.#firstSeen.set(fault, first);
+      if (now - first >= fault.forMs) return undefined;
+    }
     if (fault.count !== undefined) {
       if (fault.count <= 0) return undefined;
       fault.count--;
