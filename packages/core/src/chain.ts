@@ -8,8 +8,8 @@ import {
   type KeyEnv,
   type KeyOptions,
 } from "./keys.js";
-import { PRESET_METADATA_MAX_RETRIES } from "./presets.js";
-import { type CredentialProvidersModule, lazyProvider, sdkLogger } from "./sdkProviders.js";
+import { containerMetadataSource, instanceMetadataSource, type MetadataSourceInit } from "./presets.js";
+import { lazyProvider, sdkLogger } from "./sdkProviders.js";
 import { type IniSection, profileName, readSharedConfig } from "./sharedConfig.js";
 import { cachePlan, type PresetCacheOptions, type SourcePlan } from "./sourcePlan.js";
 import { tokenFileSource } from "./webIdentity.js";
@@ -64,40 +64,18 @@ function profileKind(section: IniSection | undefined): ProfileKind {
 const CREDENTIAL_SETTING =
   /^(aws_access_key_id|aws_secret_access_key|aws_session_token|role_arn|source_profile|credential_source|credential_process|web_identity_token_file|sso_|login_)/;
 
+function metadataOptions(
+  init: NodeProviderChainSourceInit,
+  env: KeyEnv,
+): MetadataSourceInit & { env: KeyEnv } {
+  return { env, timeout: init.timeout, maxRetries: init.maxRetries, host: init.host, logger: init.logger };
+}
+
 function keyOptions(init: NodeProviderChainSourceInit, env: KeyEnv): KeyOptions & { cwd?: string } {
   return {
     env,
     ...(init.host !== undefined && { host: init.host }),
     ...(init.cwd !== undefined && { cwd: init.cwd }),
-  };
-}
-
-function remoteOptions(init: NodeProviderChainSourceInit) {
-  return {
-    ...(init.timeout !== undefined && { timeout: init.timeout }),
-    maxRetries: init.maxRetries ?? PRESET_METADATA_MAX_RETRIES,
-    ...sdkLogger(init.logger),
-  };
-}
-
-/** The container link as the SDK runs it: `fromHttp`, then `fromContainerMetadata`. */
-function containerProvider(sdk: CredentialProvidersModule, init: NodeProviderChainSourceInit, env: KeyEnv) {
-  const http = sdk.fromHttp({
-    // "" and not undefined: fromHttp falls back to process.env for an undefined option.
-    awsContainerCredentialsRelativeUri: env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI ?? "",
-    awsContainerCredentialsFullUri: env.AWS_CONTAINER_CREDENTIALS_FULL_URI ?? "",
-    awsContainerAuthorizationToken: env.AWS_CONTAINER_AUTHORIZATION_TOKEN ?? "",
-    awsContainerAuthorizationTokenFile: env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE ?? "",
-    ...remoteOptions(init),
-  });
-  const metadata = sdk.fromContainerMetadata(remoteOptions(init));
-  return async (properties?: Record<string, unknown>) => {
-    try {
-      return await http(properties);
-    } catch (error) {
-      if ((error as { tryNextLink?: boolean }).tryNextLink === false) throw error;
-      return metadata();
-    }
   };
 }
 
@@ -115,7 +93,8 @@ function containerProvider(sdk: CredentialProvidersModule, init: NodeProviderCha
  *    link's too, so the process link adds nothing.
  * 4. `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`: `web-identity`, keyed by {@link webIdentityKey}.
  * 5. `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` or `_FULL_URI`: `container`, keyed by
- *    {@link containerMetadataKey}.
+ *    {@link containerMetadataKey}, fetched with `fromHttp` (the SDK then tries
+ *    `fromContainerMetadata`, whose allowed hosts are a subset of `fromHttp`'s: it adds nothing).
  * 6. `AWS_EC2_METADATA_DISABLED` (other than "false"): no source; the fetch fails as the SDK's does.
  * 7. Else IMDS: `imds`, keyed by {@link instanceMetadataKey}.
  *
@@ -154,11 +133,7 @@ export function nodeProviderChainSource(init: NodeProviderChainSourceInit = {}):
     });
   }
   if (env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI || env.AWS_CONTAINER_CREDENTIALS_FULL_URI) {
-    return {
-      source: "container",
-      key: containerMetadataKey(options),
-      provider: lazyProvider((sdk) => containerProvider(sdk, init, env)),
-    };
+    return containerMetadataSource(metadataOptions(init, env));
   }
   if (env.AWS_EC2_METADATA_DISABLED && env.AWS_EC2_METADATA_DISABLED !== "false") {
     // The SDK's chain ends here with an error; so does this plan, without a key to fill.
@@ -168,11 +143,7 @@ export function nodeProviderChainSource(init: NodeProviderChainSourceInit = {}):
       provider: lazyProvider((sdk) => sdk.fromNodeProviderChain(sdkLogger(init.logger))),
     };
   }
-  return {
-    source: "imds",
-    key: instanceMetadataKey(options),
-    provider: lazyProvider((sdk) => sdk.fromInstanceMetadata(remoteOptions(init))),
-  };
+  return instanceMetadataSource(metadataOptions(init, env));
 }
 
 /** The SDK's chain itself, under a key naming everything it reads: every source's key inputs and the host. */

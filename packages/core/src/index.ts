@@ -82,10 +82,13 @@ export {
   type CachedIniInit,
   type CachedInstanceMetadataInit,
   type CachedTemporaryCredentialsInit,
+  containerMetadataSource,
   fromCachedContainerMetadata,
   fromCachedIni,
   fromCachedInstanceMetadata,
   fromCachedTemporaryCredentials,
+  instanceMetadataSource,
+  type MetadataSourceInit,
   type PresetCacheOptions,
 } from "./presets.js";
 export { type ParseResult, parseRecord } from "./record.js";

@@ -1,4 +1,4 @@
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Logger } from "@smithy/types";
 import { type CachedCredentialProvider, fromCache } from "./fromCache.js";
 import {
   type AssumeRoleParams,
@@ -10,7 +10,7 @@ import {
   temporaryCredentialsKey,
 } from "./keys.js";
 import { lazyProvider, sdkLogger } from "./sdkProviders.js";
-import type { PresetCacheOptions } from "./sourcePlan.js";
+import { cachePlan, type PresetCacheOptions, type SourcePlan } from "./sourcePlan.js";
 
 export type { PresetCacheOptions };
 
@@ -48,20 +48,61 @@ export interface CachedInstanceMetadataInit extends PresetCacheOptions {
  * ```
  */
 export function fromCachedInstanceMetadata(init: CachedInstanceMetadataInit = {}): CachedCredentialProvider {
-  const { timeout, maxRetries, host, key, ...cacheOptions } = init;
-  return fromCache({
-    staleIfError: true,
-    ...cacheOptions,
-    key: key ?? instanceMetadataKey(host === undefined ? {} : { host }),
+  const { timeout, maxRetries, host, ...cacheOptions } = init;
+  return cachePlan(instanceMetadataSource(init), { staleIfError: true, ...cacheOptions });
+}
+
+/** Options of the metadata sources themselves (IMDS, container endpoint). */
+export interface MetadataSourceInit {
+  /** Per-request timeout in ms. @default 1000 */
+  timeout?: number | undefined;
+  /** @default 2 ({@link PRESET_METADATA_MAX_RETRIES}) */
+  maxRetries?: number | undefined;
+  /** This host's identity in the key. @default readHostIdentity() */
+  host?: string | undefined;
+  logger?: Logger | undefined;
+}
+
+function remoteOptions(init: MetadataSourceInit) {
+  return {
+    ...(init.timeout !== undefined && { timeout: init.timeout }),
+    maxRetries: init.maxRetries ?? PRESET_METADATA_MAX_RETRIES,
+    ...sdkLogger(init.logger),
+  };
+}
+
+/** The instance-metadata source: the SDK's `fromInstanceMetadata` and {@link instanceMetadataKey}. */
+export function instanceMetadataSource(init: MetadataSourceInit & { env?: KeyEnv } = {}): SourcePlan {
+  return {
     source: "imds",
+    key: instanceMetadataKey({
+      ...(init.env !== undefined && { env: init.env }),
+      ...(init.host !== undefined && { host: init.host }),
+    }),
+    provider: lazyProvider((sdk) => sdk.fromInstanceMetadata(remoteOptions(init))),
+  };
+}
+
+/**
+ * The container-credentials source: the SDK's `fromHttp` with the settings read from `env`,
+ * and {@link containerMetadataKey}.
+ */
+export function containerMetadataSource(init: MetadataSourceInit & { env?: KeyEnv } = {}): SourcePlan {
+  const env = init.env ?? process.env;
+  return {
+    source: "container",
+    key: containerMetadataKey({ env, ...(init.host !== undefined && { host: init.host }) }),
     provider: lazyProvider((sdk) =>
-      sdk.fromInstanceMetadata({
-        ...(timeout !== undefined && { timeout }),
-        maxRetries: maxRetries ?? PRESET_METADATA_MAX_RETRIES,
-        ...sdkLogger(init.logger),
+      sdk.fromHttp({
+        // "" and not undefined: fromHttp falls back to process.env for an undefined option.
+        awsContainerCredentialsRelativeUri: env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI ?? "",
+        awsContainerCredentialsFullUri: env.AWS_CONTAINER_CREDENTIALS_FULL_URI ?? "",
+        awsContainerAuthorizationToken: env.AWS_CONTAINER_AUTHORIZATION_TOKEN ?? "",
+        awsContainerAuthorizationTokenFile: env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE ?? "",
+        ...remoteOptions(init),
       }),
     ),
-  });
+  };
 }
 
 export interface CachedContainerMetadataInit extends PresetCacheOptions {
@@ -95,24 +136,8 @@ export interface CachedContainerMetadataInit extends PresetCacheOptions {
 export function fromCachedContainerMetadata(
   init: CachedContainerMetadataInit = {},
 ): CachedCredentialProvider {
-  const { timeout, maxRetries, key, env = process.env, ...cacheOptions } = init;
-  return fromCache({
-    ...cacheOptions,
-    key: key ?? containerMetadataKey({ env }),
-    source: "container",
-    provider: lazyProvider((sdk) =>
-      sdk.fromHttp({
-        // "" and not undefined: fromHttp falls back to process.env for an undefined option.
-        awsContainerCredentialsRelativeUri: env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI ?? "",
-        awsContainerCredentialsFullUri: env.AWS_CONTAINER_CREDENTIALS_FULL_URI ?? "",
-        awsContainerAuthorizationToken: env.AWS_CONTAINER_AUTHORIZATION_TOKEN ?? "",
-        awsContainerAuthorizationTokenFile: env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE ?? "",
-        ...(timeout !== undefined && { timeout }),
-        maxRetries: maxRetries ?? PRESET_METADATA_MAX_RETRIES,
-        ...sdkLogger(init.logger),
-      }),
-    ),
-  });
+  const { timeout, maxRetries, env, ...cacheOptions } = init;
+  return cachePlan(containerMetadataSource(init), cacheOptions);
 }
 
 export interface CachedTemporaryCredentialsInit extends PresetCacheOptions {
