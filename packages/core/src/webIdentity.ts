@@ -41,6 +41,30 @@ export interface TokenFileSourceInit extends WebIdentityOptions {
 
 export interface CachedTokenFileInit extends TokenFileSourceInit, PresetCacheOptions {}
 
+/** The init options that describe the source; the rest go to `fromCache`. */
+const SOURCE_OPTIONS = [
+  "webIdentityTokenFile",
+  "webIdentityToken",
+  "roleArn",
+  "roleSessionName",
+  "policy",
+  "policyArns",
+  "durationSeconds",
+  "providerId",
+  "clientConfig",
+  "scopeToHost",
+  "host",
+  "env",
+] as const;
+
+function cacheOptionsOf(
+  init: PresetCacheOptions & Partial<Record<(typeof SOURCE_OPTIONS)[number], unknown>>,
+): PresetCacheOptions {
+  const options: Record<string, unknown> = { ...init };
+  for (const name of SOURCE_OPTIONS) delete options[name];
+  return options as PresetCacheOptions;
+}
+
 /** The key options both presets build from their init. */
 function keyOptions(init: WebIdentityOptions, env: KeyEnv): WebIdentityKeyOptions {
   return {
@@ -110,21 +134,7 @@ export function tokenFileSource(init: TokenFileSourceInit = {}): SourcePlan {
  * ```
  */
 export function fromCachedTokenFile(init: CachedTokenFileInit = {}): CachedCredentialProvider {
-  const {
-    webIdentityTokenFile,
-    roleArn,
-    env,
-    clientConfig,
-    scopeToHost,
-    host,
-    policy,
-    policyArns,
-    durationSeconds,
-    providerId,
-    roleSessionName,
-    ...cacheOptions
-  } = init;
-  return cachePlan(tokenFileSource(init), cacheOptions);
+  return cachePlan(tokenFileSource(init), cacheOptionsOf(init));
 }
 
 export interface WebTokenSourceInit extends WebIdentityOptions {
@@ -165,19 +175,5 @@ export function webTokenSource(init: WebTokenSourceInit): SourcePlan {
  * ```
  */
 export function fromCachedWebIdentity(init: CachedWebIdentityInit): CachedCredentialProvider {
-  const {
-    webIdentityToken,
-    roleArn,
-    env,
-    clientConfig,
-    scopeToHost,
-    host,
-    policy,
-    policyArns,
-    durationSeconds,
-    providerId,
-    roleSessionName,
-    ...cacheOptions
-  } = init;
-  return cachePlan(webTokenSource(init), cacheOptions);
+  return cachePlan(webTokenSource(init), cacheOptionsOf(init));
 }
