@@ -49,6 +49,8 @@ const CHAIN_ENV = [
   "AWS_ENDPOINT_URL",
   "AWS_ENDPOINT_URL_STS",
   "AWS_REGION",
+  "AWS_ENDPOINT_URL_SSO",
+  "HOME",
 ];
 
 let emulator: ImdsEmulator;
@@ -293,6 +295,34 @@ describe("fromCachedNodeProviderChain: the SDK chain's source, worked out before
     expect((await chain(store)()).accessKeyId).toBe("ASIAEXAMPLEPROC0001");
     expect(readFileSync(counter, "utf8").trim().split("\n")).toHaveLength(1);
     expect([...store.data.keys()]).toEqual([iniKey("default")]);
+  });
+
+  it("SSO profile with a cached SSO token: one GetRoleCredentials from the (emulated) portal, cached under the profile's key", async () => {
+    const home = fresh();
+    mkdirSync(join(home, ".aws", "sso", "cache"), { recursive: true });
+    const config = join(home, ".aws", "config");
+    writeFileSync(
+      config,
+      "[profile sso]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = dev\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\nsso_registration_scopes = sso:account:access\n",
+    );
+    // What `aws sso login` leaves: the token cached under the SHA-1 of the session name.
+    const cacheFile = createHash("sha1").update("corp").digest("hex");
+    writeFileSync(
+      join(home, ".aws", "sso", "cache", `${cacheFile}.json`),
+      JSON.stringify({
+        startUrl: "https://corp.awsapps.com/start",
+        region: "eu-west-1",
+        accessToken: "sso-access-token-fixture",
+        expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      }),
+    );
+    issuedSecrets.add("sso-access-token-fixture");
+    useEnv({ HOME: home, AWS_CONFIG_FILE: config, AWS_PROFILE: "sso", AWS_ENDPOINT_URL_SSO: emulator.url });
+    const { store } = scriptedStore(Date);
+    const first = await chain(store)();
+    expect((await chain(store)()).accessKeyId).toBe(first.accessKeyId);
+    expect(emulator.stats.ssoFetches).toBe(1);
+    expect([...store.data.keys()]).toEqual([iniKey("sso")]);
   });
 
   it("SSO profile: picked as the profile source (the ini link) and keyed by the profile, its sso-session and the host", () => {

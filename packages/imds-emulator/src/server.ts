@@ -88,10 +88,15 @@ export interface ImdsEmulatorOptions {
    * `GET /v1/credentials`); change it later with `setContainerToken`. Unset: no token needed.
    */
   containerToken?: string;
+  /**
+   * The SSO access token the portal route (`GET /federation/credentials`, SSO GetRoleCredentials)
+   * requires in `x-amz-sso_bearer_token`. Unset: any token is accepted.
+   */
+  ssoAccessToken?: string;
 }
 
 /** Request routes counted by {@link ImdsStats}. */
-export type ImdsRoute = "token" | "role" | "credentials" | "extended" | "sts" | "container" | "other";
+export type ImdsRoute = "token" | "role" | "credentials" | "extended" | "sts" | "container" | "sso" | "other";
 
 /** Counters since start or the last `resetStats()`. A snapshot: read `stats` again for new values. */
 export interface ImdsStats {
@@ -117,6 +122,8 @@ export interface ImdsStats {
   sts: { assumeRole: number; assumeRoleWithWebIdentity: number; throttled: number; refused: number };
   /** Container-credentials documents served. */
   containerFetches: number;
+  /** SSO role credentials served by the portal route. */
+  ssoFetches: number;
 }
 
 /** A running emulator. */
@@ -154,6 +161,8 @@ const ECS_PATH = "/v2/credentials/";
 const POD_IDENTITY_PATH = "/v1/credentials";
 /** The largest STS request body read; real ones are well under 8 KiB (a session policy is at most 2 KiB packed). */
 const MAX_STS_BODY = 64 * 1024;
+/** The SSO portal's GetRoleCredentials (`AWS_ENDPOINT_URL_SSO` points the SDK's SSO client here). */
+const SSO_PATH = "/federation/credentials";
 const TOKEN_HEADER = "x-aws-ec2-metadata-token";
 const TTL_HEADER = "x-aws-ec2-metadata-token-ttl-seconds";
 const MAX_TTL_SECONDS = 21_600;
@@ -173,6 +182,7 @@ const DEFAULTS = {
   verbose: false,
   sts: {} as StsOptions,
   containerToken: undefined as string | undefined,
+  ssoAccessToken: undefined as string | undefined,
 };
 
 function validateOptions(
@@ -202,7 +212,17 @@ function definedOnly<T extends object>(value: T): Partial<T> {
 
 function emptyStats(): ImdsStats {
   return {
-    requests: { total: 0, token: 0, role: 0, credentials: 0, extended: 0, sts: 0, container: 0, other: 0 },
+    requests: {
+      total: 0,
+      token: 0,
+      role: 0,
+      credentials: 0,
+      extended: 0,
+      sts: 0,
+      container: 0,
+      sso: 0,
+      other: 0,
+    },
     statuses: {},
     reads: { withToken: 0, withoutToken: 0 },
     tokensIssued: 0,
@@ -213,12 +233,14 @@ function emptyStats(): ImdsStats {
     resets: 0,
     sts: { assumeRole: 0, assumeRoleWithWebIdentity: 0, throttled: 0, refused: 0 },
     containerFetches: 0,
+    ssoFetches: 0,
   };
 }
 
 function routeOf(method: string | undefined, path: string): ImdsRoute {
   if (method === "POST") return "sts";
   if (path.startsWith(ECS_PATH) || path === POD_IDENTITY_PATH) return "container";
+  if (path === SSO_PATH) return "sso";
   if (path === TOKEN_PATH) return "token";
   if (path.startsWith(CREDENTIALS_PATH)) return path === CREDENTIALS_PATH ? "role" : "credentials";
   if (path.startsWith(EXTENDED_PATH)) return path === EXTENDED_PATH ? "role" : "extended";
@@ -233,6 +255,7 @@ const FAULT_ROUTE: Record<ImdsRoute, ImdsFaultRoute | undefined> = {
   extended: "credentials",
   sts: "sts",
   container: "container",
+  sso: undefined,
   other: undefined,
 };
 
@@ -265,8 +288,8 @@ export async function startImdsEmulator(options: ImdsEmulatorOptions = {}): Prom
   let setsServed = new Set<string>();
   let stsLog: StsCall[] = [];
   let containerToken = o.containerToken;
-  /** Container credentials per path: each task id (or the Pod Identity path) has its own role's sets. */
-  const containerRotations = new Map<string, CredentialRotation>();
+  /** Credentials per container path (each task id, the Pod Identity path) and per SSO account and role. */
+  const routeRotations = new Map<string, CredentialRotation>();
   let closed: Promise<void> | undefined;
 
   const send = (req: IncomingMessage, res: ServerResponse, status: number, body: string, headers = {}) => {
@@ -338,6 +361,7 @@ export async function startImdsEmulator(options: ImdsEmulatorOptions = {}): Prom
     if (route === "token") return issueToken(req, res);
     if (route === "sts") return answerStsRequest(req, res, fault);
     if (route === "container") return serveContainer(req, res, path);
+    if (route === "sso") return serveSso(req, res);
     if (req.method !== "GET" && req.method !== "HEAD") {
       return send(req, res, 405, "Method Not Allowed", { allow: "GET, HEAD" });
     }
@@ -399,10 +423,10 @@ export async function startImdsEmulator(options: ImdsEmulatorOptions = {}): Prom
         },
       );
     }
-    let containerRotation = containerRotations.get(path);
+    let containerRotation = routeRotations.get(path);
     if (!containerRotation) {
       containerRotation = new CredentialRotation(o.lifetimeMs, o.leadMs, clock);
-      containerRotations.set(path, containerRotation);
+      routeRotations.set(path, containerRotation);
     }
     const set = containerRotation.current();
     stats.containerFetches++;
@@ -421,6 +445,34 @@ export async function startImdsEmulator(options: ImdsEmulatorOptions = {}): Prom
       }),
       { "content-type": "application/json" },
     );
+  };
+
+  const serveSso = (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== "GET") return send(req, res, 405, "Method Not Allowed", { allow: "GET" });
+    const query = new URLSearchParams((req.url ?? "").split("?")[1] ?? "");
+    const bearer = req.headers["x-amz-sso_bearer_token"];
+    const json = { "content-type": "application/json" };
+    if (!bearer || (o.ssoAccessToken !== undefined && bearer !== o.ssoAccessToken)) {
+      return send(req, res, 401, JSON.stringify({ message: "Session token not found or invalid" }), json);
+    }
+    const account = query.get("account_id") ?? "";
+    const roleName = query.get("role_name") ?? "";
+    let rotation = routeRotations.get(`sso:${account}:${roleName}`);
+    if (!rotation) {
+      rotation = new CredentialRotation(o.lifetimeMs, o.leadMs, clock);
+      routeRotations.set(`sso:${account}:${roleName}`, rotation);
+    }
+    const set = rotation.current();
+    stats.ssoFetches++;
+    secrets.add(set.secretAccessKey);
+    secrets.add(set.token);
+    const roleCredentials = {
+      accessKeyId: set.accessKeyId,
+      secretAccessKey: set.secretAccessKey,
+      sessionToken: set.token,
+      expiration: set.expiresAt,
+    };
+    send(req, res, 200, JSON.stringify({ roleCredentials }), json);
   };
 
   const staticPath = (path: string): string | undefined => {
