@@ -208,7 +208,17 @@ describe("stats", () => {
     await http(`${url}/nope`);
     const before = imds!.stats;
     expect(before).toEqual({
-      requests: { total: 7, token: 1, role: 1, credentials: 2, extended: 1, sts: 0, container: 0, other: 2 },
+      requests: {
+        total: 7,
+        token: 1,
+        role: 1,
+        credentials: 2,
+        extended: 1,
+        sts: 0,
+        container: 0,
+        sso: 0,
+        other: 2,
+      },
       statuses: { 200: 6, 404: 1 },
       reads: { withToken: 3, withoutToken: 3 },
       tokensIssued: 1,
@@ -219,6 +229,7 @@ describe("stats", () => {
       resets: 0,
       sts: { assumeRole: 0, assumeRoleWithWebIdentity: 0, throttled: 0, refused: 0 },
       containerFetches: 0,
+      ssoFetches: 0,
     });
 
     await http(`${url}/nope`);
