@@ -4,7 +4,11 @@ import { startImdsEmulator } from "./server.js";
 
 const USAGE = `Usage: imds-emulator [options]
 
-A local EC2 Instance Metadata Service (IMDSv2, IMDSv1 fallback, credential rotation).
+A local EC2 Instance Metadata Service (IMDSv2, IMDSv1 fallback, credential rotation). The same
+port also answers STS (POST /: AssumeRole, AssumeRoleWithWebIdentity; any role), the container
+endpoint (GET /v2/credentials/<id>, GET /v1/credentials) and the SSO portal
+(GET /federation/credentials): point AWS_ENDPOINT_URL_STS, AWS_CONTAINER_CREDENTIALS_FULL_URI
+or AWS_ENDPOINT_URL_SSO at it.
 
   --port <n>          port to listen on; 0 picks a free one (default 1338)
   --host <addr>       interface to listen on (default 127.0.0.1)
