@@ -51,10 +51,12 @@ function readConfigText(path: string): string {
   let fd: number | undefined;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    if (!fstatSync(fd).isFile()) return "";
-    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || stat.size > MAX_CONFIG_BYTES) return "";
+    // One byte more than the size: a file that grew since fstat counts as unreadable, never read past the cap.
+    const buffer = Buffer.alloc(stat.size + 1);
     const n = readSync(fd, buffer, 0, buffer.length, 0);
-    return n > MAX_CONFIG_BYTES ? "" : buffer.toString("utf8", 0, n);
+    return n > stat.size ? "" : buffer.toString("utf8", 0, n);
   } catch {
     return "";
   } finally {
