@@ -7,7 +7,12 @@ import { performance } from "node:perf_hooks";
 // Settings arrive by environment, as they would in a deployed worker.
 const { env } = process;
 const url = env.STS_CACHE_URL ?? "none";
-const out = { ok: false };
+const out = { ok: false, events: {} };
+/** credcache events by type (cache-error:<operation> apart), to explain a surprising STS call. */
+const onEvent = (event) => {
+  const name = event.type === "cache-error" ? `cache-error:${event.operation}` : event.type;
+  out.events[name] = (out.events[name] ?? 0) + 1;
+};
 let close = async () => {};
 try {
   let provider;
@@ -18,7 +23,7 @@ try {
   } else {
     const core = await import("@credcache/core");
     const cache = await core.createCache(url);
-    const cached = core.fromCachedNodeProviderChain({ cache, proactiveRefresh: false });
+    const cached = core.fromCachedNodeProviderChain({ cache, proactiveRefresh: false, onEvent });
     out.source = core.nodeProviderChainSource().source;
     provider = cached;
     close = async () => {

@@ -150,6 +150,9 @@ async function herd(backend, { throttleMs = 0 } = {}) {
   const ok = reports.filter((r) => r.ok);
   const times = ok.map((r) => r.ttfcMs);
   const { sts: counts } = sts.stats;
+  const events = {};
+  for (const r of reports)
+    for (const [name, n] of Object.entries(r.events ?? {})) events[name] = (events[name] ?? 0) + n;
   return {
     backend,
     ok: ok.length,
@@ -162,6 +165,10 @@ async function herd(backend, { throttleMs = 0 } = {}) {
     p99: percentile(times, 99),
     wallMs,
     source: reports.find((r) => r.source)?.source,
+    storeErrors: Object.entries(events)
+      .filter(([name]) => name.startsWith("cache-error"))
+      .map(([name, n]) => `${name.slice(12)} ${n}`)
+      .join(", "),
   };
 }
 
@@ -216,11 +223,11 @@ const lines = [
   "",
   "## Cold herd",
   "",
-  "| provider | got credentials | AssumeRoleWithWebIdentity calls | p50 first credential | p99 first credential | p99 vs SDK alone |",
-  "| --- | --- | --- | --- | --- | --- |",
+  "| provider | got credentials | AssumeRoleWithWebIdentity calls | p50 first credential | p99 first credential | p99 vs SDK alone | store errors (timeouts) |",
+  "| --- | --- | --- | --- | --- | --- | --- |",
   ...cold.map(
     (r) =>
-      `| ${label(r.backend)} | ${r.ok}/${PROCESSES} | ${r.calls} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${r === sdk ? "1.00x" : ratio(r.p99, sdk.p99)} |`,
+      `| ${label(r.backend)} | ${r.ok}/${PROCESSES} | ${r.calls} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${r === sdk ? "1.00x" : ratio(r.p99, sdk.p99)} | ${r.storeErrors || "none"} |`,
   ),
   "",
   `## STS throttled (\`Throttling: Rate exceeded\`) for the first ${THROTTLE_MS / 1000} s of the herd`,
@@ -228,11 +235,11 @@ const lines = [
   `Bound of the shared backoff schedule (first attempt + ${REFRESH_DEFAULTS.holderRetries} holder retry, one attempt per backoff step`,
   `inside the window from ${REFRESH_DEFAULTS.retryBaseMs / 1000} s doubling, then the one that succeeds; ${SDK_STS_ATTEMPTS} SDK calls each): ${bound} STS calls.`,
   "",
-  "| provider | got credentials | STS calls | throttled | answered | within the bound | p99 first credential | herd wall time | first error |",
-  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  "| provider | got credentials | STS calls | throttled | answered | within the bound | p99 first credential | herd wall time | store errors | first error |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ...throttled.map(
     (r) =>
-      `| ${label(r.backend)} | ${r.ok}/${PROCESSES} | ${r.calls} | ${r.throttled} | ${r.answered} | ${r.backend === "none" ? "n/a" : r.calls <= bound ? "yes" : "no"} | ${fmt(r.p99)} | ${fmt(r.wallMs)} | ${(r.errors[0] ?? "").replace(/\|/g, "/")} |`,
+      `| ${label(r.backend)} | ${r.ok}/${PROCESSES} | ${r.calls} | ${r.throttled} | ${r.answered} | ${r.backend === "none" ? "n/a" : r.calls <= bound ? "yes" : "no"} | ${fmt(r.p99)} | ${fmt(r.wallMs)} | ${r.storeErrors || "none"} | ${(r.errors[0] ?? "").replace(/\|/g, "/").slice(0, 120)} |`,
   ),
   "",
 ];
