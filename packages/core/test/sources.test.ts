@@ -388,6 +388,64 @@ describe("fromCachedNodeProviderChain: the SDK chain's source, worked out before
   });
 });
 
+describe("the source worked out before fetching is the one the SDK's own chain uses", () => {
+  /** Which emulator route served the SDK's fromNodeProviderChain, by the counters that moved. */
+  async function sdkChoice(): Promise<string> {
+    emulator.resetStats();
+    const { fromNodeProviderChain } = await import("@aws-sdk/credential-providers");
+    await fromNodeProviderChain({ clientConfig: { region: "us-east-1" } } as never)();
+    const { stats } = emulator;
+    if (stats.sts.assumeRoleWithWebIdentity > 0) return "web-identity";
+    if (stats.sts.assumeRole > 0 || stats.ssoFetches > 0) return "profile";
+    if (stats.containerFetches > 0) return "container";
+    if (stats.credentialFetches > 0) return "imds";
+    return "env-or-static";
+  }
+
+  it.each([
+    [
+      "web identity over IMDS",
+      () => ({ AWS_WEB_IDENTITY_TOKEN_FILE: writeToken(SUB_A), AWS_ROLE_ARN: ROLE }),
+    ],
+    [
+      "a profile with only a region: web identity",
+      () => {
+        const config = join(fresh(), "config");
+        writeFileSync(config, "[default]\nregion = eu-west-1\n");
+        return {
+          AWS_CONFIG_FILE: config,
+          AWS_WEB_IDENTITY_TOKEN_FILE: writeToken(SUB_A),
+          AWS_ROLE_ARN: ROLE,
+        };
+      },
+    ],
+    [
+      "an assume-role profile over web identity",
+      () => {
+        const config = join(fresh(), "config");
+        writeFileSync(
+          config,
+          "[profile base]\naws_access_key_id = AKIAEXAMPLEBASE0001\naws_secret_access_key = base-secret-fixture\n[default]\nrole_arn = arn:aws:iam::123456789012:role/deploy\nsource_profile = base\n",
+        );
+        return {
+          AWS_CONFIG_FILE: config,
+          AWS_WEB_IDENTITY_TOKEN_FILE: writeToken(SUB_A),
+          AWS_ROLE_ARN: ROLE,
+        };
+      },
+    ],
+    [
+      "the container endpoint over IMDS",
+      () => ({ AWS_CONTAINER_CREDENTIALS_FULL_URI: `${emulator.url}/v1/credentials` }),
+    ],
+    ["IMDS when nothing else is set", () => ({})],
+  ])("%s", async (_name, env) => {
+    useEnv(env());
+    const planned = nodeProviderChainSource().source;
+    expect(await sdkChoice()).toBe(planned);
+  });
+});
+
 /** Runs the chain child with `env`; resolves with its JSON line. */
 function runChild(
   storeDir: string,
