@@ -1,6 +1,6 @@
 // One process of `pnpm bench:sts`: resolves credentials once, the SDK's default chain alone
 // (STS_CACHE_URL=none) or the cached chain over STS_CACHE_URL, and prints one JSON line:
-// { ok, ttfcMs, source, error }. ttfcMs counts from process start, node start-up included.
+// { ok, ttfcMs, source, key, events, error }. ttfcMs counts from process start, node start-up included.
 // The environment (AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ENDPOINT_URL_STS) picks web identity.
 import { performance } from "node:perf_hooks";
 
@@ -24,7 +24,7 @@ try {
     const core = await import("@credcache/core");
     const cache = await core.createCache(url);
     const cached = core.fromCachedNodeProviderChain({ cache, proactiveRefresh: false, onEvent });
-    out.source = core.nodeProviderChainSource().source;
+    ({ source: out.source, key: out.key } = core.nodeProviderChainSource());
     provider = cached;
     close = async () => {
       await cached.close();

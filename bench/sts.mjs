@@ -10,9 +10,14 @@
 //    (5 s), then recovers. Counts processes that got credentials, STS calls (throttled and
 //    answered) and compares them with the bound of the shared backoff schedule.
 //
+// 3. Fleet: --hosts (4) simulated hosts, each a UTS namespace with its own host name (so its own
+//    host identity: machine-id/<host name>), --per-host (16) processes each, sharing one Redis:
+//    web identity (one AssumeRoleWithWebIdentity for the fleet) and IMDS (one fetch per host,
+//    each host under its own key). Needs `unshare` and root; skipped otherwise.
+//
 // Writes bench/results/sts.md.
 //
-//   node bench/sts.mjs [--processes 64] [--backends file,sqlite,redis] [--throttle-ms 5000] [--rounds 1]
+//   node bench/sts.mjs [--processes 64] [--backends file,sqlite,redis] [--throttle-ms 5000] [--hosts 4] [--per-host 16]
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -31,6 +36,8 @@ const { values: flags } = parseArgs({
     processes: { type: "string", default: "64" },
     backends: { type: "string", default: "file,sqlite,redis" },
     "throttle-ms": { type: "string", default: "5000" },
+    hosts: { type: "string", default: "4" },
+    "per-host": { type: "string", default: "16" },
   },
 });
 const PROCESSES = Number(flags.processes);
@@ -78,9 +85,14 @@ async function startRedis() {
   return { url: `redis://127.0.0.1:${port}`, stop: () => proc.kill("SIGTERM") };
 }
 
-function runChild(env) {
+/** One child; with `host`, in a UTS namespace of its own whose host name is `host` (a simulated host). */
+function runChild(env, host) {
+  const child = [process.execPath, join(here, "sts-child.mjs")];
+  const [command, ...args] = host
+    ? ["unshare", "-u", "sh", "-c", `hostname ${host} && exec "${child[0]}" "${child[1]}"`]
+    : child;
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [join(here, "sts-child.mjs")], {
+    const proc = spawn(command, args, {
       cwd: join(here, ".."),
       env,
       stdio: ["ignore", "pipe", "pipe"],
@@ -213,6 +225,57 @@ function backoffBound(throttleMs) {
 }
 const bound = backoffBound(THROTTLE_MS);
 
+/** `unshare -u` works here (root, util-linux): simulated hosts can be run. */
+function canSimulateHosts() {
+  return new Promise((resolve) => {
+    const proc = spawn("unshare", ["-u", "hostname", "credcache-probe"], { stdio: "ignore" });
+    proc.once("error", () => resolve(false));
+    proc.once("close", (code) => resolve(code === 0));
+  });
+}
+
+/** HOSTS simulated hosts x PER_HOST processes, all at once, on one Redis namespace. */
+async function fleet(env) {
+  sts.resetStats();
+  const url = storeUrl("redis");
+  const runs = [];
+  for (let h = 1; h <= HOSTS; h++) {
+    for (let p = 0; p < PER_HOST; p++) runs.push(runChild({ ...env, STS_CACHE_URL: url }, `sim-host-${h}`));
+  }
+  const reports = await Promise.all(runs);
+  const { stats } = sts;
+  return {
+    ok: reports.filter((r) => r.ok).length,
+    keys: new Set(reports.map((r) => r.key)).size,
+    sts: stats.sts.assumeRoleWithWebIdentity,
+    imds: stats.credentialFetches,
+  };
+}
+
+const HOSTS = Number(flags.hosts);
+const PER_HOST = Number(flags["per-host"]);
+const fleetRows = [];
+if (redis && HOSTS > 0 && (await canSimulateHosts())) {
+  const web = await fleet(baseEnv);
+  fleetRows.push(
+    `| web identity (IRSA) | ${web.ok}/${HOSTS * PER_HOST} | ${web.keys} | ${web.sts} AssumeRoleWithWebIdentity | 1 for the fleet |`,
+  );
+  const imdsEnv = { ...baseEnv, AWS_EC2_METADATA_SERVICE_ENDPOINT: sts.url };
+  for (const name of [
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_EC2_METADATA_DISABLED",
+  ]) {
+    delete imdsEnv[name];
+  }
+  const imds = await fleet(imdsEnv);
+  fleetRows.push(
+    `| instance metadata (IMDS) | ${imds.ok}/${HOSTS * PER_HOST} | ${imds.keys} | ${imds.imds} IMDS credential fetches | ${HOSTS}: one per host, never shared |`,
+  );
+  console.error("  fleet: done");
+}
+
 const sdk = cold[0];
 const lines = [
   "# bench:sts",
@@ -242,6 +305,16 @@ const lines = [
       `| ${label(r.backend)} | ${r.ok}/${PROCESSES} | ${r.calls} | ${r.throttled} | ${r.answered} | ${r.backend === "none" ? "n/a" : r.calls <= bound ? "yes" : "no"} | ${fmt(r.p99)} | ${fmt(r.wallMs)} | ${r.storeErrors || "none"} | ${(r.errors[0] ?? "").replace(/\|/g, "/").slice(0, 120)} |`,
   ),
   "",
+  ...(fleetRows.length > 0
+    ? [
+        `## Fleet: ${HOSTS} simulated hosts (own host names, so own host identities) x ${PER_HOST} processes, one Redis`,
+        "",
+        "| source | got credentials | distinct keys | source calls | expected |",
+        "| --- | --- | --- | --- | --- |",
+        ...fleetRows,
+        "",
+      ]
+    : []),
 ];
 const report = lines.join("\n");
 mkdirSync(join(here, "results"), { recursive: true });
