@@ -18,7 +18,12 @@ import { tokenFileSource } from "./webIdentity.js";
 export interface NodeProviderChainSourceInit {
   /** The profile to use instead of AWS_PROFILE (as the SDK's `profile` option). */
   profile?: string;
-  /** @default process.env: the variables the SDK's chain reads. */
+  /**
+   * Where the chain's variables are read to work out the source and its key. The SDK's
+   * providers read `process.env` whatever this holds (the container source alone takes these
+   * values): pass another only to compute plans and keys, e.g. in tools and tests.
+   * @default process.env
+   */
   env?: KeyEnv;
   /** Base of a relative AWS_CONFIG_FILE. @default process.cwd() */
   cwd?: string;
