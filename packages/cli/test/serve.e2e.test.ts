@@ -675,7 +675,7 @@ describe("credcache serve with named credentials", () => {
   it.each([
     ['{"credentials":{"web":{"source":"imds","proxy":"x"}}}', /unknown setting "proxy"/],
     ['{"default":"api","credentials":{"web":{"source":"imds"}}}', /"default" must name one of/],
-    ['{"credentials":{"web":{"source":"imds","region":"eu-west-1"}}}', /apply to assume-role/],
+    ['{"credentials":{"web":{"source":"imds","region":"eu-west-1"}}}', /can only be used with assume-role/],
     ["module.exports = {}", /not valid JSON/],
   ])("refuses the credentials file %s", async (content, message) => {
     const dir = await freshDir();

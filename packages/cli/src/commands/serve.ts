@@ -1,41 +1,43 @@
 import { resolve } from "node:path";
 import {
-  type AwsCredentialIdentity,
   type CachedCredentialProvider,
   type CacheEvent,
   type CredentialCache,
   PROCESS_DEFAULTS,
+  RecentSecrets,
 } from "@credcache/core";
-import { integerFlag, parseArgs } from "../args.js";
+import { commandLine, integerFlag } from "../args.js";
 import { resolveCacheSpec } from "../config.js";
 import { CommandFailedError, messageOf, oneLine, UsageError } from "../errors.js";
 import type { CommandIo } from "../io.js";
+import { isoOrNever, SILENT_LOGGER, warningOf } from "../report.js";
 import { type CredentialsFile, readCredentialsFile } from "../serve/credentials.js";
 import { baseUrl, DEFAULT_LISTEN, type ListenAddress, parseListen } from "../serve/listen.js";
 import { ServeMetrics } from "../serve/metrics.js";
 import { notifyReady } from "../serve/notify.js";
 import { createCredentialServer } from "../serve/server.js";
 import { defaultTokenFile, parseGroup, prepareTokenFile, tokenChecker } from "../serve/token.js";
-import { createSourceProvider, parseSource } from "../sources.js";
-import { closeStore, openStore } from "../store.js";
-import { readSourceOptions } from "./process.js";
+import {
+  checkSourceEnv,
+  createSourceProvider,
+  parseSource,
+  readSourceOptions,
+  SOURCE_OPTION_FLAGS,
+  type Source,
+  type SourceOptionName,
+} from "../sources.js";
+import { closeStore, openStoreOrWarn } from "../store.js";
 import { STORE_FLAGS } from "./shared.js";
-
-const SOURCE_FLAGS = ["timeout", "retries", "session-name", "duration", "region"] as const;
 
 const FLAGS = {
   ...STORE_FLAGS,
+  ...SOURCE_OPTION_FLAGS,
   source: "string",
   credentials: "string",
   listen: "string",
   "token-file": "string",
   "token-group": "string",
   "cache-timeout": "string",
-  timeout: "string",
-  retries: "string",
-  "session-name": "string",
-  duration: "string",
-  region: "string",
   help: "boolean",
 } as const;
 
@@ -58,17 +60,12 @@ const DRAIN_MS = 10_000;
  * offer) on loopback, answered from the shared cache, for every SDK on the host.
  */
 export async function run(argv: readonly string[], io: CommandIo): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, FLAGS, "serve");
-  if (flags.help) {
-    io.stdout.write((await import("../help.js")).helpText("serve"));
-    return 0;
-  }
-  if (positionals.length > 0) {
-    throw new UsageError(`unexpected argument "${positionals[0]}"; run "credcache serve --help"`);
-  }
+  const args = await commandLine(argv, FLAGS, "serve", io);
+  if (!args) return 0;
+  const { flags } = args;
   const address = parseListen(flags.listen ?? DEFAULT_LISTEN);
   const file = readCredentialsSetting(flags, io);
-  for (const { source } of file.credentials) checkContainerSource(source.kind, address, io.env);
+  for (const { source } of file.credentials) checkContainerSource(source, address, io.env);
   const cacheTimeoutMs = integerFlag(flags["cache-timeout"], "cache-timeout", 1, 60_000);
   const tokenPath = flags["token-file"] ?? defaultTokenFile(io.env);
   if (tokenPath === undefined) {
@@ -83,22 +80,9 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
 
   // Core scrubs its own messages; an SDK error could still quote a credentials document,
   // so the secrets of the sets served lately are masked in every line as well.
-  const recentSecrets: string[] = [];
-  const remember = (identity: AwsCredentialIdentity) => {
-    for (const secret of [identity.secretAccessKey, identity.sessionToken]) {
-      if (secret && !recentSecrets.includes(secret)) recentSecrets.push(secret);
-    }
-    recentSecrets.splice(0, Math.max(0, recentSecrets.length - 8));
-  };
-  const log = (line: string) => io.stderr.write(`credcache serve: ${oneLine(line, recentSecrets)}\n`);
-  let store: CredentialCache | undefined;
-  try {
-    store = await openStore(spec);
-  } catch (error) {
-    // Like `process`: an unusable store must not stop credentials; serve from memory.
-    if ((error as { code?: unknown }).code !== "ERR_CREDCACHE_UNAVAILABLE") throw error;
-    log(`warning: cache ${spec.label} is unusable, serving without it: ${messageOf(error)}`);
-  }
+  const secrets = new RecentSecrets();
+  const log = (line: string) => io.stderr.write(`credcache serve: ${oneLine(line, secrets)}\n`);
+  const store: CredentialCache | undefined = await openStoreOrWarn(spec, (line) => log(`warning: ${line}`));
 
   const providers = new Map<string, CachedCredentialProvider>();
   const routes = new Map<string, { canonical: string; provider: CachedCredentialProvider }>();
@@ -110,7 +94,7 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
         ...(store && { cache: store }),
         ...REFRESH_WINDOWS,
         ...(cacheTimeoutMs !== undefined && { cacheTimeoutMs }),
-        logger: sdkLogger(credential.name, log),
+        logger: SILENT_LOGGER,
         onEvent: (event) => logEvent(credential.name, event, metrics, log),
       },
       readSourceOptions(credential.flags, credential.source),
@@ -129,7 +113,7 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     routes,
     checkToken,
     metrics,
-    onServed: remember,
+    onServed: (identity) => secrets.remember(identity),
     onResolveError: (name, error) => log(`resolving ${name} failed: ${messageOf(error)}`),
   });
   try {
@@ -141,7 +125,7 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
       [...providers].map(async ([name, provider]) => {
         try {
           const identity = await provider();
-          remember(identity);
+          secrets.remember(identity);
           metrics.expiresAt(name, identity.expiration?.getTime());
         } catch (error) {
           log(`warning: no credentials for ${name} yet: ${messageOf(error)}`);
@@ -171,19 +155,22 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
 
 /** `--credentials FILE`, or the single `--source` served as "default". */
 function readCredentialsSetting(
-  flags: { source?: string; credentials?: string } & Partial<Record<(typeof SOURCE_FLAGS)[number], string>>,
+  flags: { source?: string | undefined; credentials?: string | undefined } & Partial<
+    Record<SourceOptionName, string | undefined>
+  >,
   io: CommandIo,
 ): CredentialsFile {
+  const optionNames = Object.keys(SOURCE_OPTION_FLAGS) as SourceOptionName[];
   if (flags.credentials === undefined) {
     const source = parseSource(flags.source);
     const options: Record<string, string> = {};
-    for (const name of SOURCE_FLAGS) if (flags[name] !== undefined) options[name] = flags[name];
+    for (const name of optionNames) if (flags[name] !== undefined) options[name] = flags[name];
     readSourceOptions(options, source);
     return { credentials: [{ name: "default", source, flags: options }] };
   }
   const given = [
     flags.source !== undefined && "--source",
-    ...SOURCE_FLAGS.filter((n) => flags[n] !== undefined).map((n) => `--${n}`),
+    ...optionNames.filter((n) => flags[n] !== undefined).map((n) => `--${n}`),
   ].filter(Boolean);
   if (given.length > 0) {
     throw new UsageError(
@@ -196,17 +183,13 @@ function readCredentialsSetting(
 }
 
 function checkContainerSource(
-  kind: string,
+  source: Source,
   address: ListenAddress,
   env: Record<string, string | undefined>,
 ): void {
-  if (kind !== "container") return;
+  checkSourceEnv(source, env);
+  if (source.kind !== "container") return;
   const full = env.AWS_CONTAINER_CREDENTIALS_FULL_URI;
-  if (!full && !env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) {
-    throw new UsageError(
-      "--source container needs AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI (set by ECS and EKS Pod Identity)",
-    );
-  }
   // A server that is its own source would wait on itself until the SDK times out.
   if (full && address.port !== 0 && full.startsWith(baseUrl(address))) {
     throw new UsageError(
@@ -215,43 +198,15 @@ function checkContainerSource(
   }
 }
 
-function sdkLogger(name: string, log: (line: string) => void) {
-  // Core's own lines are skipped: its events say the same, once.
-  const note = (message: unknown) => {
-    const text = String(message);
-    if (!text.includes("@credcache/core")) log(`warning: ${name}: ${text}`);
-  };
-  return { debug: () => {}, info: () => {}, warn: note, error: note };
-}
-
 /** One log line per event worth an operator's attention. Core's events hold no secret. */
 function logEvent(name: string, event: CacheEvent, metrics: ServeMetrics, log: (line: string) => void): void {
-  const at = (ms: number | undefined) => (ms === undefined ? "never" : new Date(ms).toISOString());
-  switch (event.type) {
-    case "refresh-success":
-      metrics.expiresAt(name, event.expiration);
-      log(`${name}: fetched ${event.accessKeyId}, expires ${at(event.expiration)}`);
-      break;
-    case "refresh-failure":
-      log(
-        `warning: ${name}: fetching failed (${event.error.message})${event.retryAt ? `; next attempt after ${at(event.retryAt)}` : ""}`,
-      );
-      break;
-    case "stale-served":
-      log(`warning: ${name}: serving the set that expires at ${at(event.expiration)} while the source fails`);
-      break;
-    case "extended":
-      log(
-        `warning: ${name}: serving an expired set extended to ${at(event.expiration)} while the source fails`,
-      );
-      break;
-    case "cache-error":
-      log(`warning: ${name}: cache ${event.operation} failed: ${event.error.message}`);
-      break;
-    case "record-rejected":
-      log(`warning: ${name}: discarded an unreadable cache entry (${event.reason})`);
-      break;
+  if (event.type === "refresh-success") {
+    metrics.expiresAt(name, event.expiration);
+    log(`${name}: fetched ${event.accessKeyId}, expires ${isoOrNever(event.expiration)}`);
+    return;
   }
+  const warning = warningOf(event);
+  if (warning !== undefined) log(`warning: ${name}: ${warning}`);
 }
 
 function listen(server: import("node:http").Server, address: ListenAddress): Promise<void> {
