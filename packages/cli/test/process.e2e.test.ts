@@ -206,6 +206,34 @@ describe("credcache process", () => {
     }
   });
 
+  it("source down, cached set inside the refresh window: prints the set and one warning line about the failed refresh", async () => {
+    const cache = coldCache("file");
+    try {
+      behindMs = LIFETIME_MS - 15 * 60_000;
+      const set = emulator.rotate(); // 15 min left: inside process's 20 min window, above its 6 min floor
+      const warm = await cli.run(processArgs(cache));
+      expect(warm.code, warm.stderr).toBe(0);
+      // As if fetched hours ago, so the source may have something newer now.
+      const store = fileCache({ dir: fileURLToPath(cache) });
+      const [key] = (await store.keys()).filter((k) => !k.endsWith("#refresh"));
+      const record = (await store.get(key!)) as { cachedAt: number };
+      await store.set(key!, { ...record, cachedAt: Date.now() - 5 * 3600_000 }, 3600);
+      emulator.setFaults({ any: { status: 500 } });
+      emulator.resetStats();
+      const run = await cli.run(processArgs(cache, "--retries", "0"));
+      expect(run.code, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout).AccessKeyId).toBe(set.accessKeyId);
+      expect(emulator.stats.requests.total, "the refresh behind asked IMDS").toBeGreaterThan(0);
+      // Before: nothing on stderr (the refresh behind ended in close(), after the warnings).
+      expect(lines(run.stderr)).toHaveLength(1);
+      expect(run.stderr).toMatch(/^credcache process: warning: fetching failed \(.+\); next attempt after /);
+    } finally {
+      emulator.setFaults(undefined);
+      behindMs = 0;
+      emulator.rotate();
+    }
+  });
+
   it("fails with one line and exit 1 when the source answers 500 and the cache is cold", async () => {
     emulator.setFaults({ any: { status: 500 } });
     const run = await cli.run(processArgs(coldCache("file")));
