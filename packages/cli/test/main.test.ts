@@ -198,6 +198,29 @@ describe("inspect shows each entry's window as credcache process sees it", () =>
   });
 });
 
+describe("control characters from a store never reach the terminal raw", () => {
+  const PLANTED = "\u001b[2J\u001b]0;pwned\u0007\u009b31m";
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: what must never be printed raw.
+  const RAW = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+
+  it("inspect escapes a planted key name in the table and in --json", async () => {
+    const dir = join(root, "store-planted");
+    const store = fileCache({ dir });
+    await store.set(`app${PLANTED}`, fresh("ASIAPLANTEDPLANTED01"), 7200);
+    await store.close();
+    const env = { CREDCACHE_URL: pathToFileURL(dir).href };
+    const table = await run(["inspect"], env);
+    expect(table.code, table.stderr).toBe(0);
+    // Before: the key was printed raw (clears the screen, sets the window title).
+    expect(table.stdout).not.toMatch(RAW);
+    expect(table.stdout).toContain("app\\x1b[2J\\x1b]0;pwned\\x07\\x9b31m");
+    const json = await run(["inspect", "--json"], env);
+    expect(json.stdout).not.toMatch(RAW);
+    const keys = (JSON.parse(json.stdout).entries as Array<{ key: string }>).map((entry) => entry.key);
+    expect(keys).toContain(`app${PLANTED}`);
+  });
+});
+
 describe("main() in-process", () => {
   it("inspects, clears and prunes a file store named in a config file via CREDCACHE_CONFIG", async () => {
     const dir = join(root, "store-a");

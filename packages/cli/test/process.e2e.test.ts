@@ -234,6 +234,33 @@ describe("credcache process", () => {
     }
   });
 
+  it("prints the error text of a planted refresh state with its control characters escaped", async () => {
+    const cache = coldCache("file");
+    const warm = await cli.run(processArgs(cache));
+    expect(warm.code, warm.stderr).toBe(0);
+    const store = fileCache({ dir: fileURLToPath(cache) });
+    const [key] = (await store.keys()).filter((k) => !k.endsWith("#refresh"));
+    await store.remove(key!);
+    // What another tenant of a shared store can write: a plausible backoff, a hostile message.
+    await store.set(
+      `${key}#refresh`,
+      {
+        v: 1,
+        kind: "refresh-state",
+        failures: 3,
+        nextAttemptAt: Date.now() + 50_000,
+        error: { name: "Error", message: "\u001b[2J\u001b]0;pwned\u0007 \u009b31m" },
+      },
+      120,
+    );
+    const run = await cli.run(processArgs(cache));
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: what must never be printed raw.
+    const raw = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+    expect(run.stderr).not.toMatch(raw);
+    // Before: printed raw (C1 0x9b included) in the one-line failure.
+    if (run.stderr.includes("pwned")) expect(run.stderr).toContain("\\x1b[2J\\x1b]0;pwned\\x07 \\x9b31m");
+  });
+
   it("fails with one line and exit 1 when the source answers 500 and the cache is cold", async () => {
     emulator.setFaults({ any: { status: 500 } });
     const run = await cli.run(processArgs(coldCache("file")));

@@ -309,6 +309,27 @@ describe("credcache serve", () => {
     expect(await serve.stop()).toBe(0);
   });
 
+  it("refuses with 431 a request with more headers than it reads: a proxy header after 98 fillers is not served", async () => {
+    const serve = await startServe();
+    const creds = `${serve.url}/creds/default`;
+    const fillers = (n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`X-Filler-${i}`, "x"]));
+    const host = `127.0.0.1:${serve.port}`;
+    // Before: Node dropped every header past the 100th unseen, so this was a 200 with credentials.
+    const padded = await get(creds, {
+      Host: host,
+      Authorization: serve.token,
+      ...fillers(98),
+      "X-Forwarded-For": "10.1.2.3",
+    });
+    expect(padded.status).toBe(431);
+    expect(padded.body).not.toContain("SecretAccessKey");
+    expect((await get(creds, { Host: host, Authorization: serve.token, ...fillers(20) })).status).toBe(200);
+    const metrics = (await get(`${serve.url}/metrics`)).body;
+    expect(metrics).toContain('credcache_serve_refused_total{reason="headers"} 1\n');
+    expect(await serve.stop()).toBe(0);
+  });
+
   it.each(["0.0.0.0:0", "10.0.0.1:9911", "[::]:9911", "localhost:9911", "169.254.170.2:80"])(
     "refuses --listen %s",
     async (listen) => {
@@ -531,6 +552,13 @@ describe("credcache serve token file", () => {
 
   it.each([
     ["readable by others", "a".repeat(64), 0o644, /mode is 644/],
+    // Before: accepted without a word; any member of the file's group could read the token.
+    [
+      "readable by its group, without --token-group",
+      "a".repeat(64),
+      0o640,
+      /mode is 640; run chmod 600 on it, or pass --token-group/,
+    ],
     ["ending in a line break", `${"a".repeat(64)}\n`, 0o600, /line break/],
     ["too short", "abc", 0o600, /16 to 1024/],
   ])("refuses a token file %s", async (_, content, mode, message) => {

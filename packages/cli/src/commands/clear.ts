@@ -1,6 +1,7 @@
 import { refreshStateKey } from "@credcache/core";
 import { commandLine } from "../args.js";
 import { UsageError } from "../errors.js";
+import { printable } from "../format.js";
 import type { CommandIo } from "../io.js";
 import { wellKnownKeys } from "../sources.js";
 import { listKeys, readEntry, storeCall } from "../store.js";
@@ -23,7 +24,7 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
         await storeCall(`removing "${key}"`, () => store.remove(key));
         // Its shared refresh state (backoff after failures) goes with it.
         await storeCall(`removing "${key}"`, () => store.remove(refreshStateKey(key)));
-        io.stdout.write(present ? `removed ${key}\n` : `not cached: ${key}\n`);
+        io.stdout.write(present ? `removed ${printable(key)}\n` : `not cached: ${printable(key)}\n`);
       }
       return 0;
     }

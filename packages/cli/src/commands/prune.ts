@@ -1,5 +1,6 @@
 import { parseRecord } from "@credcache/core";
 import { commandLine } from "../args.js";
+import { printable } from "../format.js";
 import type { CommandIo } from "../io.js";
 import { wellKnownKeys } from "../sources.js";
 import { canPrune, collectKeys, readEntry, storeCall } from "../store.js";
@@ -50,7 +51,9 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
       ...(byStore === undefined ? [] : [`store prune: ${byStore}`]),
       `records checked: ${checked}, removed: ${byRecord}`,
     ].join("; ");
-    const scope = listed ? "" : `; this store cannot list its keys, so only ${keys.join(", ")} were checked`;
+    const scope = listed
+      ? ""
+      : `; this store cannot list its keys, so only ${printable(keys.join(", "))} were checked`;
     io.stdout.write(
       `removed ${total} expired or unreadable ${total === 1 ? "entry" : "entries"} from ${spec.label} (${how}${scope})\n`,
     );
