@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chmod, chown, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, request } from "node:http";
-import { createServer } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { fromContainerMetadata, fromHttp, fromInstanceMetadata } from "@aws-sdk/credential-providers";
@@ -70,8 +70,9 @@ interface ServeChild {
 }
 
 /** Spawns `node dist/bin.cjs serve ARGS...`; its stderr is kept and scanned for secrets at the end. */
-function spawnServe(args: string[], env: Record<string, string> = {}): ServeChild {
-  const child = spawn(process.execPath, [BIN, "serve", ...args], {
+function spawnServe(args: string[], env: Record<string, string> = {}, wrap: string[] = []): ServeChild {
+  const [command, ...prefix] = [...wrap, process.execPath];
+  const child = spawn(command!, [...prefix, BIN, "serve", ...args], {
     env: childEnv(env),
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -92,7 +93,14 @@ function spawnServe(args: string[], env: Record<string, string> = {}): ServeChil
 
 /** Starts `credcache serve` as a child and resolves once it prints its ready line. */
 async function startServe(
-  options: { args?: string[]; env?: Record<string, string>; dir?: string; listen?: string } = {},
+  options: {
+    args?: string[];
+    env?: Record<string, string>;
+    dir?: string;
+    listen?: string;
+    /** A command the server runs under, e.g. prlimit. */
+    wrap?: string[];
+  } = {},
 ): Promise<Serve> {
   const dir = options.dir ?? (await freshDir());
   const tokenFile = join(dir, "token");
@@ -107,6 +115,7 @@ async function startServe(
       options.listen ?? "127.0.0.1:0",
     ],
     options.env,
+    options.wrap,
   );
   let stopWaiting = () => {};
   const url = await new Promise<string>((resolve, reject) => {
@@ -525,6 +534,60 @@ describe("credcache serve", () => {
     }
     expect(texts[0]).toMatch(/^credcache_serve_seconds_to_expiry\{credential="default"\} \d+$/m);
     expect(JSON.parse(texts[1]!).status).toBe("ok");
+    expect(await serve.stop()).toBe(0);
+  });
+});
+
+describe("credcache serve under a connection flood", () => {
+  it("keeps serving token-bearing requests (>= 90%) while a local user without a token holds 1200 sockets, at an open-file limit of 1024", {
+    timeout: 180_000,
+  }, async () => {
+    const serve = await startServe({ wrap: ["prlimit", "--nofile=1024:1024", "--"] });
+    // The attacker: 1200 silent connections, each replaced as soon as the server closes it.
+    const HELD = 1200;
+    const sockets = new Set<Socket>();
+    let flooding = true;
+    let opened = 0;
+    const open = () => {
+      if (!flooding) return;
+      const socket = connect(serve.port, "127.0.0.1");
+      sockets.add(socket);
+      socket.on("connect", () => {
+        opened += 1;
+      });
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        sockets.delete(socket);
+        setTimeout(open, 5);
+      });
+    };
+    try {
+      for (let i = 0; i < HELD; i++) open();
+      await until(() => opened >= HELD, "the flood to be connected", 60_000);
+      // Legitimate clients: 40 requests with the token, 4 at a time, each bounded.
+      const creds = `${serve.url}/creds/default`;
+      const statuses: number[] = [];
+      const client = async () => {
+        while (statuses.length < 40) {
+          statuses.push(-1);
+          const slot = statuses.length - 1;
+          statuses[slot] = await Promise.race([
+            get(creds, { Authorization: serve.token, Host: `127.0.0.1:${serve.port}` }).then(
+              (reply) => reply.status,
+              () => 0,
+            ),
+            new Promise<number>((resolve) => setTimeout(() => resolve(0), 10_000)),
+          ]);
+        }
+      };
+      await Promise.all([client(), client(), client(), client()]);
+      const served = statuses.filter((status) => status === 200).length;
+      // Before: 0 of 40 (ECONNRESET: the server ran out of descriptors and dropped its backlog).
+      expect(served, `statuses: ${statuses.join(",")}`).toBeGreaterThanOrEqual(36);
+    } finally {
+      flooding = false;
+      for (const socket of sockets) socket.destroy();
+    }
     expect(await serve.stop()).toBe(0);
   });
 });
