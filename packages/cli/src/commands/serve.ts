@@ -5,6 +5,7 @@ import {
   type CredentialCache,
   PROCESS_DEFAULTS,
   RecentSecrets,
+  REFRESH_DEFAULTS,
 } from "@credcache/core";
 import { commandLine, integerFlag } from "../args.js";
 import { resolveCacheSpec } from "../config.js";
@@ -42,15 +43,20 @@ const FLAGS = {
 } as const;
 
 /**
- * Refresh windows above botocore's: the AWS CLI and boto3 ask their container provider
- * again on every access once fewer than 15 min are left, so the server refreshes (in the
- * background) from 25 min left and hands them a set with more than 15 min whenever the
- * source has one: the same windows `credcache process` uses.
+ * How the server refreshes. Windows above botocore's: the AWS CLI and boto3 ask their
+ * container provider again on every access once fewer than 15 min are left, so the server
+ * refreshes (in the background) from 25 min left and hands them a set with more than
+ * 15 min whenever the source has one: the same windows `credcache process` uses. Unlike
+ * `process`, no minimum validity (a set is served until it expires; the SDKs judge it)
+ * and a timer refreshes inside the advisory window, since the server lives for days.
+ * docs/serve.md states this; test/docs.test.ts checks it.
  */
-const REFRESH_WINDOWS = {
+export const SERVE_REFRESH = Object.freeze({
   advisoryRefreshMs: PROCESS_DEFAULTS.advisoryRefreshMs,
   mandatoryRefreshMs: PROCESS_DEFAULTS.mandatoryRefreshMs,
-};
+  minValidityMs: REFRESH_DEFAULTS.minValidityMs,
+  proactiveRefresh: true,
+});
 
 /** How long in-flight requests get to finish after SIGTERM before their sockets are cut. */
 const DRAIN_MS = 10_000;
@@ -92,7 +98,7 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
       credential.source,
       {
         ...(store && { cache: store }),
-        ...REFRESH_WINDOWS,
+        ...SERVE_REFRESH,
         ...(cacheTimeoutMs !== undefined && { cacheTimeoutMs }),
         logger: SILENT_LOGGER,
         onEvent: (event) => logEvent(credential.name, event, metrics, log),
