@@ -20,20 +20,20 @@ export interface ConnectionLimits {
 
 /** Descriptors kept free for the store, the sources and the process itself. */
 const RESERVED_DESCRIPTORS = 100;
-/** What a listening socket may accept in one turn of the event loop (Node's default backlog). */
-const ACCEPT_BURST = 511;
 const MAX_CONNECTIONS = 4096;
 
 /**
- * The limits for a process allowed `openFileLimit` descriptors. Past its limit the kernel
- * refuses `accept`, and libuv then accepts and drops whatever waits in the backlog
- * (legitimate clients included): the cap leaves room for one burst of accepts above it,
- * since closed sockets free their descriptors only at the end of the turn.
+ * The limits for a process allowed `openFileLimit` descriptors. Past that limit the
+ * kernel refuses `accept`, and libuv then accepts and drops whatever waits in the backlog,
+ * legitimate clients included: the cap keeps every connection within it. A closed socket
+ * frees its descriptor at once, so the cap can come close. It should stay above Node's
+ * backlog (511): one turn of the event loop may accept that many, and a client accepted
+ * early in such a burst must not become the oldest silent connection before its request
+ * is read.
  */
 export function connectionLimits(openFileLimit = readOpenFileLimit()): ConnectionLimits {
-  const fit = Math.floor(openFileLimit - RESERVED_DESCRIPTORS - ACCEPT_BURST);
   return {
-    maxConnections: Math.max(32, Math.min(MAX_CONNECTIONS, fit)),
+    maxConnections: Math.max(32, Math.min(MAX_CONNECTIONS, openFileLimit - RESERVED_DESCRIPTORS)),
     headersTimeoutMs: 3_000,
     checkIntervalMs: 500,
     maxConnectionMs: 60_000,
