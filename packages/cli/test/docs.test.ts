@@ -5,12 +5,15 @@ import { fromHttp } from "@aws-sdk/credential-providers";
 import { PROCESS_DEFAULTS, REFRESH_DEFAULTS } from "@credcache/core";
 import { describe, expect, it } from "vitest";
 import { SERVE_REFRESH } from "../src/commands/serve.js";
+import { connectionLimits } from "../src/serve/connections.js";
 
 // Statements in the CLI's docs that name a number or a behaviour of the code, checked
 // against the code (or the SDK) so they cannot drift, as porting-guide.test.ts does.
 const read = (path: string) => readFileSync(new URL(path, import.meta.url), "utf8");
+/** Prose wraps anywhere: compared with every run of whitespace as one space. */
+const flat = (text: string) => text.replace(/\s+/g, " ");
 const README = read("../README.md");
-const SERVE_DOC = read("../../../docs/serve.md");
+const SERVE_DOC = flat(read("../../../docs/serve.md"));
 const minutes = (ms: number) => ms / 60_000;
 
 /** Requests a provider makes against a server that answers every request with 500. */
@@ -73,5 +76,16 @@ describe("the CLI README on inspect's WINDOW column", () => {
     expect(README).toContain(
       `for ${minutes(REFRESH_DEFAULTS.noExpirationTtlMs)} min after they were fetched`,
     );
+  });
+});
+
+describe("docs/serve.md and SECURITY.md on serve's connection limits", () => {
+  it("give the cap at the common open-file limit and the timeouts the server sets", () => {
+    const limits = connectionLimits(1024);
+    expect(SERVE_DOC).toContain(`${limits.maxConnections} with the common limit of 1024`);
+    expect(flat(read("../../../SECURITY.md"))).toContain(`${limits.maxConnections} at \`ulimit -n 1024\``);
+    expect(SERVE_DOC).toContain(`within ${limits.headersTimeoutMs / 1000} s is closed`);
+    expect(SERVE_DOC).toContain(`every ${limits.checkIntervalMs} ms`);
+    expect(SERVE_DOC).toContain(`none lives past ${limits.maxConnectionMs / 1000} s`);
   });
 });
