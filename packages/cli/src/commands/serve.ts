@@ -4,8 +4,8 @@ import {
   type CacheEvent,
   type CredentialCache,
   PROCESS_DEFAULTS,
-  RecentSecrets,
   REFRESH_DEFAULTS,
+  RecentSecrets,
 } from "@credcache/core";
 import { commandLine, integerFlag } from "../args.js";
 import { resolveCacheSpec } from "../config.js";
