@@ -31,6 +31,23 @@ const processArgs = (cache: string, ...more: string[]) => [
   ...more,
 ];
 
+/**
+ * A file cache holding a set with `minutesLeft` left, stored as if fetched hours ago (not
+ * just now, when the source had nothing newer), so a run may refresh it. Returns the set
+ * and the entry's key.
+ */
+async function warmCacheNearExpiry(cache: string, minutesLeft: number) {
+  behindMs = LIFETIME_MS - minutesLeft * 60_000;
+  const set = emulator.rotate();
+  const warm = await cli.run(processArgs(cache));
+  expect(warm.code, warm.stderr).toBe(0);
+  const store = fileCache({ dir: fileURLToPath(cache) });
+  const [key] = (await store.keys()).filter((k) => !k.endsWith("#refresh"));
+  const record = (await store.get(key!)) as { cachedAt: number };
+  await store.set(key!, { ...record, cachedAt: Date.now() - 5 * 3600_000 }, 3600);
+  return set;
+}
+
 beforeAll(async () => {
   assertBuilt();
   emulator = await startImdsEmulator({
@@ -174,15 +191,8 @@ describe("credcache process", () => {
   it("IMDS hangs while the cached set has 10 min left: every run prints it, and one attempt in all reaches IMDS", async () => {
     const cache = coldCache("file");
     try {
-      behindMs = LIFETIME_MS - 10 * 60_000;
-      const set = emulator.rotate(); // expires in 10 min of real time: inside every window
-      const warm = await cli.run(processArgs(cache));
-      expect(warm.code, warm.stderr).toBe(0);
-      // As if it had been fetched hours ago (not just now, when the source had nothing newer).
-      const store = fileCache({ dir: fileURLToPath(cache) });
-      const [key] = (await store.keys()).filter((k) => !k.endsWith("#refresh"));
-      const record = (await store.get(key!)) as { cachedAt: number };
-      await store.set(key!, { ...record, cachedAt: Date.now() - 5 * 3600_000 }, 3600);
+      // Expires in 10 min of real time: inside every window.
+      const set = await warmCacheNearExpiry(cache, 10);
       emulator.setFaults({ any: { hang: true } });
       emulator.resetStats();
       const runs = await Promise.all(
@@ -209,15 +219,8 @@ describe("credcache process", () => {
   it("source down, cached set inside the refresh window: prints the set and one warning line about the failed refresh", async () => {
     const cache = coldCache("file");
     try {
-      behindMs = LIFETIME_MS - 15 * 60_000;
-      const set = emulator.rotate(); // 15 min left: inside process's 20 min window, above its 6 min floor
-      const warm = await cli.run(processArgs(cache));
-      expect(warm.code, warm.stderr).toBe(0);
-      // As if fetched hours ago, so the source may have something newer now.
-      const store = fileCache({ dir: fileURLToPath(cache) });
-      const [key] = (await store.keys()).filter((k) => !k.endsWith("#refresh"));
-      const record = (await store.get(key!)) as { cachedAt: number };
-      await store.set(key!, { ...record, cachedAt: Date.now() - 5 * 3600_000 }, 3600);
+      // 15 min left: inside process's 20 min window, above its 6 min floor.
+      const set = await warmCacheNearExpiry(cache, 15);
       emulator.setFaults({ any: { status: 500 } });
       emulator.resetStats();
       const run = await cli.run(processArgs(cache, "--retries", "0"));
