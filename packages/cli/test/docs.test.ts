@@ -89,3 +89,12 @@ describe("docs/serve.md and SECURITY.md on serve's connection limits", () => {
     expect(SERVE_DOC).toContain(`none lives past ${limits.maxConnectionMs / 1000} s`);
   });
 });
+
+describe("the --help text", () => {
+  it("states the same SDK retry defaults as the README", async () => {
+    const { helpText } = await import("../src/help.js");
+    const row = README.split("\n").find((line) => line.startsWith("| `--retries N`"))!;
+    const [, imds, container] = /(\d+) for IMDS .* (\d+) for container/.exec(row)!;
+    expect(flat(helpText("process"))).toContain(`${imds} for imds, ${container} for container`);
+  });
+});
