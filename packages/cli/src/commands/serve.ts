@@ -12,6 +12,7 @@ import { CommandFailedError, messageOf, oneLine, UsageError } from "../errors.js
 import type { CommandIo } from "../io.js";
 import { type CredentialsFile, readCredentialsFile } from "../serve/credentials.js";
 import {
+  checkEcsAgentAddress,
   DEFAULT_ECS_AGENT_LISTEN,
   ECS_AGENT_HOST,
   ecsAgentEnvironmentLine,
@@ -107,6 +108,8 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     io.stdout.write(ecsAgentEnvironmentLine(secret, printEnv));
     return 0;
   }
+  // After --print-env: the line can be made before 169.254.170.2 is set up.
+  if (ecsAgent) checkEcsAgentAddress(address);
 
   // Core scrubs its own messages; an SDK error could still quote a credentials document,
   // so the secrets of the sets served lately are masked in every line as well.

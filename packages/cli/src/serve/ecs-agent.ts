@@ -17,14 +17,23 @@ const ID_HEX_CHARS = 32;
 
 /**
  * `--listen` in ECS-agent mode: 169.254.170.2 (on `lo`, as the docs show), or a loopback
- * address that a DNAT rule sends 169.254.170.2:80 to. 169.254.170.2 on any other interface
- * is refused: the network next to it could then ask for credentials.
+ * address that a DNAT rule sends 169.254.170.2:80 to.
  */
 export function parseEcsAgentListen(text: string): ListenAddress {
   const match = /^169\.254\.170\.2:(\d{1,5})$/.exec(text);
   if (!match) return parseListen(text);
   const port = Number(match[1]);
   if (port > 65_535) throw new UsageError(`--listen ${text}: the port must be from 0 to 65535`);
+  return { host: ECS_AGENT_HOST, port };
+}
+
+/**
+ * 169.254.170.2 must be on loopback: on any other interface, the network next to it could
+ * ask for credentials. (A loopback listen address needs no check.)
+ */
+export function checkEcsAgentAddress(address: ListenAddress): void {
+  if (address.host !== ECS_AGENT_HOST) return;
+  const text = `${ECS_AGENT_HOST}:${address.port}`;
   const holders = Object.entries(networkInterfaces()).filter(([, addresses]) =>
     (addresses ?? []).some((a) => a.address === ECS_AGENT_HOST),
   );
@@ -40,7 +49,6 @@ export function parseEcsAgentListen(text: string): ListenAddress {
       );
     }
   }
-  return { host: ECS_AGENT_HOST, port };
 }
 
 /**
