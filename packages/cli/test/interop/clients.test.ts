@@ -152,6 +152,7 @@ describe.skipIf(noNamespace !== undefined && !process.env.CI)(
         expect(row, `docs/serve.md has no matrix row marked interop: \`${name}\``).toBeDefined();
         const [, , , mode, tested] = row!;
         if (result.status !== "ok") continue;
+        expect(tested, name).toMatch(/^✓ /);
         expect(mode, name).toContain("--ecs-agent");
         // Versions of Debian's packages are fixed per release; the row names the one tested.
         if (name !== "js-sdk-v3" && name !== "botocore") expect(tested, name).toContain(result.version!);

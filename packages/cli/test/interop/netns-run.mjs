@@ -49,7 +49,7 @@ function which(command, probe) {
 }
 
 function debianVersion(pkg) {
-  const found = spawnSync("dpkg-query", ["-W", "-f=${Version}", pkg], { encoding: "utf8" });
+  const found = spawnSync("dpkg-query", ["-W", `-f=\${Version}`, pkg], { encoding: "utf8" });
   return found.status === 0 && found.stdout ? found.stdout.replace(/-[^-]+$/, "") : undefined;
 }
 
