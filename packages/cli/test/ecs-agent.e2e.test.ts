@@ -39,6 +39,23 @@ async function printEnv(args: string[], name = "default"): Promise<string> {
   return uri!;
 }
 
+/** Serve arguments for a credentials file with "web" and "reports", "default" naming "web". */
+async function twoCredentials(): Promise<string[]> {
+  const dir = await freshDir();
+  const file = join(dir, "serve.json");
+  const credentials = { web: { source: "imds" }, reports: { source: "imds" } };
+  await writeFile(file, JSON.stringify({ default: "web", credentials }));
+  return ["--credentials", file, "--token-file", join(dir, "token")];
+}
+
+/** A `credcache serve` run that must stop before serving, with a fresh token file. */
+async function serveOnce(args: string[], env: Record<string, string> = {}) {
+  return cli.run(
+    ["serve", "--cache", "memory:", "--token-file", join(await freshDir(), "token"), ...args],
+    env,
+  );
+}
+
 interface Serve {
   port: number;
   stderr(): string;
@@ -143,16 +160,7 @@ describe("serve --ecs-agent --print-env", () => {
   });
 
   it("gives each credential of a credentials file its own id, the alias too", async () => {
-    const dir = await freshDir();
-    const file = join(dir, "serve.json");
-    await writeFile(
-      file,
-      JSON.stringify({
-        default: "web",
-        credentials: { web: { source: "imds" }, reports: { source: "imds" } },
-      }),
-    );
-    const args = ["--credentials", file, "--token-file", join(dir, "token")];
+    const args = await twoCredentials();
     const ids = [
       await printEnv(args, "web"),
       await printEnv(args, "reports"),
@@ -173,17 +181,7 @@ describe("serve --ecs-agent --print-env", () => {
   });
 
   it("is refused without --ecs-agent", async () => {
-    const run = await cli.run([
-      "serve",
-      "--source",
-      "imds",
-      "--cache",
-      "memory:",
-      "--token-file",
-      join(await freshDir(), "token"),
-      "--print-env",
-      "default",
-    ]);
+    const run = await serveOnce(["--source", "imds", "--print-env", "default"]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("use it with --ecs-agent");
   });
@@ -244,16 +242,7 @@ describe("serve --ecs-agent", () => {
   });
 
   it("serves each credential only at its own id", async () => {
-    const dir = await freshDir();
-    const file = join(dir, "serve.json");
-    await writeFile(
-      file,
-      JSON.stringify({
-        default: "web",
-        credentials: { web: { source: "imds" }, reports: { source: "imds" } },
-      }),
-    );
-    const args = ["--credentials", file, "--token-file", join(dir, "token")];
+    const args = await twoCredentials();
     const server = await startServe(args);
     for (const name of ["web", "reports", "default"]) {
       expect((await get(server.port, await printEnv(args, name))).status, name).toBe(200);
@@ -269,36 +258,15 @@ describe("serve --ecs-agent", () => {
       (list ?? []).some((a) => a.address === "169.254.170.2"),
     );
     if (held) return; // this host has it already; the netns test covers the address itself
-    const run = await cli.run([
-      "serve",
-      "--ecs-agent",
-      "--source",
-      "imds",
-      "--cache",
-      "memory:",
-      "--token-file",
-      join(await freshDir(), "token"),
-    ]);
+    const run = await serveOnce(["--ecs-agent", "--source", "imds"]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("ip addr add 169.254.170.2/32 dev lo");
   });
 
   it("refuses to be its own source: --source container with only the relative URI", async () => {
-    const run = await cli.run(
-      [
-        "serve",
-        "--ecs-agent",
-        "--listen",
-        "127.0.0.1:0",
-        "--source",
-        "container",
-        "--cache",
-        "memory:",
-        "--token-file",
-        join(await freshDir(), "token"),
-      ],
-      { AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/x" },
-    );
+    const run = await serveOnce(["--ecs-agent", "--listen", "127.0.0.1:0", "--source", "container"], {
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/x",
+    });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("which this server answers in --ecs-agent mode");
   });
