@@ -45,12 +45,7 @@ function whyNoNamespace(): string | undefined {
 }
 
 function runInNamespace(): Promise<Report> {
-  const setup = [
-    "ip link set lo up",
-    "ip addr add 169.254.170.2/32 dev lo",
-    "ip addr add 169.254.169.254/32 dev lo",
-    'exec "$0" "$1"',
-  ].join(" && ");
+  const setup = ["ip link set lo up", "ip addr add 169.254.170.2/32 dev lo", 'exec "$0" "$1"'].join(" && ");
   return new Promise((resolve, reject) => {
     const child = spawn("unshare", ["-n", "sh", "-c", setup, process.execPath, RUNNER], {
       env: { ...process.env, CREDCACHE_INTEROP_HERD: String(HERD) },

@@ -1,10 +1,12 @@
 // Runs inside a private network namespace (clients.test.ts starts it with `unshare -n`),
-// where lo holds 169.254.170.2 (the ECS agent's address) and 169.254.169.254 (IMDS), so
-// nothing outside can reach either. It starts the IMDS emulator on 169.254.169.254:80,
-// `credcache serve --ecs-agent` (the built CLI) on 169.254.170.2:80 and a local SQS
-// endpoint, runs each client as a stock child process with only
-// AWS_CONTAINER_CREDENTIALS_RELATIVE_URI set, and prints one JSON report on stdout. The
-// report holds access key ids, versions and counts; never a secret or the relative URI.
+// where lo holds 169.254.170.2 (the ECS agent's address), so nothing outside can reach it.
+// It starts the IMDS emulator (for serve, at 127.0.0.1:80), `credcache serve --ecs-agent`
+// (the built CLI) on 169.254.170.2:80 and a local SQS endpoint, runs each client as a stock
+// child process with only AWS_CONTAINER_CREDENTIALS_RELATIVE_URI set, and prints one JSON
+// report on stdout. The report holds access key ids, versions and counts; never a secret or
+// the relative URI. 169.254.169.254 is added to lo, with a second emulator, only for the
+// last phase (PHP straight to IMDS): before it, a client that missed serve cannot quietly
+// get a set from IMDS instead.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile } from "node:fs/promises";
@@ -53,7 +55,7 @@ function debianVersion(pkg) {
   return found.status === 0 && found.stdout ? found.stdout.replace(/-[^-]+$/, "") : undefined;
 }
 
-const emulator = await startImdsEmulator({ host: "169.254.169.254", port: 80 });
+const emulator = await startImdsEmulator({ host: "127.0.0.1", port: 80 });
 
 /** The local SQS endpoint: answers SendMessage when the signature is made with the expected set. */
 let expected;
@@ -96,7 +98,7 @@ async function startServe(name) {
     "--token-file",
     join(dir, "token"),
   ];
-  const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: "http://169.254.169.254" };
+  const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: "http://127.0.0.1:80" };
   const printed = await run(process.execPath, [BIN, ...args, "--print-env", "default"], env);
   const relativeUri = /^AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=(\S+)\n$/.exec(printed.stdout)?.[1];
   if (!relativeUri) throw new Error(`--print-env failed: ${printed.stderr}`);
@@ -174,7 +176,8 @@ const clients = [
       return probe.status === 0 ? { command: php, args: [join(CLIENTS, "async-aws-sqs.php")] } : undefined;
     },
     version: () => debianVersion("php-async-aws-core"),
-    env: { SQS_ENDPOINT: sqsEndpoint },
+    // Its providers' 1 s timeout raised (see the PHP script): a loaded machine must not fail the test.
+    env: { SQS_ENDPOINT: sqsEndpoint, ASYNC_AWS_PROVIDER_TIMEOUT: "10" },
   },
   {
     name: "ruby-aws-sdk-core",
@@ -261,7 +264,7 @@ try {
   // The JS SDK v3, in this process: fromContainerMetadata reads the same variable.
   process.env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI = serve.relativeUri;
   try {
-    const js = await fromContainerMetadata({ timeout: 2000, maxRetries: 0 })();
+    const js = await fromContainerMetadata({ timeout: 10_000, maxRetries: 2 })();
     const got = {
       AccessKeyId: js.accessKeyId,
       SecretAccessKey: js.secretAccessKey,
@@ -300,27 +303,36 @@ report.serveLog = { lines: serve.log().split("\n").filter(Boolean).length, leaks
 // cache, so serve's own first fetch counts), then the same processes straight to IMDS.
 const php = clients[0].find();
 if (php) {
+  // Stock providers, stock order; their 1 s timeout raised so the counts do not depend on
+  // how loaded the machine is (a timed-out PHP process would fetch again, or get nothing).
+  const patient = { ASYNC_AWS_PROVIDER_TIMEOUT: "10" };
   const before = emulator.stats.credentialFetches;
   const herdServe = await startServe("herd");
   const viaServe = await Promise.all(
     Array.from({ length: HERD }, () =>
-      run(php.command, php.args, { AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: herdServe.relativeUri }),
+      run(php.command, php.args, {
+        AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: herdServe.relativeUri,
+        ...patient,
+      }),
     ),
   );
   await herdServe.stop();
   const serveFetches = emulator.stats.credentialFetches - before;
-  const middle = emulator.stats;
   // No relative URI: AsyncAws's chain ends at its InstanceProvider (IMDSv1 GETs, no token).
-  const direct = await Promise.all(Array.from({ length: HERD }, () => run(php.command, php.args)));
-  const after = emulator.stats;
+  const added = spawnSync("ip", ["addr", "add", "169.254.169.254/32", "dev", "lo"], { encoding: "utf8" });
+  if (added.status !== 0) throw new Error(`cannot add 169.254.169.254 to lo: ${added.stderr}`);
+  const imds = await startImdsEmulator({ host: "169.254.169.254", port: 80 });
+  const direct = await Promise.all(Array.from({ length: HERD }, () => run(php.command, php.args, patient)));
+  const after = imds.stats;
+  await imds.close();
   report.herd = {
     processes: HERD,
     viaServe: { ok: viaServe.filter((r) => r.code === 0).length, sourceFetches: serveFetches },
     direct: {
       ok: direct.filter((r) => r.code === 0).length,
-      sourceFetches: after.credentialFetches - middle.credentialFetches,
-      imdsRequests: after.requests.total - middle.requests.total,
-      imdsv1Reads: after.reads.withoutToken - middle.reads.withoutToken,
+      sourceFetches: after.credentialFetches,
+      imdsRequests: after.requests.total,
+      imdsv1Reads: after.reads.withoutToken,
     },
   };
 }
