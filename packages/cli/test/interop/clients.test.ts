@@ -34,6 +34,7 @@ interface Report {
     direct: { ok: number; sourceFetches: number; imdsv1Reads: number };
   };
   serveLog: { lines: number; leaks: number };
+  dnat: { status: "ok" | "skip"; why?: string; clients?: Record<string, string> };
 }
 
 /** Why a private network namespace cannot be made here, or `undefined` when it can. */
@@ -132,6 +133,17 @@ describe.skipIf(noNamespace !== undefined && !process.env.CI)(
       expect(herd.direct.sourceFetches).toBe(HERD);
       // AsyncAws 1.18 speaks IMDSv1 only: two tokenless GETs per process.
       expect(herd.direct.imdsv1Reads).toBe(2 * HERD);
+    });
+
+    it("behind a DNAT rule (OUTPUT, 169.254.170.2:80 to a loopback port), PHP and Ruby get the set unchanged", ({
+      skip,
+    }) => {
+      if (report.dnat.status === "skip") {
+        if (process.env.CI) throw new Error(`the DNAT setup is required in CI: ${report.dnat.why}`);
+        console.log(`interop DNAT skipped: ${report.dnat.why}`);
+        skip();
+      }
+      expect(report.dnat.clients).toEqual({ "php-async-aws": "ok", "ruby-aws-sdk-core": "ok" });
     });
 
     it("serve logged neither a secret nor the relative URI", () => {

@@ -85,7 +85,7 @@ await new Promise((resolve) => sqs.listen(0, "127.0.0.1", resolve));
 const sqsEndpoint = `http://127.0.0.1:${sqs.address().port}`;
 
 /** `credcache serve --ecs-agent` on 169.254.170.2:80, with its own cache; resolves when ready. */
-async function startServe(name) {
+async function startServe(name, listen = "169.254.170.2:80") {
   const dir = join(work, name);
   await mkdir(dir, { mode: 0o700 });
   const args = [
@@ -97,6 +97,8 @@ async function startServe(name) {
     pathToFileURL(join(dir, "cache")).href,
     "--token-file",
     join(dir, "token"),
+    "--listen",
+    listen,
   ];
   const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: "http://127.0.0.1:80" };
   const printed = await run(process.execPath, [BIN, ...args, "--print-env", "default"], env);
@@ -110,7 +112,7 @@ async function startServe(name) {
   const exited = new Promise((resolve) => child.on("close", resolve));
   await new Promise((resolve, reject) => {
     const poll = setInterval(() => {
-      if (stderr.includes("ready on http://169.254.170.2:80")) {
+      if (stderr.includes(`ready on http://${listen} `)) {
         clearInterval(poll);
         resolve();
       }
@@ -229,37 +231,40 @@ const clients = [
   },
 ];
 
+/** Runs one found client against a relative URI; its result for the report. */
+async function runClient(client, found, relativeUri) {
+  const out = await run(found.command, found.args, {
+    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: relativeUri,
+    ...client.env,
+  });
+  let got;
+  try {
+    got = JSON.parse(out.stdout.trim().split("\n").pop());
+  } catch {
+    return { status: "fail", why: `exit ${out.code}: ${out.stderr.slice(0, 400)}` };
+  }
+  const { wrong, earlierS } = compare(got, expected);
+  return {
+    status: wrong.length === 0 && out.code === 0 ? "ok" : "fail",
+    version: client.version?.() ?? got.Version,
+    accessKeyId: got.AccessKeyId,
+    expiresEarlierBySeconds: earlierS,
+    ...(wrong.length > 0 && { why: `differs in ${wrong.join(", ")}` }),
+    ...(got.MessageId !== undefined && { sqsMessageId: got.MessageId, sqsChecks: [...sqsChecks] }),
+  };
+}
+
 const report = { clients: {}, herd: undefined };
+const found = new Map();
 const serve = await startServe("clients");
 try {
   expected = await servedSet(serve.relativeUri);
   report.accessKeyId = expected.AccessKeyId;
   for (const client of clients) {
-    const found = client.find();
-    if (!found) {
-      report.clients[client.name] = { status: "skip", why: `not installed (${client.packages})` };
-      continue;
-    }
-    const out = await run(found.command, found.args, {
-      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: serve.relativeUri,
-      ...client.env,
-    });
-    let got;
-    try {
-      got = JSON.parse(out.stdout.trim().split("\n").pop());
-    } catch {
-      report.clients[client.name] = { status: "fail", why: `exit ${out.code}: ${out.stderr.slice(0, 400)}` };
-      continue;
-    }
-    const { wrong, earlierS } = compare(got, expected);
-    report.clients[client.name] = {
-      status: wrong.length === 0 && out.code === 0 ? "ok" : "fail",
-      version: client.version?.() ?? got.Version,
-      accessKeyId: got.AccessKeyId,
-      expiresEarlierBySeconds: earlierS,
-      ...(wrong.length > 0 && { why: `differs in ${wrong.join(", ")}` }),
-      ...(got.MessageId !== undefined && { sqsMessageId: got.MessageId, sqsChecks: [...sqsChecks] }),
-    };
+    found.set(client.name, client.find());
+    report.clients[client.name] = found.get(client.name)
+      ? await runClient(client, found.get(client.name), serve.relativeUri)
+      : { status: "skip", why: `not installed (${client.packages})` };
   }
   // The JS SDK v3, in this process: fromContainerMetadata reads the same variable.
   process.env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI = serve.relativeUri;
@@ -301,7 +306,7 @@ report.serveLog = { lines: serve.log().split("\n").filter(Boolean).length, leaks
 
 // A PHP-FPM-like herd: HERD PHP processes at once, through serve in ECS-agent mode (a fresh
 // cache, so serve's own first fetch counts), then the same processes straight to IMDS.
-const php = clients[0].find();
+const php = found.get("php-async-aws");
 if (php) {
   // Stock providers, stock order; their 1 s timeout raised so the counts do not depend on
   // how loaded the machine is (a timed-out PHP process would fetch again, or get nothing).
@@ -335,6 +340,35 @@ if (php) {
       imdsv1Reads: after.reads.withoutToken,
     },
   };
+}
+
+// The other documented setup: serve on a loopback port, 169.254.170.2:80 redirected to it
+// by a DNAT rule in OUTPUT (host processes), the stock PHP and Ruby clients unchanged.
+const iptables = which("iptables");
+if (!iptables) {
+  report.dnat = { status: "skip", why: "not installed (iptables)" };
+} else {
+  const port = 51679;
+  const rule = ["-t", "nat", "-A", "OUTPUT", "-d", "169.254.170.2", "-p", "tcp", "--dport", "80"];
+  const added = spawnSync(iptables, [...rule, "-j", "DNAT", "--to-destination", `127.0.0.1:${port}`], {
+    encoding: "utf8",
+  });
+  if (added.status !== 0) throw new Error(`iptables failed: ${added.stderr}`);
+  const dnatServe = await startServe("dnat", `127.0.0.1:${port}`);
+  try {
+    expected = await servedSet(dnatServe.relativeUri);
+    report.dnat = { status: "ok", clients: {} };
+    for (const client of clients.filter(
+      (c) => c.name === "php-async-aws" || c.name === "ruby-aws-sdk-core",
+    )) {
+      const result = found.get(client.name)
+        ? await runClient(client, found.get(client.name), dnatServe.relativeUri)
+        : { status: "skip", why: `not installed (${client.packages})` };
+      report.dnat.clients[client.name] = result.status;
+    }
+  } finally {
+    await dnatServe.stop();
+  }
 }
 
 report.secretsIssued = emulator.secretsIssued().length;
