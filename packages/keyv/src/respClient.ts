@@ -1,6 +1,13 @@
 import { connect as netConnect, type Socket } from "node:net";
 import { CacheUnavailableError } from "@credcache/core";
-import { ErrorReply, encodeCommand, ProtocolError, type Reply, ReplyParser } from "./resp.js";
+import {
+  ErrorReply,
+  encodeCommand,
+  ProtocolError,
+  type Reply,
+  ReplyParser,
+  ReplyTooLargeError,
+} from "./resp.js";
 
 /** A reply that is not an error: an error reply rejects the call instead. */
 export type Answer = Exclude<Reply, ErrorReply>;
@@ -12,8 +19,8 @@ interface Target {
   tls: boolean;
   /** `host:port`, for messages: the URL without its user name and password. */
   where: string;
-  /** The password, to scrub from any error text Redis sends back. */
-  password: string;
+  /** Matches the password in any spelling (decoded, percent-encoded in either case, or a mix), to scrub from error text. */
+  password: RegExp | undefined;
   /** `AUTH [user] password` and `SELECT db`, sent first on every connection. */
   handshake: string[][];
   database: string | undefined;
@@ -35,7 +42,22 @@ function targetOf(url: string): Target {
   }
   if (database !== undefined && Number(database) !== 0) handshake.push(["SELECT", database]);
   const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
-  return { host, port, tls, where, password, handshake, database };
+  return { host, port, tls, where, password: spellings(password), handshake, database };
+}
+
+/**
+ * A pattern for `password` however it is written: each character as itself or as the
+ * percent-escapes of its UTF-8 bytes (either case), since Redis may echo what it was sent
+ * and a proxy what the URL said.
+ */
+function spellings(password: string): RegExp | undefined {
+  if (password === "") return undefined;
+  const characters = [...password].map((character) => {
+    const literal = character.replace(/[\\^$.*+?()[\]{}|/-]/g, "\\$&");
+    const escaped = [...Buffer.from(character)].map((byte) => `%${byte.toString(16).padStart(2, "0")}`).join("");
+    return `(?:${literal}|${escaped})`;
+  });
+  return new RegExp(characters.join(""), "gi");
 }
 
 /** Timeouts of a connection, in milliseconds. */
@@ -234,8 +256,15 @@ class Connection {
     try {
       replies = this.#parser.push(chunk);
     } catch (error) {
-      const why = error instanceof ProtocolError ? error.message : "unreadable reply";
-      this.#fail(new CacheUnavailableError(`Redis at ${this.#target.where} broke the protocol: ${why}`));
+      const { where } = this.#target;
+      this.#fail(
+        new CacheUnavailableError(
+          error instanceof ReplyTooLargeError
+            ? // A planted value: refused unread, and the connection with it (its bytes are still coming).
+              `Redis at ${where} sent a reply too large to be a record: ${error.message}; the connection was closed`
+            : `Redis at ${where} broke the protocol: ${error instanceof ProtocolError ? error.message : "unreadable reply"}`,
+        ),
+      );
       return;
     }
     for (const reply of replies) {
@@ -285,9 +314,11 @@ class Connection {
   #replyError(args: readonly string[], reply: ErrorReply): CacheUnavailableError {
     // Redis quotes arguments back in single quotes ("unknown command 'x', with args beginning
     // with: 'y'"), and an argument can be a record with a secret in it: nothing quoted is passed on.
-    let text = reply.message.replace(/'[^']*'?/g, "'...'").slice(0, 200);
+    let text = reply.message.replace(/'[^']*'?/g, "'...'");
+    // Scrubbed before it is cut, so a password cut in two cannot slip through.
     const { password } = this.#target;
-    if (password !== "") text = text.split(password).join("***");
+    if (password) text = text.replace(password, "***");
+    text = text.slice(0, 200);
     return new CacheUnavailableError(
       `Redis at ${this.#target.where} answered ${args[0]} with an error: ${text}`,
     );

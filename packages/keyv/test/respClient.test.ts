@@ -224,6 +224,30 @@ describe("the built-in Redis client: servers that fail", () => {
     resolve.close();
   });
 
+  it("an error reply that echoes the password, decoded or percent-encoded, shows neither form (issue 19)", async () => {
+    const echo = await fakeRedis((socket, chunk) => {
+      socket.write(
+        chunk.includes("AUTH")
+          ? "+OK\r\n"
+          : `-ERR no such key for ${PASSWORD}, ${ENCODED}, ${encodeURIComponent(PASSWORD).toLowerCase()}\r\n`,
+      );
+    });
+    try {
+      // Written the way a user may: lower-case escapes.
+      const written = PASSWORD.replace("@", "%40").replace("%w", "%25w").replace("/", "%2f").replace("#", "%23");
+      for (const url of [`redis://:${ENCODED}@127.0.0.1:${echo.port}`, `redis://:${written}@127.0.0.1:${echo.port}`]) {
+        const error = await failure((await store(url)).get("k"));
+        expect(error).toBeInstanceOf(CacheUnavailableError);
+        expect(error.message).not.toContain(PASSWORD);
+        expect(error.message).not.toContain(ENCODED);
+        expect(error.message).not.toContain(written);
+        expect(error.message).not.toContain("hunter2");
+      }
+    } finally {
+      await echo.close();
+    }
+  });
+
   it("a server that accepts but never answers: the call fails after commandTimeoutMs, the resolution still succeeds", async () => {
     const silent = await fakeRedis(() => {});
     try {
