@@ -102,42 +102,43 @@ export class ReplyParser {
       const line = this.#line.length === 1 ? this.#line[0] : Buffer.concat(this.#line, this.#lineBytes);
       this.#line = [];
       this.#lineBytes = 0;
-      this.#readLine(line, replies);
+      const whole = this.#readLine(line);
+      if (whole !== undefined) this.#complete(whole.reply, replies);
     }
     return replies;
   }
 
-  /** A whole line, CRLF included: a reply, or the header of a bulk string or array. */
-  #readLine(line: Buffer, replies: Reply[]): void {
+  /** A whole line, CRLF included: a whole reply, or (`undefined`) the header of a bulk string or array to come. */
+  #readLine(line: Buffer): { reply: Reply } | undefined {
     const cr = line.indexOf(CR);
     if (cr !== line.length - 2) throw new ProtocolError("the server sent a line not ended by CRLF");
     const text = line.toString("utf8", 1, cr);
     switch (line[0]) {
       case 0x2b: // "+" simple string
-        return this.#complete(text, replies);
+        return { reply: text };
       case 0x2d: // "-" error
-        return this.#complete(new ErrorReply(text), replies);
+        return { reply: new ErrorReply(text) };
       case 0x3a: // ":" integer
-        return this.#complete(integer(text), replies);
+        return { reply: integer(text) };
       case 0x24: {
         // "$" bulk string: its length, then that many bytes and CRLF
         const length = integer(text);
-        if (length < 0) return this.#complete(null, replies);
+        if (length < 0) return { reply: null };
         if (length > this.#maxBytes) {
           throw new ReplyTooLargeError(
             `the server announced a value of ${length} bytes, larger than any record (${this.#maxBytes})`,
           );
         }
         this.#bulk = { length, parts: [], bytes: 0 };
-        return;
+        return undefined;
       }
       case 0x2a: {
         // "*" array: its length, then that many replies, arrays included
         const count = integer(text);
-        if (count < 0) return this.#complete(null, replies);
-        if (count === 0) return this.#complete([], replies);
+        if (count < 0) return { reply: null };
+        if (count === 0) return { reply: [] };
         this.#open.push({ items: [], count });
-        return;
+        return undefined;
       }
       default:
         throw new ProtocolError(

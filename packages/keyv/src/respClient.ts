@@ -54,7 +54,9 @@ function spellings(password: string): RegExp | undefined {
   if (password === "") return undefined;
   const characters = [...password].map((character) => {
     const literal = character.replace(/[\\^$.*+?()[\]{}|/-]/g, "\\$&");
-    const escaped = [...Buffer.from(character)].map((byte) => `%${byte.toString(16).padStart(2, "0")}`).join("");
+    const escaped = [...Buffer.from(character)]
+      .map((byte) => `%${byte.toString(16).padStart(2, "0")}`)
+      .join("");
     return `(?:${literal}|${escaped})`;
   });
   return new RegExp(characters.join(""), "gi");

@@ -234,8 +234,14 @@ describe("the built-in Redis client: servers that fail", () => {
     });
     try {
       // Written the way a user may: lower-case escapes.
-      const written = PASSWORD.replace("@", "%40").replace("%w", "%25w").replace("/", "%2f").replace("#", "%23");
-      for (const url of [`redis://:${ENCODED}@127.0.0.1:${echo.port}`, `redis://:${written}@127.0.0.1:${echo.port}`]) {
+      const written = PASSWORD.replace("@", "%40")
+        .replace("%w", "%25w")
+        .replace("/", "%2f")
+        .replace("#", "%23");
+      for (const url of [
+        `redis://:${ENCODED}@127.0.0.1:${echo.port}`,
+        `redis://:${written}@127.0.0.1:${echo.port}`,
+      ]) {
         const error = await failure((await store(url)).get("k"));
         expect(error).toBeInstanceOf(CacheUnavailableError);
         expect(error.message).not.toContain(PASSWORD);
