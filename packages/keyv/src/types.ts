@@ -112,8 +112,10 @@ export interface RedisCacheOptions {
   /**
    * How long a command may wait for its reply. Past it the connection is closed (a reply
    * cannot be skipped), every call waiting on it fails, and the next call reconnects; so a
-   * Redis that accepts connections but never answers cannot hold a process open.
-   * @default 2000
+   * Redis that accepts connections but never answers cannot hold a process open. The default
+   * is the longest `cacheTimeoutMs` of core's defaults (the CLI's), so a slow Redis is never
+   * given up on inside the caller's own budget.
+   * @default 3000
    */
   commandTimeoutMs?: number;
 }

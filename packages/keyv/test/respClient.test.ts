@@ -4,7 +4,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
-import { type CacheEvent, CacheUnavailableError, type CredentialCache, fromCache } from "@credcache/core";
+import {
+  type CacheEvent,
+  CacheUnavailableError,
+  type CredentialCache,
+  fromCache,
+  PROCESS_DEFAULTS,
+  REFRESH_DEFAULTS,
+} from "@credcache/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createRedisCache } from "../src/index.js";
 import { RespClient } from "../src/respClient.js";
@@ -251,6 +258,20 @@ describe("the built-in Redis client: servers that fail", () => {
       }
     } finally {
       await echo.close();
+    }
+  });
+
+  it("the default command timeout is not shorter than the CLI's cacheTimeoutMs (issue 22)", async () => {
+    const silent = await fakeRedis(() => {});
+    try {
+      const cache = await createRedisCache({ url: `redis://127.0.0.1:${silent.port}`, namespace: RUN });
+      stores.push(cache);
+      const error = await failure(cache.get("k"));
+      const waited = Number(/within (\d+) ms/.exec(error.message)?.[1]);
+      expect(waited).toBeGreaterThanOrEqual(PROCESS_DEFAULTS.cacheTimeoutMs);
+      expect(waited).toBeGreaterThanOrEqual(REFRESH_DEFAULTS.cacheTimeoutMs);
+    } finally {
+      await silent.close();
     }
   });
 
