@@ -76,7 +76,7 @@ export {
   type TemporaryCredentialsKeyOptions,
   temporaryCredentialsKey,
 } from "./presets.js";
-export { type ParseResult, parseRecord } from "./record.js";
+export { MAX_RECORD_CHARS, type ParseResult, parseRecord } from "./record.js";
 export { describeError, describeValue, truncateAccessKeyId } from "./redact.js";
 export {
   isRefreshStateKey,
@@ -107,6 +107,6 @@ export { windowOfRecord } from "./windows.js";
 // Plumbing that fromCache, the CLI and the benchmarks share; not part of the public API.
 
 /** @internal */
-export { MAX_RECORD_CHARS, toIdentity, toRecord } from "./record.js";
+export { toIdentity, toRecord } from "./record.js";
 /** @internal */
 export { scrub } from "./redact.js";

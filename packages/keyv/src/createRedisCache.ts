@@ -166,7 +166,7 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cred
   const client = new RespClient(url, { connectTimeoutMs, commandTimeoutMs });
   const store = keyvCache(
     redisKeyv(client, namespace),
-    lock ? { lock: builtInRedisLock(client, { namespace }) } : {},
+    lock ? { lock: builtInRedisLock(client, { namespace }), hashTags: true } : { hashTags: true },
   );
   store.close = () => client.close();
   return store;

@@ -79,7 +79,7 @@ export class ReplyParser {
         at += take;
         if (bulk.bytes < bulk.length + 2) break;
         this.#bulk = undefined;
-        const data = bulk.parts.length === 1 ? bulk.parts[0] : Buffer.concat(bulk.parts, bulk.bytes);
+        const data = Buffer.concat(bulk.parts, bulk.bytes);
         if (data[bulk.length] !== CR || data[bulk.length + 1] !== LF) {
           throw new ProtocolError("the server sent a bulk string not ended by CRLF");
         }
@@ -99,7 +99,7 @@ export class ReplyParser {
       this.#line.push(chunk.subarray(at, end));
       at = end;
       if (lf === -1) break;
-      const line = this.#line.length === 1 ? this.#line[0] : Buffer.concat(this.#line, this.#lineBytes);
+      const line = Buffer.concat(this.#line, this.#lineBytes);
       this.#line = [];
       this.#lineBytes = 0;
       const whole = this.#readLine(line);

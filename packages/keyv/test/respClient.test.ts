@@ -139,12 +139,12 @@ describeWithRedis("the built-in Redis client (real Redis)", () => {
     const db5 = await store(`${REDIS_URL}/5`);
     await db5.set("selected", { db: 5 }, 60);
     expect(await db5.get("selected")).toEqual({ db: 5 });
-    expect(await raw.exists(`${RUN}::selected`), "nothing in database 0").toBe(0);
+    expect(await raw.exists(`${RUN}::{selected}`), "nothing in database 0").toBe(0);
     const other = await rawRedis();
     try {
       await other.select(5);
-      expect(JSON.parse((await other.get(`${RUN}::selected`))!).value).toEqual({ db: 5 });
-      await other.del(`${RUN}::selected`);
+      expect(JSON.parse((await other.get(`${RUN}::{selected}`))!).value).toEqual({ db: 5 });
+      await other.del(`${RUN}::{selected}`);
     } finally {
       other.destroy();
     }
@@ -155,7 +155,7 @@ describeWithRedis("the built-in Redis client (real Redis)", () => {
     const error = await failure(db99.set("nowhere", 1, 60));
     expect(error).toBeInstanceOf(CacheUnavailableError);
     expect(error.message).toMatch(/refused to select database 99/);
-    expect(await raw.exists(`${RUN}::nowhere`)).toBe(0);
+    expect(await raw.exists(`${RUN}::{nowhere}`)).toBe(0);
   });
 });
 
