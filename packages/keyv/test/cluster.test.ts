@@ -74,6 +74,12 @@ describeWithRedisServer("Redis Cluster: 3 masters, 3 replicas (private redis-ser
   beforeAll(async () => {
     cluster = await startCluster();
   }, 120_000);
+
+  /** How many ASKING commands `port` has served (INFO commandstats). */
+  async function askingCalls(port: number): Promise<number> {
+    const stats = await cluster.cli(port, "info", "commandstats");
+    return Number(/cmdstat_asking:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  }
   afterAll(() => cluster?.stop());
 
   it("reads and writes keys of every slot through one seed; a record, its refresh state and its lock share a slot", async () => {
@@ -121,4 +127,83 @@ describeWithRedisServer("Redis Cluster: 3 masters, 3 replicas (private redis-ser
     expect(new Set(results.map((result) => result.accessKeyId)).size).toBe(1);
     expect(emulator.stats.requests.credentials).toBe(1);
   }, 120_000);
+
+  it("a slot moving between masters (ASK) while 16 processes resolve: none fails, at most 2 fetches", async () => {
+    const { key, slot } = await keyAwayFromSeed(cluster, "migrating");
+    const from = (await cluster.ownerOf(slot)).master;
+    const masters = await Promise.all(
+      cluster.ports.map(async (port) => ({ port, role: await cluster.cli(port, "role") })),
+    );
+    const to = masters.find(({ port, role }) => port !== from && role.startsWith("master"))!.port;
+    const id = async (port: number) => (await cluster.cli(port, "cluster", "myid")).trim();
+    const [fromId, toId] = await Promise.all([id(from), id(to)]);
+    const askingBefore = await askingCalls(to);
+    await cluster.cli(to, "cluster", "setslot", String(slot), "importing", fromId);
+    await cluster.cli(from, "cluster", "setslot", String(slot), "migrating", toId);
+    let migrating = true;
+    const moveKeys = async () => {
+      const names = (await cluster.cli(from, "cluster", "getkeysinslot", String(slot), "100"))
+        .split("\n")
+        .filter(Boolean);
+      if (names.length > 0)
+        await cluster.cli(from, "migrate", "127.0.0.1", String(to), "", "0", "5000", "KEYS", ...names);
+    };
+    // Keys move while the processes run, as redis-cli --cluster reshard moves them.
+    const mover = (async () => {
+      while (migrating) {
+        await moveKeys();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    emulator.resetStats();
+    try {
+      const results = await herd(16, { url: cluster.url, namespace: RUN, key }, env());
+      console.info(
+        `[cluster slot migration] 16 processes, ${emulator.stats.requests.credentials} fetch(es), ${(await askingCalls(to)) - askingBefore} ASKING`,
+      );
+      expect(results.filter((result) => !result.ok)).toEqual([]);
+      expect(emulator.stats.requests.credentials).toBeGreaterThanOrEqual(1);
+      expect(emulator.stats.requests.credentials).toBeLessThanOrEqual(2);
+      expect(await askingCalls(to), "the processes were sent on with ASK").toBeGreaterThan(askingBefore);
+    } finally {
+      migrating = false;
+      await mover;
+      await moveKeys();
+      for (const port of masters.filter(({ role }) => role.startsWith("master")).map(({ port }) => port)) {
+        await cluster.cli(port, "cluster", "setslot", String(slot), "node", toId);
+      }
+      await cluster.settled();
+    }
+    // After the move, a new process finds the record where the slot now lives: no fetch.
+    emulator.resetStats();
+    const [after] = await herd(1, { url: cluster.url, namespace: RUN, key }, env());
+    expect(after).toMatchObject({ ok: true });
+    expect(emulator.stats.requests.credentials).toBe(0);
+  }, 180_000);
+
+  for (const how of ["CLUSTER FAILOVER on its replica", "its process killed"] as const) {
+    it(`a failover of the master holding the key's slot (${how}) while 16 processes resolve: none fails, at most 2 fetches`, async () => {
+      const { key, slot } = await keyAwayFromSeed(cluster, `failover-${how.length}`);
+      const { master, replica } = await cluster.ownerOf(slot);
+      expect(replica).toBeDefined();
+      emulator.resetStats();
+      const resolving = herd(16, { url: cluster.url, namespace: RUN, key }, env());
+      // Once the first of them has written (or at once if they are slow to start), fail the master over.
+      const deadline = Date.now() + 10_000;
+      while (emulator.stats.requests.credentials === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      if (how === "its process killed") cluster.kill(master);
+      else await cluster.cli(replica!, "cluster", "failover");
+      const results = await resolving;
+      console.info(
+        `[cluster failover: ${how}] 16 processes, ${emulator.stats.requests.credentials} fetch(es)`,
+      );
+      expect(results.filter((result) => !result.ok)).toEqual([]);
+      expect(emulator.stats.requests.credentials).toBeGreaterThanOrEqual(1);
+      expect(emulator.stats.requests.credentials).toBeLessThanOrEqual(2);
+      await cluster.settled();
+      expect((await cluster.ownerOf(slot)).master, "the replica serves the slot now").toBe(replica);
+    }, 180_000);
+  }
 });
