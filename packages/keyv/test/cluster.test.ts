@@ -5,8 +5,10 @@ import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
+import KeyvRedis from "@keyv/redis";
+import { Keyv } from "keyv";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { createRedisCache } from "../src/index.js";
+import { createRedisCache, keyvCache, redisLock } from "../src/index.js";
 import { type RedisCluster, slotOf, startCluster } from "./cluster.js";
 import { describeWithRedisServer } from "./redisServer.js";
 
@@ -206,4 +208,79 @@ describeWithRedisServer("Redis Cluster: 3 masters, 3 replicas (private redis-ser
       expect((await cluster.ownerOf(slot)).master, "the replica serves the slot now").toBe(replica);
     }, 180_000);
   }
+
+  it("keyvCache with hashTags on @keyv/redis over a node-redis cluster client, with redisLock: shares records and locks with createRedisCache", async () => {
+    const keyvRedis = new KeyvRedis(
+      { rootNodes: [{ url: cluster.url }], defaults: { socket: { reconnectStrategy: false } } },
+      { throwOnConnectError: true, throwOnErrors: true },
+    );
+    const keyv = new Keyv({ store: keyvRedis, namespace: RUN, useKeyPrefix: false, throwOnErrors: true });
+    const viaKeyv = keyvCache(keyv, {
+      lock: redisLock(() => keyvRedis.getClient(), { namespace: RUN }),
+      hashTags: true,
+    });
+    const builtIn = await createRedisCache({ url: cluster.url, namespace: RUN });
+    try {
+      for (let i = 0; i < 12; i++) {
+        await viaKeyv.set(`node-redis-${i}`, { i }, 60);
+        expect(await builtIn.get(`node-redis-${i}`)).toEqual({ i });
+      }
+      const held = await viaKeyv.acquireLock!("node-redis-3", { ttlMs: 10_000 });
+      expect(held).toBeDefined();
+      expect(
+        await builtIn.acquireLock!("node-redis-3", { ttlMs: 10_000 }),
+        "one lock key for both",
+      ).toBeUndefined();
+      await held!.release();
+      const mine = await builtIn.acquireLock!("node-redis-3", { ttlMs: 10_000 });
+      expect(mine).toBeDefined();
+      await mine!.release();
+    } finally {
+      await keyv.disconnect();
+      await builtIn.close?.();
+    }
+  });
 });
+
+describeWithRedisServer(
+  "Redis Cluster over TLS only, certificates from a private CA (private redis-servers)",
+  () => {
+    let cluster: RedisCluster;
+    const RUN = `cc-cluster-tls-${randomUUID().slice(0, 8)}`;
+
+    beforeAll(async () => {
+      cluster = await startCluster({ tls: true });
+    }, 120_000);
+    afterAll(() => cluster?.stop());
+
+    it("without the CA trusted, every node is refused (a cache error) and credentials still come from the source", async () => {
+      const store = await createRedisCache({ url: cluster.url, namespace: RUN });
+      try {
+        await expect(store.get("k")).rejects.toThrow(
+          /cannot reach Redis at localhost:\d+ \(\w*(SELF_SIGNED|UNABLE_TO_GET_ISSUER|UNABLE_TO_VERIFY)\w*\)/,
+        );
+      } finally {
+        await store.close?.();
+      }
+    });
+
+    it("with the CA trusted (NODE_EXTRA_CA_CERTS): a cold herd of 8 processes through one TLS seed makes one fetch", async () => {
+      const { key } = await keyAwayFromSeed(cluster, "tls-herd");
+      emulator.resetStats();
+      const results = await herd(
+        8,
+        { url: cluster.url, namespace: RUN, key },
+        {
+          AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url,
+          NODE_EXTRA_CA_CERTS: cluster.caFile!,
+        },
+      );
+      expect(results.filter((result) => !result.ok)).toEqual([]);
+      expect(
+        results.every((result) => !result.events.includes("cache-error")),
+        JSON.stringify(results),
+      ).toBe(true);
+      expect(emulator.stats.requests.credentials).toBe(1);
+    }, 120_000);
+  },
+);
