@@ -109,8 +109,13 @@ export class RespClient {
 
   async #route(args: readonly string[], key: string | undefined): Promise<Answer> {
     const seed = { host: this.#seed.host, port: this.#seed.port };
-    const slot = key === undefined ? undefined : slotOf(key);
-    const ownerOf = () => (slot === undefined ? undefined : this.#slots?.[slot]) ?? seed;
+    // Hashed only once the server has shown it is a cluster: a single node never pays for it.
+    let slot: number | undefined;
+    const slotNow = () => (slot ??= key === undefined || this.#slots === undefined ? undefined : slotOf(key));
+    const ownerOf = () => {
+      const known = slotNow();
+      return (known === undefined ? undefined : this.#slots?.[known]) ?? seed;
+    };
     const deadline = Date.now() + this.#timeouts.commandTimeoutMs;
     let node = ownerOf();
     let asking = false;
@@ -126,8 +131,7 @@ export class RespClient {
       } catch (error) {
         // In a known cluster a node that went away is being replaced by its replica: ask
         // the others who serves the slot now, until the command's own time is up.
-        if (this.#slots === undefined || slot === undefined || Date.now() + retryPause > deadline)
-          throw error;
+        if (slotNow() === undefined || Date.now() + retryPause > deadline) throw error;
         await pause(retryPause);
         retryPause = Math.min(retryPause * 2, 1_000);
         await this.#loadSlots(node);
