@@ -59,52 +59,20 @@ function canListen(port: number): Promise<boolean> {
 /** A private CA and a server certificate it signed for localhost and 127.0.0.1. */
 function makeCertificates(dir: string): { caFile: string; certFile: string; keyFile: string } {
   const path = (name: string) => join(dir, name);
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "ignore" });
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    path("ca.key"),
-    "-out",
-    path("ca.crt"),
-    "-days",
-    "2",
-    "-subj",
-    "/CN=credcache test CA",
-  );
-  openssl(
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    path("server.key"),
-    "-out",
-    path("server.csr"),
-    "-subj",
-    "/CN=localhost",
-  );
+  const openssl = (command: string) =>
+    execFileSync(
+      "openssl",
+      command.split(" ").map((word) => (word.startsWith("@") ? path(word.slice(1)) : word)),
+      {
+        stdio: "ignore",
+      },
+    );
+  const newKey = "-newkey rsa:2048 -nodes";
+  openssl(`req -x509 ${newKey} -keyout @ca.key -out @ca.crt -days 2 -subj /CN=credcache-test-CA`);
+  openssl(`req ${newKey} -keyout @server.key -out @server.csr -subj /CN=localhost`);
   writeFileSync(path("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
   openssl(
-    "x509",
-    "-req",
-    "-in",
-    path("server.csr"),
-    "-CA",
-    path("ca.crt"),
-    "-CAkey",
-    path("ca.key"),
-    "-CAcreateserial",
-    "-out",
-    path("server.crt"),
-    "-days",
-    "2",
-    "-sha256",
-    "-extfile",
-    path("server.ext"),
+    "x509 -req -in @server.csr -CA @ca.crt -CAkey @ca.key -CAcreateserial -out @server.crt -days 2 -sha256 -extfile @server.ext",
   );
   return { caFile: path("ca.crt"), certFile: path("server.crt"), keyFile: path("server.key") };
 }
