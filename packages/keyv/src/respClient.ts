@@ -1,5 +1,5 @@
 import { type NodeAddress, redirectOf, SLOT_COUNT, slotOf, slotTable } from "./clusterSlots.js";
-import { ErrorReply, type Reply } from "./resp.js";
+import { ErrorReply, ProtocolError, type Reply } from "./resp.js";
 import {
   Connection,
   type RespTimeouts,
@@ -130,8 +130,10 @@ export class RespClient {
         reply = await connection.send(args);
       } catch (error) {
         // In a known cluster a node that went away is being replaced by its replica: ask
-        // the others who serves the slot now, until the command's own time is up.
-        if (slotNow() === undefined || Date.now() + retryPause > deadline) throw error;
+        // the others who serves the slot now, until the command's own time is up. A node
+        // that answered badly (a planted huge value) would only answer the same again.
+        const badAnswer = (error as { cause?: unknown }).cause instanceof ProtocolError;
+        if (badAnswer || slotNow() === undefined || Date.now() + retryPause > deadline) throw error;
         await pause(retryPause);
         retryPause = Math.min(retryPause * 2, 1_000);
         await this.#loadSlots(node);

@@ -241,6 +241,8 @@ export class Connection {
             ? // A planted value: refused unread, and the connection with it (its bytes are still coming).
               `Redis at ${where} sent a reply too large to be a record: ${error.message}; the connection was closed`
             : `Redis at ${where} broke the protocol: ${error instanceof ProtocolError ? error.message : "unreadable reply"}`,
+          // Kept as the cause so the client can tell a bad answer (never asked again) from a node that went away.
+          { cause: error },
         ),
       );
       return;

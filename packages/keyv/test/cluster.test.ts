@@ -122,6 +122,23 @@ describeWithRedisServer("Redis Cluster: 3 masters, 3 replicas (private redis-ser
     }
   });
 
+  it("a planted value too large to be a record, on a master other than the seed: refused, asked once", async () => {
+    const { key, slot } = await keyAwayFromSeed(cluster, "planted");
+    const { master } = await cluster.ownerOf(slot);
+    const connections = async () =>
+      Number(/total_connections_received:(\d+)/.exec(await cluster.cli(master, "info", "stats"))?.[1]);
+    const store = await createRedisCache({ url: cluster.url, namespace: RUN });
+    try {
+      await store.set(key, "x".repeat(1024 * 1024), 60); // as a tenant would plant it; the slot table is learned too
+      const before = await connections();
+      await expect(store.get(key)).rejects.toThrow(/too large to be a record/);
+      // One connection for the refused read, one for the count itself: never a retry loop.
+      expect((await connections()) - before).toBeLessThanOrEqual(2);
+    } finally {
+      await store.close?.();
+    }
+  });
+
   it("a cold herd of 32 processes across the cluster: one fetch from the source", async () => {
     emulator.resetStats();
     const results = await herd(32, { url: cluster.url, namespace: RUN, key: "herd" }, env());
