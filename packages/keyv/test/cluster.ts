@@ -202,6 +202,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
               const slots = await slotsOf(port);
               const covered = slots.reduce((sum, { start, end }) => sum + end - start + 1, 0);
               if (covered !== 16_384) throw new Error(`${port} sees ${covered} slots`);
+              // With every node up, every master has its replica attached (a failover test needs one).
+              if (live().length === ports.length && slots.some(({ replica }) => replica === undefined)) {
+                throw new Error(`${port} sees a master without a replica`);
+              }
               return JSON.stringify(slots.map(({ start, end, master }) => [start, end, master]).sort());
             }),
           );
