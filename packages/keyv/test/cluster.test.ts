@@ -8,8 +8,9 @@ import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import KeyvRedis from "@keyv/redis";
 import { Keyv } from "keyv";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { slotOf } from "../src/clusterSlots.js";
 import { createRedisCache, keyvCache, redisLock } from "../src/index.js";
-import { type RedisCluster, slotOf, startCluster } from "./cluster.js";
+import { type RedisCluster, startCluster } from "./cluster.mjs";
 import { describeWithRedisServer } from "./redisServer.js";
 
 const RESOLVE = fileURLToPath(new URL("./fixtures/cluster-resolve.mjs", import.meta.url));

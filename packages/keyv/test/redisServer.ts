@@ -1,8 +1,5 @@
-import { spawnSync } from "node:child_process";
 import { describe, it } from "vitest";
-
-/** Whether `redis-server` is on PATH: tests that start their own servers need nothing else. */
-export const redisServerOnPath = spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
+import { redisServerOnPath } from "./cluster.mjs";
 
 /**
  * Registers `body` when `redis-server` is on PATH (the tests start private servers). Without

@@ -1,8 +1,9 @@
 // A private Redis Cluster for tests and benchmarks: 6 redis-server processes on loopback
 // ports (3 masters, 3 replicas, made by `redis-cli --cluster create --cluster-replicas 1`),
 // optionally TLS-only with certificates from a private CA. Needs redis-server and
-// redis-cli on PATH (see redisServer.ts for the skip-or-fail rule), and openssl for TLS.
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+// redis-cli on PATH (`redisServerOnPath`; the tests skip or fail by it, see redisServer.ts),
+// and openssl for TLS. Plain JavaScript, so benchmarks run by plain node can use it too.
+import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -11,33 +12,9 @@ import { promisify } from "node:util";
 
 const run = promisify(execFile);
 
-export interface ClusterOptions {
-  /** TLS only (no plain port), the cluster bus and replication included, with a private CA. */
-  tls?: boolean;
-  /** `cluster-node-timeout`: how long a master may be silent before its replica takes over. @default 2000 */
-  nodeTimeoutMs?: number;
-}
-
-export interface RedisCluster {
-  /** The client port of each node (the TLS port with `tls`), masters first as created. */
-  readonly ports: number[];
-  /** `redis://127.0.0.1:<first port>` (`rediss://localhost:...` with `tls`): one seed, as a managed endpoint gives. */
-  readonly url: string;
-  /** The private CA's certificate (PEM) with `tls`: trust it with NODE_EXTRA_CA_CERTS. */
-  readonly caFile: string | undefined;
-  /** Runs redis-cli against one node (TLS flags added) and returns its output. */
-  cli(port: number, ...args: string[]): Promise<string>;
-  /** The node serving `slot` as master now, and one of its replicas. */
-  ownerOf(slot: number): Promise<{ master: number; replica: number | undefined }>;
-  /** SIGKILLs one node. */
-  kill(port: number): void;
-  /** Resolves once every live node reports cluster_state:ok and agrees on who serves every slot. */
-  settled(): Promise<void>;
-  stop(): Promise<void>;
-}
-
 /** A port free for a node and for its cluster bus (port + 10000). */
-async function freeNodePort(taken: Set<number>): Promise<number> {
+/** @param {Set<number>} taken @returns {Promise<number>} */
+async function freeNodePort(taken) {
   for (;;) {
     const port = 20_000 + Math.floor(Math.random() * 20_000);
     if (taken.has(port) || taken.has(port + 10_000) || taken.has(port - 10_000)) continue;
@@ -48,7 +25,8 @@ async function freeNodePort(taken: Set<number>): Promise<number> {
   }
 }
 
-function canListen(port: number): Promise<boolean> {
+/** @param {number} port @returns {Promise<boolean>} */
+function canListen(port) {
   return new Promise((resolve) => {
     const server = createServer();
     server.once("error", () => resolve(false));
@@ -57,9 +35,10 @@ function canListen(port: number): Promise<boolean> {
 }
 
 /** A private CA and a server certificate it signed for localhost and 127.0.0.1. */
-function makeCertificates(dir: string): { caFile: string; certFile: string; keyFile: string } {
-  const path = (name: string) => join(dir, name);
-  const openssl = (command: string) =>
+/** @param {string} dir */
+function makeCertificates(dir) {
+  const path = (/** @type {string} */ name) => join(dir, name);
+  const openssl = (/** @type {string} */ command) =>
     execFileSync(
       "openssl",
       command.split(" ").map((word) => (word.startsWith("@") ? path(word.slice(1)) : word)),
@@ -77,11 +56,12 @@ function makeCertificates(dir: string): { caFile: string; certFile: string; keyF
   return { caFile: path("ca.crt"), certFile: path("server.crt"), keyFile: path("server.key") };
 }
 
-function startNode(port: number, dir: string, args: string[]): Promise<ChildProcess> {
+/** @param {number} port @param {string} dir @param {string[]} args @returns {Promise<import("node:child_process").ChildProcess>} */
+function startNode(port, dir, args) {
   const child = spawn("redis-server", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   return new Promise((resolve, reject) => {
-    const onOutput = (chunk: Buffer) => {
+    const onOutput = (/** @type {Buffer} */ chunk) => {
       output += chunk.toString();
       if (output.includes("Ready to accept connections")) resolve(child);
     };
@@ -94,31 +74,34 @@ function startNode(port: number, dir: string, args: string[]): Promise<ChildProc
   });
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts a 6-node cluster (3 masters, 3 replicas) and resolves once it serves every slot. */
-export async function startCluster(options: ClusterOptions = {}): Promise<RedisCluster> {
+/** @param {import("./cluster.mjs").ClusterOptions} [options] @returns {Promise<import("./cluster.mjs").RedisCluster>} */
+export async function startCluster(options = {}) {
   const { tls = false, nodeTimeoutMs = 2_000 } = options;
   const dir = mkdtempSync(join(tmpdir(), "credcache-cluster-"));
   const certificates = tls ? makeCertificates(dir) : undefined;
-  const taken = new Set<number>();
-  const ports: number[] = [];
+  const taken = new Set();
+  /** @type {number[]} */
+  const ports = [];
   for (let i = 0; i < 6; i++) ports.push(await freeNodePort(taken));
-  const tlsArgs = (port: number) =>
+  const tlsArgs = (/** @type {number} */ port) =>
     certificates
       ? ["--port", "0", "--tls-port", String(port), "--tls-cluster", "yes", "--tls-replication", "yes"]
           .concat(["--tls-cert-file", certificates.certFile, "--tls-key-file", certificates.keyFile])
           .concat(["--tls-ca-cert-file", certificates.caFile, "--tls-auth-clients", "no"])
       : ["--port", String(port)];
   const cliTls = certificates ? ["--tls", "--cacert", certificates.caFile] : [];
-  const nodes = new Map<number, ChildProcess>();
+  /** @type {Map<number, import("node:child_process").ChildProcess>} */
+  const nodes = new Map();
   const stop = async () => {
     await Promise.all(
       [...nodes.values()].map(
         (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.on("exit", () => resolve());
+          new Promise((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve(undefined);
+            child.on("exit", () => resolve(undefined));
             child.kill("SIGKILL");
           }),
       ),
@@ -149,15 +132,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
     throw error;
   }
 
-  const cli = async (port: number, ...args: string[]) =>
+  const cli = async (/** @type {number} */ port, /** @type {string[]} */ ...args) =>
     (await run("redis-cli", [...cliTls, "-h", "127.0.0.1", "-p", String(port), ...args])).stdout;
 
   /** CLUSTER SLOTS as seen by `port`: [start, end, master port, replica port?]. */
-  const slotsOf = async (port: number) => {
-    const out = (await cli(port, "--json", "cluster", "slots")) as string;
-    const table = JSON.parse(out) as Array<
-      [number, number, [string, number, string], ...Array<[string, number, string]>]
-    >;
+  const slotsOf = async (/** @type {number} */ port) => {
+    const out = await cli(port, "--json", "cluster", "slots");
+    /** @type {Array<[number, number, [string, number, string], ...Array<[string, number, string]>]>} */
+    const table = JSON.parse(out);
     return table.map(([start, end, master, replica]) => ({
       start,
       end,
@@ -172,7 +154,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
       return child !== undefined && child.exitCode === null && child.signalCode === null;
     });
 
-  const cluster: RedisCluster = {
+  /** @type {import("./cluster.mjs").RedisCluster} */
+  const cluster = {
     ports,
     url: tls ? `rediss://localhost:${ports[0]}` : `redis://127.0.0.1:${ports[0]}`,
     caFile: certificates?.caFile,
@@ -228,5 +211,5 @@ export async function startCluster(options: ClusterOptions = {}): Promise<RedisC
   return cluster;
 }
 
-/** CRC16 (XMODEM) mod 16384 of a key's hash tag: the slot Redis Cluster keeps it in. */
-export { slotOf } from "../src/clusterSlots.js";
+/** Whether redis-server is on PATH: without it, skip with one line (fail when CI is set). */
+export const redisServerOnPath = spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
