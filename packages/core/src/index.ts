@@ -76,7 +76,7 @@ export {
   type TemporaryCredentialsKeyOptions,
   temporaryCredentialsKey,
 } from "./presets.js";
-export { MAX_RECORD_CHARS, type ParseResult, parseRecord } from "./record.js";
+export { type ParseResult, parseRecord } from "./record.js";
 export { describeError, describeValue, truncateAccessKeyId } from "./redact.js";
 export {
   isRefreshStateKey,
@@ -103,6 +103,8 @@ export type {
 } from "./types.js";
 /** Which refresh window a record is in, for tools such as `credcache inspect`. */
 export { windowOfRecord } from "./windows.js";
+/** The largest record, in characters: a store may refuse a larger value unread. */
+export { MAX_RECORD_CHARS } from "./record.js";
 
 // Plumbing that fromCache, the CLI and the benchmarks share; not part of the public API.
 
