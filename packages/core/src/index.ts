@@ -103,10 +103,12 @@ export type {
 } from "./types.js";
 /** Which refresh window a record is in, for tools such as `credcache inspect`. */
 export { windowOfRecord } from "./windows.js";
+/** The largest record, in characters: a store may refuse a larger value unread. */
+export { MAX_RECORD_CHARS } from "./record.js";
 
 // Plumbing that fromCache, the CLI and the benchmarks share; not part of the public API.
 
 /** @internal */
-export { MAX_RECORD_CHARS, toIdentity, toRecord } from "./record.js";
+export { toIdentity, toRecord } from "./record.js";
 /** @internal */
 export { scrub } from "./redact.js";
