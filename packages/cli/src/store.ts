@@ -1,10 +1,5 @@
-import {
-  type AdapterPackage,
-  type CredentialCache,
-  createCache,
-  isRefreshStateKey,
-  MissingAdapterError,
-} from "@credcache/core";
+import { type AdapterPackage, createCache } from "@credcache/config";
+import { type CredentialCache, isRefreshStateKey, MissingAdapterError } from "@credcache/core";
 import type { CacheSpec } from "./config.js";
 import { CommandFailedError, exitCodeOf, messageOf, UsageError } from "./errors.js";
 

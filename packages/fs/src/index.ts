@@ -10,6 +10,7 @@ import {
   CacheUnavailableError,
   type Clock,
   type CredentialCache,
+  describeValue,
   expiresAtFromTtl,
 } from "@credcache/core";
 import { defaultCacheDir, trustedDirectory } from "./directory.js";
@@ -104,6 +105,11 @@ const STALE_TEMP_MS = 60_000;
  * ```
  */
 export function fileCache(options: FileCacheOptions = {}): FileCache {
+  if (options.dir !== undefined && (typeof options.dir !== "string" || options.dir === "")) {
+    throw new CacheConfigError(
+      `fileCache: "dir" must be a non-empty path, got ${describeValue(options.dir)}`,
+    );
+  }
   const dir = resolve(options.dir ?? defaultCacheDir());
   const clock = options.clock ?? Date;
   const maxFileBytes = options.maxFileBytes ?? 64 * 1024;

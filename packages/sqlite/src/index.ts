@@ -10,6 +10,7 @@ import {
   type Clock,
   CredcacheError,
   type CredentialCache,
+  describeValue,
   expiresAtFromTtl,
   newLockToken,
 } from "@credcache/core";
@@ -143,7 +144,7 @@ class SqliteStore implements SqliteCache {
     const { path, clock = Date, busyTimeoutMs = 1000 } = options ?? ({} as SqliteCacheOptions);
     if (typeof path !== "string" || path === "" || path === ":memory:") {
       throw new CacheConfigError(
-        `sqliteCache: "path" must be a database file, e.g. "/var/cache/credcache.db", got ${JSON.stringify(path)}` +
+        `sqliteCache: "path" must be a database file, e.g. "/var/cache/credcache.db", got ${describeValue(path)}` +
           (path === ":memory:" ? " (for an in-process cache use @credcache/memory)" : ""),
       );
     }
