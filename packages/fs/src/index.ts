@@ -13,7 +13,8 @@ import {
   describeValue,
   expiresAtFromTtl,
 } from "@credcache/core";
-import { defaultCacheDir, trustedDirectory } from "./directory.js";
+import { trustedDirectory } from "@credcache/trusted-path";
+import { defaultCacheDir } from "./directory.js";
 import {
   discardEntry,
   ENTRY_FILE,
@@ -26,12 +27,9 @@ import {
 } from "./entry.js";
 import { leaseLocks } from "./lock.js";
 
-export {
-  defaultCacheDir,
-  type TrustedDirectory,
-  type TrustedDirectoryLabel,
-  trustedDirectory,
-} from "./directory.js";
+// Re-exported for code that imported them from here; they live in @credcache/trusted-path.
+export { type TrustedDirectory, type TrustedDirectoryLabel, trustedDirectory } from "@credcache/trusted-path";
+export { defaultCacheDir } from "./directory.js";
 export { entryFileName } from "./entry.js";
 
 /** Options of {@link fileCache}. */

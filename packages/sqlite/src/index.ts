@@ -14,7 +14,7 @@ import {
   expiresAtFromTtl,
   newLockToken,
 } from "@credcache/core";
-import { type TrustedDirectory, trustedDirectory } from "@credcache/fs";
+import { type TrustedDirectory, trustedDirectory } from "@credcache/trusted-path";
 import Database from "better-sqlite3";
 import { checkSidecars, openDatabaseFile, openDescriptors, SIDECARS, verifyOpened } from "./files.js";
 import { betterSqliteAddon } from "./native.js";
