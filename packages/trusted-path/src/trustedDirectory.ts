@@ -8,6 +8,7 @@ import {
   openSync,
   realpathSync,
   type Stats,
+  statSync,
 } from "node:fs";
 import { dirname, join, parse, resolve, sep } from "node:path";
 import { CacheUnavailableError } from "@credcache/core";
@@ -43,6 +44,13 @@ function codeOf(error: unknown): string {
 
 function octal(st: Stats): string {
   return (st.mode & 0o7777).toString(8);
+}
+
+/** Who besides the owner may write to it ("group", "others", "group and others"), or undefined. */
+function writableBy(st: Stats): string | undefined {
+  const loose = st.mode & 0o022;
+  if (loose === 0) return undefined;
+  return loose === 0o022 ? "group and others" : loose === 0o020 ? "group" : "others";
 }
 
 /**
@@ -125,19 +133,18 @@ function prepareTrustedDirectory(dir: string, label: TrustedDirectoryLabel): Sta
       `it is owned by uid ${st.uid}, not by the current user (uid ${uid}); use a directory of your own`,
     );
   }
-  const loose = st.mode & 0o022;
-  if (loose !== 0) {
-    const who = loose === 0o022 ? "group and others" : loose === 0o020 ? "group" : "others";
-    throw fail(`it is writable by ${who} (mode ${octal(st)}); chmod 700 it`);
-  }
+  const who = writableBy(st);
+  if (who) throw fail(`it is writable by ${who} (mode ${octal(st)}); chmod 700 it`);
   return st;
 }
 
 /**
  * Checks every component of `path` (a directory that should hold the store), from `/`
- * down, creating the missing ones 0700. A symlink among them is judged by where it
- * points as well: its own directory was checked already (so nobody else can repoint it),
- * and every component of its target is checked the same way.
+ * down, creating the missing ones 0700. A symlink among them is judged as sshd judges
+ * one: trusted only when root or the current user owns it and nobody else can write to
+ * the directory holding it (sticky or not: in a sticky `/tmp` another user's link is
+ * still theirs to repoint, and the kernel stops following it only under
+ * `fs.protected_symlinks=1`). Then every component of its target is checked the same way.
  */
 function checkAncestors(
   path: string,
@@ -161,6 +168,13 @@ function checkAncestors(
       st = makePrivateDirectory(at, fail);
     }
     if (st.isSymbolicLink()) {
+      const problem = uid === undefined ? undefined : untrustedLink(st, at, uid);
+      if (problem) {
+        throw fail(
+          `its ancestor "${at}" ${problem}, so another user could repoint it at a directory of theirs; ` +
+            "name the store by its real path, or keep the link where only root or you can write",
+        );
+      }
       let target: string;
       try {
         target = realpathSync(at);
@@ -188,12 +202,22 @@ function untrustedAncestor(st: Stats, uid: number): string | undefined {
   if (st.uid !== 0 && st.uid !== uid) {
     return `is owned by uid ${st.uid}, neither root nor the current user (uid ${uid})`;
   }
-  const loose = st.mode & 0o022;
-  if (loose !== 0 && (st.mode & STICKY) === 0) {
-    const who = loose === 0o022 ? "group and others" : loose === 0o020 ? "group" : "others";
-    return `is writable by ${who} and not sticky (mode ${octal(st)})`;
-  }
+  const who = writableBy(st);
+  if (who && (st.mode & STICKY) === 0) return `is writable by ${who} and not sticky (mode ${octal(st)})`;
   return undefined;
+}
+
+/**
+ * Why a symlink on the path is not trusted, or undefined: it must be root's or ours, and
+ * the directory holding it (already checked as an ancestor) writable by nobody else.
+ */
+function untrustedLink(st: Stats, at: string, uid: number): string | undefined {
+  if (st.uid !== 0 && st.uid !== uid) {
+    return `is a symbolic link owned by uid ${st.uid}, neither root nor the current user (uid ${uid})`;
+  }
+  const holder = statSync(dirname(at));
+  const who = writableBy(holder);
+  return who && `is a symbolic link in a directory writable by ${who} (mode ${octal(holder)})`;
 }
 
 /**
