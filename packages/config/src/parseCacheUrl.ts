@@ -45,7 +45,7 @@ export function parseCacheUrl(input: string): StoreConfig {
       }
     }
     case "sqlite:": {
-      // sqlite:///abs/path.db (absolute) or sqlite:relative/path.db
+      // sqlite:///abs/path.db only: a URL is not relative to the working directory.
       let path: string;
       try {
         path = decodeURIComponent(url.host ? `${url.host}${url.pathname}` : url.pathname);
@@ -59,7 +59,12 @@ export function parseCacheUrl(input: string): StoreConfig {
           `"${redactUrl(text)}": a sqlite URL takes no user or password, e.g. sqlite:///var/cache/credcache.db`,
         );
       }
-      if (path === "" || path === "/" || path.endsWith("/")) {
+      if (url.host !== "" || !path.startsWith("/")) {
+        throw new CacheConfigError(
+          `"${redactUrl(text)}" is not an absolute path; a sqlite cache URL needs three slashes and an absolute path (a URL is not relative to the working directory), e.g. sqlite:///var/cache/credcache.db`,
+        );
+      }
+      if (path === "/" || path.endsWith("/")) {
         throw new CacheConfigError(
           `"${redactUrl(text)}" has no database file name, e.g. sqlite:///var/cache/credcache.db`,
         );

@@ -59,6 +59,11 @@ describe("parseCacheUrl", () => {
     ["memory://?max=-1", /max .* positive integer/],
     ["file://host/dir", /three slashes/],
     ["sqlite:///", /no database file name/],
+    // Issue 19: a URL is not relative to the working directory.
+    ["sqlite://relative.db", /not an absolute path.*three slashes/],
+    ["sqlite:relative.db", /not an absolute path.*three slashes/],
+    ["sqlite://var/cache/c.db", /not an absolute path.*three slashes/],
+    ["file://relative", /three slashes and an absolute path/],
     ["redis:///0", /no host/],
     ["redis://h:1?lock=maybe", /lock .* true or false/],
     ["file:///a%2Fb", /not a usable directory path/],
