@@ -1,20 +1,3 @@
-export {
-  type AdapterPackage,
-  type CacheConfig,
-  type CacheStoresConfig,
-  type CreateCacheOptions,
-  createCache,
-  type FileStoreConfig,
-  type KeyvStoreConfig,
-  MAX_MEMORY_ENTRIES,
-  type MemoryStoreConfig,
-  parseCacheUrl,
-  type RedisStoreConfig,
-  redactUrl,
-  resolveStoreConfig,
-  type SqliteStoreConfig,
-  type StoreConfig,
-} from "./createCache.js";
 export { DEFAULT_CACHE_KEY, PROCESS_DEFAULTS, REFRESH_DEFAULTS, SDK_REFRESH_WINDOWS } from "./defaults.js";
 export { type EncryptedCacheOptions, encryptedCache } from "./encryptedCache.js";
 export {
@@ -77,7 +60,7 @@ export {
   temporaryCredentialsKey,
 } from "./presets.js";
 export { type ParseResult, parseRecord } from "./record.js";
-export { describeError, describeValue, RecentSecrets, truncateAccessKeyId } from "./redact.js";
+export { describeError, describeValue, RecentSecrets, redactUrl, truncateAccessKeyId } from "./redact.js";
 export {
   isRefreshStateKey,
   parseRefreshState,

@@ -4,7 +4,6 @@ import {
   CacheConfigError,
   type CacheEvent,
   type CredentialCache,
-  createCache,
   fromCache,
 } from "@credcache/core";
 import KeyvRedis from "@keyv/redis";
@@ -125,7 +124,6 @@ describeWithRedis("Redis stores: createRedisCache, keyvCache on @keyv/redis, red
     await expect(createRedisCache({ url: REDIS_URL, namespace: `${RUN}-x:` })).rejects.toThrow(
       /must not contain ":"/,
     );
-    await expect(createCache(`${REDIS_URL}?namespace=${RUN}-x:`)).rejects.toThrow(/must not contain ":"/);
     const keyv = new Keyv({ store: new Map() });
     expect(() => keyvCache(keyv, { namespace: "a:" })).toThrow(CacheConfigError);
     expect(() => redisLock(() => raw as never, { namespace: "a:b" })).toThrow(/must not contain ":"/);
@@ -134,14 +132,6 @@ describeWithRedis("Redis stores: createRedisCache, keyvCache on @keyv/redis, red
 
   it("has no acquireLock with lock: false", async () => {
     expect((await redisStore("nolock", false)).acquireLock).toBeUndefined();
-  });
-
-  it("is what createCache builds for redis:// URLs", async () => {
-    const store = await createCache(`${REDIS_URL}?namespace=${RUN}-url`);
-    stores.push(store);
-    await store.set("k", { via: "url" });
-    expect(JSON.parse((await redis.raw.get(`${RUN}-url::{k}`))!).value).toEqual({ via: "url" });
-    expect(store.acquireLock).toBeTypeOf("function");
   });
 
   it("fails fast while Redis is away and reconnects on a later call, with no retry loop in between", async () => {
