@@ -22,7 +22,8 @@ try {
     out.source = "sdk";
   } else {
     const core = await import("@credcache/core");
-    const cache = await core.createCache(url);
+    const { createCache } = await import("@credcache/config");
+    const cache = await createCache(url);
     const cached = core.fromCachedNodeProviderChain({ cache, proactiveRefresh: false, onEvent });
     ({ source: out.source, key: out.key } = core.nodeProviderChainSource());
     provider = cached;

@@ -4,23 +4,6 @@ export {
   type NodeProviderChainSourceInit,
   nodeProviderChainSource,
 } from "./chain.js";
-export {
-  type AdapterPackage,
-  type CacheConfig,
-  type CacheStoresConfig,
-  type CreateCacheOptions,
-  createCache,
-  type FileStoreConfig,
-  type KeyvStoreConfig,
-  MAX_MEMORY_ENTRIES,
-  type MemoryStoreConfig,
-  parseCacheUrl,
-  type RedisStoreConfig,
-  redactUrl,
-  resolveStoreConfig,
-  type SqliteStoreConfig,
-  type StoreConfig,
-} from "./createCache.js";
 export { DEFAULT_CACHE_KEY, PROCESS_DEFAULTS, REFRESH_DEFAULTS, SDK_REFRESH_WINDOWS } from "./defaults.js";
 export { type EncryptedCacheOptions, encryptedCache } from "./encryptedCache.js";
 export {
@@ -91,8 +74,9 @@ export {
   type MetadataSourceInit,
   type PresetCacheOptions,
 } from "./presets.js";
-export { type ParseResult, parseRecord } from "./record.js";
-export { describeError, describeValue, truncateAccessKeyId } from "./redact.js";
+/** The largest record, in characters: a store may refuse a larger value unread. */
+export { MAX_RECORD_CHARS, type ParseResult, parseRecord } from "./record.js";
+export { describeError, describeValue, RecentSecrets, redactUrl, truncateAccessKeyId } from "./redact.js";
 export {
   isRefreshStateKey,
   parseRefreshState,
@@ -133,6 +117,6 @@ export { windowOfRecord } from "./windows.js";
 // Plumbing that fromCache, the CLI and the benchmarks share; not part of the public API.
 
 /** @internal */
-export { MAX_RECORD_CHARS, toIdentity, toRecord } from "./record.js";
+export { toIdentity, toRecord } from "./record.js";
 /** @internal */
 export { scrub } from "./redact.js";

@@ -130,7 +130,7 @@ export function tokenFileSource(init: TokenFileSourceInit = {}): SourcePlan {
  * @example
  * ```ts
  * // On EKS with IRSA the environment holds AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE.
- * const credentials = fromCachedTokenFile({ cache: await createCache("redis://cache:6379") });
+ * const credentials = fromCachedTokenFile({ cache: await createCache("redis://cache:6379") }); // createCache: @credcache/config
  * ```
  */
 export function fromCachedTokenFile(init: CachedTokenFileInit = {}): CachedCredentialProvider {
