@@ -46,15 +46,20 @@ Sources:
   profile:NAME           a profile in ~/.aws/config (assume-role, SSO, ...); never one whose
                          credential_process is credcache itself
   assume-role:ARN        STS AssumeRole with the default credential chain
+  web-identity           STS AssumeRoleWithWebIdentity from AWS_WEB_IDENTITY_TOKEN_FILE and
+                         AWS_ROLE_ARN (EKS IRSA); one fetch per role and token subject
+  chain                  whatever the SDK's default chain would use here (env keys, profile,
+                         web identity, container, IMDS), worked out before fetching and cached
+                         under that source's key; env keys are passed through, never stored
 
 Options:
   --source SOURCE        where credentials come from on a miss (required)
-  --timeout MS           imds / container: per-request timeout (default 1000)
-  --retries N            imds / container: retries after the first attempt (default 2, as in
+  --timeout MS           imds / container / chain: per-request timeout (default 1000)
+  --retries N            imds / container / chain: retries after the first attempt (default 2, as in
                          core's presets; the SDK's own defaults are 0 for imds, 3 for container)
-  --session-name NAME    assume-role: RoleSessionName (default credcache)
-  --duration SECONDS     assume-role: DurationSeconds
-  --region REGION        assume-role: STS region (default: the SDK's region chain)
+  --session-name NAME    assume-role, web-identity: RoleSessionName (default credcache)
+  --duration SECONDS     assume-role, web-identity: DurationSeconds
+  --region REGION        assume-role, web-identity: STS region (default: the SDK's region chain)
   --min-validity SECONDS never print credentials with less time left than this (default 360:
                          SDKs treat credentials with under 5 min left as expired). Below it a
                          run waits for a refresh; if the source has nothing newer, it fails.
@@ -97,7 +102,8 @@ GET /healthz (200 when every credential holds a valid set) and GET /metrics (Pro
 need no token and show no secret.
 
 Options:
-  --source SOURCE        served as /creds/default: imds, container, profile:NAME, assume-role:ARN
+  --source SOURCE        served as /creds/default: imds, container, profile:NAME, assume-role:ARN,
+                         web-identity, chain
   --credentials FILE     several named credentials instead, from a JSON file:
                          { "default": "web",
                            "credentials": { "web": { "source": "imds" },

@@ -7,10 +7,14 @@ import {
   fromCachedContainerMetadata,
   fromCachedIni,
   fromCachedInstanceMetadata,
+  fromCachedNodeProviderChain,
   fromCachedTemporaryCredentials,
+  fromCachedTokenFile,
   iniKey,
   instanceMetadataKey,
+  nodeProviderChainSource,
   temporaryCredentialsKey,
+  tokenFileSource,
 } from "@credcache/core";
 import { integerFlag } from "./args.js";
 import { UsageError } from "./errors.js";
@@ -58,8 +62,11 @@ interface SourceKind {
   checkEnv?(env: Env): void;
   /** The core preset, with the same keys and behaviour a Node application gets. */
   provider(argument: string, cache: CacheOptions, options: SourceOptions): CachedCredentialProvider;
-  /** The key that preset uses, for `inspect` and `clear` on stores that cannot list keys. */
-  key(argument: string, env: Env, options: SourceOptions): string;
+  /**
+   * The key that preset uses, for `inspect` and `clear` on stores that cannot list keys;
+   * `undefined` when it stores nothing (the chain passing static keys from the environment through).
+   */
+  key(argument: string, env: Env, options: SourceOptions): string | undefined;
   /** How messages name it. */
   describe?(env: Env): string;
 }
@@ -84,6 +91,15 @@ function assumeRoleRequest(
       ...(options.sessionName !== undefined && { RoleSessionName: options.sessionName }),
       ...(options.durationSeconds !== undefined && { DurationSeconds: options.durationSeconds }),
     },
+    ...(options.region !== undefined && { clientConfig: { region: options.region } }),
+  };
+}
+
+/** The STS request of a `web-identity` source, for the provider and its key alike. */
+function webIdentityRequest(options: SourceOptions) {
+  return {
+    ...(options.sessionName !== undefined && { roleSessionName: options.sessionName }),
+    ...(options.durationSeconds !== undefined && { durationSeconds: options.durationSeconds }),
     ...(options.region !== undefined && { clientConfig: { region: options.region } }),
   };
 }
@@ -140,6 +156,26 @@ const SOURCES = {
       const { params, clientConfig } = assumeRoleRequest(roleArn, options);
       return temporaryCredentialsKey(params, { clientConfig, env });
     },
+  },
+  "web-identity": {
+    options: ["session-name", "duration", "region"],
+    checkEnv(env) {
+      if (!env.AWS_WEB_IDENTITY_TOKEN_FILE || !env.AWS_ROLE_ARN) {
+        throw new UsageError(
+          "--source web-identity needs AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (set by EKS IRSA)",
+        );
+      }
+    },
+    provider: (_arg, cache, options) => fromCachedTokenFile({ ...cache, ...webIdentityRequest(options) }),
+    key: (_arg, env, options) => tokenFileSource({ env, ...webIdentityRequest(options) }).key,
+    describe: (env) => `web-identity (${env.AWS_ROLE_ARN})`,
+  },
+  // What an SDK left to its default chain would use here, worked out before fetching.
+  chain: {
+    options: REMOTE_OPTIONS,
+    provider: (_arg, cache, options) => fromCachedNodeProviderChain({ ...cache, ...remoteOptions(options) }),
+    key: (_arg, env, options) => nodeProviderChainSource({ env, ...remoteOptions(options) }).key,
+    describe: (env) => `chain (${nodeProviderChainSource({ env }).source})`,
   },
 } satisfies Record<string, SourceKind>;
 
@@ -246,7 +282,7 @@ export function createSourceProvider(
  * stores that cannot list their keys (core's own key builders, with this run's env and
  * the source options `process` would be given).
  */
-export function presetKey(source: Source, env: Env, options: SourceOptions = {}): string {
+export function presetKey(source: Source, env: Env, options: SourceOptions = {}): string | undefined {
   return kindOf(source).key(source.argument, env, options);
 }
 

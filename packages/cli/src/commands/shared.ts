@@ -24,5 +24,6 @@ export async function withStore<T>(
 
 /** `--key` values plus the preset keys of `--source` values. */
 export function requestedKeys(keys: readonly string[], sources: readonly string[], io: CommandIo): string[] {
-  return [...keys, ...sources.map((text) => presetKey(parseSource(text), io.env))];
+  const presetKeys = sources.map((text) => presetKey(parseSource(text), io.env));
+  return [...keys, ...presetKeys.filter((key) => key !== undefined)];
 }
