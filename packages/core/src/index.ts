@@ -15,7 +15,14 @@ export {
   type SqliteStoreConfig,
   type StoreConfig,
 } from "./createCache.js";
-export { DEFAULT_CACHE_KEY, PROCESS_DEFAULTS, REFRESH_DEFAULTS, SDK_REFRESH_WINDOWS } from "./defaults.js";
+export {
+  DEFAULT_CACHE_KEY,
+  lockWaitMsFor,
+  PROCESS_DEFAULTS,
+  REFRESH_CONSTANTS,
+  REFRESH_DEFAULTS,
+  SDK_REFRESH_WINDOWS,
+} from "./defaults.js";
 export { type EncryptedCacheOptions, encryptedCache } from "./encryptedCache.js";
 export {
   CacheArgumentError,
@@ -42,17 +49,37 @@ export {
   type HostIdentityOptions,
   readHostIdentity,
 } from "./hostIdentity.js";
+export { processIsGone, thisMachine } from "./liveness.js";
 export {
+  adopts,
+  afterFailure,
   backoffMs,
+  busyPauseUntil,
+  classifyFetched,
   type Decision,
   decide,
+  type FailureStep,
+  type FetchedSet,
+  fencedBy,
+  holderMayTryAgain,
+  holderPauseMs,
+  holderTries,
+  mayStore,
   NO_SHARED_STATE,
+  type Patience,
+  patienceLeft,
+  plausibleView,
+  pollDelayMs,
   type RefreshPolicy,
   recheckAt,
+  recordTtlSeconds,
   type SharedView,
+  stateTtlSeconds,
   supersedes,
+  type TimedSet,
   type Timeline,
   timelineOf,
+  timerAt,
   windowAt,
 } from "./policy.js";
 export {

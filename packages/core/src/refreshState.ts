@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { processIsGone, thisMachine } from "./liveness.js";
 import type { SharedView } from "./policy.js";
 import type { EventError } from "./types.js";
 
@@ -41,32 +40,13 @@ export function isRefreshStateKey(key: string): boolean {
   return key.endsWith(REFRESH_STATE_SUFFIX);
 }
 
-let machine: string | undefined;
-/** The boot id (Linux), else the host name: enough to tell "this machine" apart for pid checks. */
-export function thisMachine(): string {
-  if (machine === undefined) {
-    try {
-      machine = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() || hostname();
-    } catch {
-      machine = hostname();
-    }
-  }
-  return machine;
-}
-
 export function newAttemptMark(until: number): AttemptMark {
   return { id: randomUUID(), machine: thisMachine(), pid: process.pid, until };
 }
 
 /** True when the attempt's process is known to be gone: same machine, and no such pid. */
 export function holderIsDead(mark: AttemptMark): boolean {
-  if (mark.machine !== thisMachine() || mark.pid === process.pid) return false;
-  try {
-    process.kill(mark.pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
-  }
+  return processIsGone(mark.machine, mark.pid);
 }
 
 function finite(value: unknown): value is number {

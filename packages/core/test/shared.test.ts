@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { type FromCacheInit, fromCache, refreshStateKey, toRecord } from "../src/index.js";
-import { thisMachine } from "../src/refreshState.js";
+import { thisMachine } from "../src/liveness.js";
 import { MIN, recorder, scriptedProvider, scriptedSource, scriptedStore, testClock } from "./harness.js";
 
 /**
@@ -171,7 +171,8 @@ describe("fromCache: refresh state shared through the store", () => {
   });
 
   it("a holder that fails hands over at once: its lock is released and the failure is shared", async () => {
-    const { clock, source, store, make } = twoProcesses({ retryBaseMs: 1 });
+    // No patience: a holder with patience left waits for the next shared attempt (below).
+    const { clock, source, store, make } = twoProcesses({ retryBaseMs: 1, lockWaitMs: 0 });
     const a = make();
     source.state.fail = () => new Error("timed out");
     await expect(a.provider()).rejects.toThrow(/timed out/);
@@ -184,6 +185,36 @@ describe("fromCache: refresh state shared through the store", () => {
     await expect(make().provider()).resolves.toMatchObject({
       accessKeyId: expect.stringMatching(/^ASIATEST/),
     });
+  });
+
+  it("a holder whose attempt failed waits, within its patience, for the next shared attempt (and gets its result)", async () => {
+    const { clock, source, store, make } = twoProcesses({ retryBaseMs: 2_000, lockWaitMs: 12_000 });
+    source.state.fail = () => new Error("IMDS timed out");
+    const holder = make();
+    const pendingHolder = holder.provider();
+    await settle();
+    expect(source.state.calls, "the holder tried once").toBe(1);
+    expect(JSON.parse(store.data.get(refreshStateKey("k"))!.value)).toMatchObject({ failures: 1 });
+    // A second cold process waits for the same next attempt.
+    const waiter = make();
+    const pendingWaiter = waiter.provider();
+    await settle();
+    expect(source.state.calls, "nobody asks inside the shared backoff").toBe(1);
+    // The outage ends and the backoff runs out, well within both callers' patience.
+    source.state.fail = undefined;
+    clock.advance(2_000);
+    const [x, y] = await Promise.all([pendingHolder, pendingWaiter]);
+    expect(x.accessKeyId, "the holder gets credentials instead of its own failure").toMatch(/^ASIATEST/);
+    expect(y.accessKeyId).toBe(x.accessKeyId);
+    expect(source.state.calls, "one more attempt, by one of them").toBe(2);
+    expect(store.data.has(refreshStateKey("k")), "the success cleared the failure").toBe(false);
+  });
+
+  it("a holder whose attempt failed gives up with its own error when the next attempt is beyond its patience", async () => {
+    const { source, make } = twoProcesses({ retryBaseMs: 60_000, lockWaitMs: 5_000 });
+    source.state.fail = () => new Error("IMDS: 404 no role");
+    await expect(make().provider()).rejects.toThrow("IMDS: 404 no role");
+    expect(source.state.calls).toBe(1);
   });
 
   it("fencing: a holder that resumes after a pause never replaces the newer set a successor wrote", async () => {
