@@ -447,7 +447,10 @@ class Refresher {
         : { unavailable: true as const };
       if ("busy" in lock) {
         noteWaiting();
-        if (patienceLeft(this.s.patience, waitedMs(), false, live) <= 0) {
+        // A recorded failure means the lock is between attempts (the holder is sharing its
+        // outcome, or the next one is about to mark itself): wait for it as for a live one.
+        const active = live || this.shared.failures > 0;
+        if (patienceLeft(this.s.patience, waitedMs(), false, active) <= 0) {
           // A lock held past this caller's patience with no attempt it can wait for (a peer
           // without shared state, a store that cannot keep it, a planted lock): fetch, as
           // the SDK alone would.

@@ -299,6 +299,88 @@ describe("fromCache: refresh state shared through the store", () => {
   });
 });
 
+describe("fromCache: shared state is advice, never a veto", () => {
+  const YEAR_5138 = Date.UTC(5138, 10, 16);
+  const HOSTILE = "\u001b[2J\u001b]0;pwned\u0007";
+
+  it("a planted attempt mark far ahead is ignored: a cold caller asks the source at once, with an event", async () => {
+    const { source, store, make } = twoProcesses();
+    await store.set(
+      refreshStateKey("k"),
+      {
+        v: 1,
+        kind: "refresh-state",
+        failures: 0,
+        nextAttemptAt: 0,
+        attempt: { id: HOSTILE, machine: HOSTILE, pid: 1, until: YEAR_5138 },
+      },
+      600,
+    );
+    const a = make();
+    await expect(a.provider()).resolves.toMatchObject({ accessKeyId: expect.stringMatching(/^ASIATEST/) });
+    expect(source.state.calls).toBe(1);
+    expect(a.rec.of("lock-busy"), "it did not wait").toHaveLength(0);
+    const ignored = a.rec.of("state-ignored");
+    expect(ignored.length).toBeGreaterThan(0);
+    expect(ignored[0]!.reason).toMatch(/^attempt mark \d+ s ahead$/);
+  });
+
+  it("a planted backoff far ahead is ignored: no failure, and none of its text reaches the caller", async () => {
+    const { source, store, make } = twoProcesses();
+    await store.set(
+      refreshStateKey("k"),
+      {
+        v: 1,
+        kind: "refresh-state",
+        failures: 7,
+        nextAttemptAt: YEAR_5138,
+        error: { name: "Error", message: `down ${HOSTILE}` },
+      },
+      600,
+    );
+    const a = make();
+    await expect(a.provider()).resolves.toMatchObject({ accessKeyId: expect.stringMatching(/^ASIATEST/) });
+    expect(source.state.calls).toBe(1);
+    expect(a.rec.of("state-ignored")[0]?.reason).toMatch(/^backoff \d+ s ahead$/);
+    expect(JSON.stringify(a.rec.events) + a.rec.lines.map((l) => l.text).join("\n")).not.toContain("pwned");
+  });
+
+  it("an attempt mark planted again and again (each one lease ahead) holds a caller for one bounded wait, then the source", async () => {
+    const clock = testClock();
+    const source = scriptedSource(clock);
+    const { store } = scriptedStore(clock);
+    const replant = () =>
+      store.set(
+        refreshStateKey("k"),
+        {
+          v: 1,
+          kind: "refresh-state",
+          failures: 0,
+          nextAttemptAt: 0,
+          attempt: { id: "planted", machine: "elsewhere", pid: 1, until: clock.now() + 10_000 },
+        },
+        600,
+      );
+    await replant();
+    const realGet = store.get.bind(store);
+    // Every read finds a fresh mark: the attacker rewrites it as fast as the victim reads.
+    store.get = async (key: string) => {
+      if (key === refreshStateKey("k")) {
+        clock.advance(50);
+        await replant();
+      }
+      return realGet(key);
+    };
+    const rec = recorder();
+    const provider = scriptedProvider(
+      { clock, source, store, rec },
+      { lockWaitMs: 1_000, lockTtlMs: 10_000 },
+    );
+    await expect(provider()).resolves.toMatchObject({ accessKeyId: expect.stringMatching(/^ASIATEST/) });
+    expect(source.state.calls).toBe(1);
+  });
+});
+
 describe("fromCache: controls keep their word", () => {
   it("after close(), a call never locks or fetches: it answers from what is valid, else fails", async () => {
     const { clock, source, storeState, make } = twoProcesses();
