@@ -129,7 +129,7 @@ export type {
   RefreshWindow,
 } from "./types.js";
 /** Which refresh window a record is in, for tools such as `credcache inspect`. */
-export { windowOfRecord } from "./windows.js";
+export { expiresAtOfRecord, type RecordWindows, windowOfRecord } from "./windows.js";
 
 // Plumbing that fromCache, the CLI and the benchmarks share; not part of the public API.
 

@@ -49,6 +49,16 @@ export function holderIsDead(mark: AttemptMark): boolean {
   return processIsGone(mark.machine, mark.pid);
 }
 
+/** C0 and C1 control characters (and DEL) as `\\xNN`. */
+function escapeControls(text: string): string {
+  let out = "";
+  for (const c of text) {
+    const code = c.charCodeAt(0);
+    out += code < 0x20 || (code >= 0x7f && code <= 0x9f) ? `\\x${code.toString(16).padStart(2, "0")}` : c;
+  }
+  return out;
+}
+
 function finite(value: unknown): value is number {
   return typeof value === "number" && Number.isFinite(value) && value >= 0;
 }
@@ -88,10 +98,11 @@ export function parseRefreshState(value: unknown): RefreshState | undefined {
   }
   const e = s.error as Record<string, unknown> | undefined;
   if (e && typeof e === "object" && typeof e.name === "string" && typeof e.message === "string") {
+    // Text from a store may be planted: it reaches messages and terminals escaped.
     state.error = {
-      name: e.name.slice(0, 100),
-      message: e.message.slice(0, 500),
-      ...(typeof e.code === "string" && { code: e.code.slice(0, 100) }),
+      name: escapeControls(e.name.slice(0, 100)),
+      message: escapeControls(e.message.slice(0, 500)),
+      ...(typeof e.code === "string" && { code: escapeControls(e.code.slice(0, 100)) }),
     };
   }
   return state;
