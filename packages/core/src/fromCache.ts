@@ -1,4 +1,4 @@
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Logger } from "@smithy/types";
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
 import { DEFAULT_CACHE_KEY, SDK_REFRESH_WINDOWS } from "./defaults.js";
 import { CredentialsUnavailableError } from "./errors.js";
 import { GuardedStore, type StoreSession } from "./guardedStore.js";
@@ -27,23 +27,14 @@ import {
   windowAt,
 } from "./policy.js";
 import { toIdentity, toRecord } from "./record.js";
-import { describeError, truncateAccessKeyId } from "./redact.js";
+
 import { holderIsDead, newAttemptMark, type RefreshState, viewOf } from "./refreshState.js";
+import { LOG_PREFIX, Report } from "./report.js";
 import { type FromCacheInit, type Settings, settle } from "./settings.js";
-import type {
-  CacheEvent,
-  CacheLock,
-  CacheRecord,
-  CacheStats,
-  Clock,
-  EventError,
-  RefreshReason,
-} from "./types.js";
+import type { CacheLock, CacheRecord, CacheStats, Clock, EventError, RefreshReason } from "./types.js";
 
 export type { FromCacheInit };
 export { DEFAULT_CACHE_KEY };
-
-const LOG_PREFIX = "@credcache/core - fromCache";
 
 /** Options the SDK passes when it calls a credential provider. */
 export interface CachedProviderOptions {
@@ -84,6 +75,13 @@ interface Held {
 /** An attempt that did not run: someone else's is live, or the shared backoff forbids one. */
 type NoAttempt = "busy" | "backoff";
 
+/** Errors for a source that answered with credentials that cannot be used (expired on arrival, none). */
+const unusableAnswers = new WeakSet<object>();
+function unusable(error: Error): Error {
+  unusableAnswers.add(error);
+  return error;
+}
+
 /** A pause inside a resolution. Not unref'd: a caller is waiting on it, so the process must stay up. */
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -118,7 +116,7 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
   const refresher = new Refresher(init);
   const provider = ((options?: CachedProviderOptions) => refresher.get(options)) as CachedCredentialProvider;
   provider.invalidate = () => refresher.invalidate();
-  provider.stats = () => ({ ...refresher.stats });
+  provider.stats = () => ({ ...refresher.report.stats });
   provider.close = () => refresher.close();
   // Credentials live in the refresher, which the provider function does not expose to
   // util.inspect or JSON.stringify.
@@ -127,25 +125,13 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
 
 /** The orchestrator: reads and writes, and asks the policy what to do. */
 class Refresher {
-  readonly stats: CacheStats = {
-    hitsL1: 0,
-    hitsL2: 0,
-    misses: 0,
-    sourceCalls: 0,
-    sourceFailures: 0,
-    lockWaits: 0,
-    cacheErrors: 0,
-    recordsRejected: 0,
-    staleServed: 0,
-    extended: 0,
-  };
+  readonly report: Report;
   private readonly s: Settings;
   private readonly source: AwsCredentialIdentityProvider;
   private readonly store: GuardedStore | undefined;
   private readonly clock: Clock;
   private readonly random: () => number;
-  private readonly logger: Logger | undefined;
-  private readonly onEvent: ((event: CacheEvent) => void) | undefined;
+
   private readonly sourceLabel: string | undefined;
 
   private held: Held | undefined;
@@ -163,37 +149,35 @@ class Refresher {
   private behindNotBefore = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** Secrets of the last few credential sets, scrubbed from every error text we report. */
-  private readonly recentSecrets: string[] = [];
 
   constructor(init: FromCacheInit) {
     this.random = init.random ?? Math.random;
     this.s = settle(init, this.random);
     this.source = init.provider;
     this.clock = init.clock ?? Date;
-    this.logger = init.logger;
-    this.onEvent = init.onEvent;
     this.sourceLabel = init.source;
+    const report = new Report(this.s.key, init.logger, init.onEvent, () => this.clock.now());
+    this.report = report;
     this.store =
       init.cache &&
       new GuardedStore(init.cache, this.s.cacheTimeoutMs, {
         key: this.s.key,
-        logger: this.logger,
+        logger: init.logger,
         logPrefix: LOG_PREFIX,
         now: () => this.clock.now(),
-        emit: (event) => this.emit(event),
-        secrets: () => this.recentSecrets,
+        emit: (event) => report.emit(event),
+        secrets: () => report.secrets,
       });
     if (init.key === undefined && init.cache && init.cache.scope !== "process") {
-      this.logger?.warn?.(
-        `${LOG_PREFIX} no key given: using "${DEFAULT_CACHE_KEY}" on a store other processes read; ` +
+      report.warn(
+        `no key given: using "${DEFAULT_CACHE_KEY}" on a store other processes read; ` +
           "two providers with different credentials would share it. Pass a key, or use a preset",
       );
     }
     const { mandatoryMs } = this.s.policy;
     if (mandatoryMs <= SDK_REFRESH_WINDOWS.javascriptV3Ms && mandatoryMs !== 0) {
-      this.logger?.warn?.(
-        `${LOG_PREFIX} mandatoryRefreshMs (${mandatoryMs}) is not above the SDK client's 5 min window; ` +
+      report.warn(
+        `mandatoryRefreshMs (${mandatoryMs}) is not above the SDK client's 5 min window; ` +
           "the client may call the provider on every request near expiry",
       );
     }
@@ -207,9 +191,7 @@ class Refresher {
     if (h !== undefined && !h.fromStore && (options === undefined || !options.forceRefresh)) {
       const now = this.clock.now();
       if (now < h.t.freshUntil) {
-        this.stats.hitsL1 += 1;
-        if (this.onEvent)
-          this.emit({ type: "hit", key: this.s.key, time: now, layer: "l1", window: "fresh" });
+        this.report.hit(now, "l1", "fresh");
         return Promise.resolve(h.identity);
       }
     }
@@ -244,36 +226,21 @@ class Refresher {
       return h.identity;
     }
     if (this.closed) return this.answerClosed();
-    if (!h) {
-      this.stats.misses += 1;
-      this.emit({ type: "miss", key: this.s.key, time: now });
-    }
+    if (!h) this.report.miss(now);
     return this.waitForRefresh(options, h ? "expired" : "miss", session);
   }
 
   private countHit(h: Held, now: number): void {
     const window = windowAt(h.t, now);
-    const layer = h.fromStore ? "l2" : "l1";
+    this.report.hit(now, h.fromStore ? "l2" : "l1", window);
     h.fromStore = false;
-    if (layer === "l2") this.stats.hitsL2 += 1;
-    else this.stats.hitsL1 += 1;
-    if (this.onEvent) this.emit({ type: "hit", key: this.s.key, time: now, layer, window });
     if (window === "mandatory" && this.shared.failures > 0) {
       // The set is being served because refreshing it keeps failing: say so.
-      this.staleServed(h, now, this.sharedError ?? { name: "Error", message: "the last refresh failed" });
+      this.report.staleServed(
+        h.record,
+        this.sharedError ?? { name: "Error", message: "the last refresh failed" },
+      );
     }
-  }
-
-  private staleServed(h: Held, now: number, error: EventError): void {
-    this.stats.staleServed += 1;
-    this.emit({
-      type: "stale-served",
-      key: this.s.key,
-      time: now,
-      accessKeyId: truncateAccessKeyId(h.record.accessKeyId),
-      ...(h.record.expiration !== undefined && { expiration: h.record.expiration }),
-      error,
-    });
   }
 
   private answerClosed(): Promise<AwsCredentialIdentity> {
@@ -287,10 +254,7 @@ class Refresher {
   // ---- holding ----
 
   private hold(record: CacheRecord, fromStore: boolean, extendedUntil?: number): Held {
-    for (const secret of [record.secretAccessKey, record.sessionToken]) {
-      if (secret && !this.recentSecrets.includes(secret)) this.recentSecrets.push(secret);
-    }
-    if (this.recentSecrets.length > 8) this.recentSecrets.splice(0, this.recentSecrets.length - 8);
+    this.report.remember(record);
     const held: Held = {
       record,
       identity: toIdentity(extendedUntil === undefined ? record : { ...record, expiration: extendedUntil }),
@@ -311,9 +275,7 @@ class Refresher {
     const t = timelineOf(record, this.s.policy);
     if (!adopts(now, { record, t }, this.held, blocking)) return undefined;
     const adopted = this.hold(record, false);
-    this.stats.hitsL2 += 1;
-    if (this.onEvent)
-      this.emit({ type: "hit", key: this.s.key, time: now, layer: "l2", window: windowAt(t, now) });
+    this.report.hit(now, "l2", windowAt(t, now));
     return adopted;
   }
 
@@ -338,8 +300,8 @@ class Refresher {
       }
     })().catch((error) => {
       // attempt() reports its own failures; this only catches the unexpected.
-      this.logger?.error?.(
-        `${LOG_PREFIX} background refresh of "${this.s.key}" failed: ${describeError(error, this.recentSecrets).message}`,
+      this.report.logger?.error?.(
+        `${LOG_PREFIX} background refresh of "${this.s.key}" failed: ${this.report.describe(error).message}`,
       );
     });
     this.behind = run;
@@ -386,14 +348,10 @@ class Refresher {
     };
     let waited = false;
     const waitedEvent = (outcome: "adopted" | "acquired" | "timeout") => {
-      if (waited)
-        this.emit({ type: "lock-waited", key, time: this.clock.now(), waitedMs: waitedMs(), outcome });
+      if (waited) this.report.lockWaited(waitedMs(), outcome);
     };
     const noteWaiting = () => {
-      if (!waited) {
-        this.stats.lockWaits += 1;
-        this.emit({ type: "lock-busy", key, time: this.clock.now() });
-      }
+      if (!waited) this.report.lockBusy();
       waited = true;
     };
     /** This caller's own failed attempt: what it throws when nothing better comes within its patience. */
@@ -455,8 +413,8 @@ class Refresher {
           // without shared state, a store that cannot keep it, a planted lock): fetch, as
           // the SDK alone would.
           waitedEvent("timeout");
-          this.logger?.warn?.(
-            `${LOG_PREFIX} waited ${Math.round(waitedMs())} ms for the refresh lock on "${key}" with no attempt it could wait for; fetching`,
+          this.report.warn(
+            `waited ${Math.round(waitedMs())} ms for the refresh lock on "${key}" with no attempt it could wait for; fetching`,
           );
           const outcome = await this.attemptOnce(options, reason, session, undefined, force);
           return outcome.identity ?? this.answerFailure(outcome.error);
@@ -491,10 +449,7 @@ class Refresher {
     if (ignored) {
       const at = ignored === "attempt" ? viewOf(state).attemptUntil : viewOf(state).nextAttemptAt;
       const reason = `${ignored === "attempt" ? "attempt mark" : "backoff"} ${Math.round((at - now) / 1000)} s ahead`;
-      this.emit({ type: "state-ignored", key: this.s.key, time: now, reason });
-      this.logger?.warn?.(
-        `${LOG_PREFIX} ignored an implausible refresh state under "${this.s.key}" (${reason})`,
-      );
+      this.report.stateIgnored(reason);
       return;
     }
     if (state?.error) this.sharedError = state.error;
@@ -519,8 +474,9 @@ class Refresher {
       return { identity: outcome.identity };
     } catch (error) {
       // With a set in hand (valid, or expired) the failure ladder answers now; a caller
-      // with none may wait for the next shared attempt.
-      if (this.held) return { identity: this.answerFailure(error) };
+      // with none may wait for the next shared attempt, unless the source did answer, with
+      // credentials that cannot be used: asking again soon gives the same.
+      if (this.held || unusableAnswers.has(error as object)) return { identity: this.answerFailure(error) };
       return { error };
     }
   }
@@ -579,7 +535,7 @@ class Refresher {
           return held;
         } catch (error) {
           lastError = error;
-          this.stats.sourceFailures += 1;
+          this.report.stats.sourceFailures += 1;
           const now = this.clock.now();
           const pause = holderPauseMs(this.s.lockTtlMs, this.random);
           if (i + 1 >= tries || !holderMayTryAgain(now, now - tryStarted, pause, started, this.s.lockTtlMs))
@@ -622,26 +578,17 @@ class Refresher {
     const failures = failuresBefore + 1;
     const now = this.clock.now();
     const nextAttemptAt = now + backoffMs(failures, this.s.policy, this.random);
-    const described = describeError(error, this.recentSecrets);
+    const described = this.report.describe(error);
     await this.writeShared(
       { v: 1, kind: "refresh-state", failures, nextAttemptAt, error: described },
       session,
     );
     this.schedule();
     const h = this.held;
-    const valid = h && now < h.t.expiresAt;
-    this.emit({
-      type: "refresh-failure",
-      key: this.s.key,
-      time: now,
-      error: described,
-      retryAt: nextAttemptAt,
-      background: Boolean(valid),
-    });
-    this.logger?.warn?.(
-      `${LOG_PREFIX} refreshing "${this.s.key}" failed (${described.message}); ` +
-        (valid ? `serving credentials valid until ${new Date(h.t.expiresAt).toISOString()}, ` : "") +
-        `next attempt (any process) at ${new Date(nextAttemptAt).toISOString()}`,
+    this.report.refreshFailure(
+      described,
+      nextAttemptAt,
+      h && now < h.t.expiresAt ? h.t.expiresAt : undefined,
     );
   }
 
@@ -654,9 +601,7 @@ class Refresher {
   ): Promise<Held> {
     const key = this.s.key;
     const started = this.clock.now();
-    this.emit({ type: "refresh-start", key, time: started, reason, background });
-    this.logger?.debug?.(`${LOG_PREFIX} fetching credentials for "${key}" (${reason})`);
-    this.stats.sourceCalls += 1;
+    this.report.refreshStart(reason, background);
     const { forceRefresh: _ignored, ...identityProperties } = options ?? {};
     const identity = await this.source(identityProperties);
     const now = this.clock.now();
@@ -665,7 +610,7 @@ class Refresher {
       typeof identity.accessKeyId !== "string" ||
       typeof identity.secretAccessKey !== "string"
     ) {
-      throw new CredentialsUnavailableError("credcache: the source returned no credentials");
+      throw unusable(new CredentialsUnavailableError("credcache: the source returned no credentials"));
     }
     const original = (identity as { originalExpiration?: Date }).originalExpiration?.getTime();
     const fetched = classifyFetched(now, identity.expiration?.getTime(), original);
@@ -683,19 +628,14 @@ class Refresher {
       });
     }
     if (fetched.kind === "expired") {
-      throw new CredentialsUnavailableError(
-        `credcache: the source returned credentials that expired at ${new Date(fetched.expiredAt).toISOString()}`,
+      throw unusable(
+        new CredentialsUnavailableError(
+          `credcache: the source returned credentials that expired at ${new Date(fetched.expiredAt).toISOString()}`,
+        ),
       );
     }
     const held = await this.writeFenced(toRecord(identity, now, this.sourceLabel, key), session);
-    this.emit({
-      type: "refresh-success",
-      key,
-      time: this.clock.now(),
-      accessKeyId: truncateAccessKeyId(held.record.accessKeyId),
-      ...(held.record.expiration !== undefined && { expiration: held.record.expiration }),
-      durationMs: this.clock.now() - started,
-    });
+    this.report.refreshSuccess(held.record, this.clock.now() - started);
     return held;
   }
 
@@ -720,20 +660,7 @@ class Refresher {
   /** Static stability: keep `record` for `until` with the SDK's warning, in this process only. */
   private extend(record: CacheRecord, until: number, error: EventError): Held {
     const held = this.hold(record, false, until);
-    this.stats.extended += 1;
-    this.emit({
-      type: "extended",
-      key: this.s.key,
-      time: this.clock.now(),
-      accessKeyId: truncateAccessKeyId(record.accessKeyId),
-      expiration: until,
-      error,
-    });
-    this.logger?.warn?.(
-      "Attempting credential expiration extension due to a credential service availability issue. " +
-        `A refresh of these credentials will be attempted after ${new Date(until).toISOString()}. ` +
-        `(${LOG_PREFIX}, key "${this.s.key}": ${error.message})`,
-    );
+    this.report.extended(record, until, error);
     return held;
   }
 
@@ -741,11 +668,11 @@ class Refresher {
   private answerFailure(error: unknown): AwsCredentialIdentity {
     const now = this.clock.now();
     const h = this.held;
-    const described = describeError(error, this.recentSecrets);
+    const described = this.report.describe(error);
     const step = afterFailure(now, h?.t, this.s.staleIfError, this.random);
     if (h && step.step === "serve") {
       // A forced refresh or a caller below its floor: the set is still valid, hand it out.
-      this.staleServed(h, now, described);
+      this.report.staleServed(h.record, described);
       return h.identity;
     }
     if (h && step.step === "extend") return this.extend(h.record, step.until, described).identity;
@@ -839,17 +766,5 @@ class Refresher {
       }),
     ]);
     clearTimeout(wake);
-  }
-
-  private emit(event: CacheEvent): void {
-    // Counted here, from the events, so the store wrapper only reports.
-    if (event.type === "cache-error") this.stats.cacheErrors += 1;
-    else if (event.type === "record-rejected") this.stats.recordsRejected += 1;
-    if (!this.onEvent) return;
-    try {
-      this.onEvent(event);
-    } catch {
-      // A faulty listener must not break credential resolution.
-    }
   }
 }

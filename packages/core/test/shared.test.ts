@@ -210,6 +210,13 @@ describe("fromCache: refresh state shared through the store", () => {
     expect(store.data.has(refreshStateKey("k")), "the success cleared the failure").toBe(false);
   });
 
+  it("a holder whose source answered with expired credentials does not wait: asking again soon gives the same", async () => {
+    const { clock, source, make } = twoProcesses({ retryBaseMs: 2_000, lockWaitMs: 12_000 });
+    source.state.expiration = clock.now() - 1_000;
+    await expect(make().provider()).rejects.toThrow(/returned credentials that expired/);
+    expect(source.state.calls).toBe(1);
+  });
+
   it("a holder whose attempt failed gives up with its own error when the next attempt is beyond its patience", async () => {
     const { source, make } = twoProcesses({ retryBaseMs: 60_000, lockWaitMs: 5_000 });
     source.state.fail = () => new Error("IMDS: 404 no role");
