@@ -5,7 +5,6 @@ import { GuardedStore, type StoreSession } from "./guardedStore.js";
 import {
   adopts,
   afterFailure,
-  backoffMs,
   busyPauseUntil,
   classifyFetched,
   decide,
@@ -14,13 +13,9 @@ import {
   holderPauseMs,
   holderTries,
   mayStore,
-  NO_SHARED_STATE,
   patienceLeft,
-  plausibleView,
   pollDelayMs,
   recordTtlSeconds,
-  type SharedView,
-  stateTtlSeconds,
   type Timeline,
   timelineOf,
   timerAt,
@@ -28,9 +23,10 @@ import {
 } from "./policy.js";
 import { toIdentity, toRecord } from "./record.js";
 
-import { holderIsDead, newAttemptMark, type RefreshState, viewOf } from "./refreshState.js";
+import { holderIsDead, type RefreshState } from "./refreshState.js";
 import { LOG_PREFIX, Report } from "./report.js";
 import { type FromCacheInit, type Settings, settle } from "./settings.js";
+import { SharedState } from "./sharedState.js";
 import type { CacheLock, CacheRecord, CacheStats, Clock, EventError, RefreshReason } from "./types.js";
 
 export type { FromCacheInit };
@@ -135,10 +131,7 @@ class Refresher {
   private readonly sourceLabel: string | undefined;
 
   private held: Held | undefined;
-  /** The shared refresh state as last read (or written) by this process. */
-  private shared: SharedView = NO_SHARED_STATE;
-  /** The last error the shared state recorded, for events about the set still served. */
-  private sharedError: EventError | undefined;
+  private readonly shared: SharedState;
   /** The one wait for a refresh that callers without a valid set share. */
   private waiting: Promise<AwsCredentialIdentity> | undefined;
   /** The one refresh behind a valid set. */
@@ -168,6 +161,7 @@ class Refresher {
         emit: (event) => report.emit(event),
         secrets: () => report.secrets,
       });
+    this.shared = new SharedState(this.store, this.s, this.clock, this.random, report);
     if (init.key === undefined && init.cache && init.cache.scope !== "process") {
       report.warn(
         `no key given: using "${DEFAULT_CACHE_KEY}" on a store other processes read; ` +
@@ -217,7 +211,7 @@ class Refresher {
     }
     const h = this.held;
     const now = this.clock.now();
-    const decision = decide(now, h?.t, this.shared, this.s.patience.lockWaitMs);
+    const decision = decide(now, h?.t, this.shared.view, this.s.patience.lockWaitMs);
     if (h && (decision === "serve" || decision === "serve-and-refresh")) {
       this.countHit(h, now);
       if (decision === "serve-and-refresh" && !this.closed) {
@@ -234,11 +228,11 @@ class Refresher {
     const window = windowAt(h.t, now);
     this.report.hit(now, h.fromStore ? "l2" : "l1", window);
     h.fromStore = false;
-    if (window === "mandatory" && this.shared.failures > 0) {
+    if (window === "mandatory" && this.shared.view.failures > 0) {
       // The set is being served because refreshing it keeps failing: say so.
       this.report.staleServed(
         h.record,
-        this.sharedError ?? { name: "Error", message: "the last refresh failed" },
+        this.shared.lastError ?? { name: "Error", message: "the last refresh failed" },
       );
     }
   }
@@ -372,13 +366,12 @@ class Refresher {
         }
       }
       readRecord = true;
-      const state = this.store ? await this.store.readState(session) : undefined;
-      if (this.store) this.noteShared(state);
+      const state = await this.shared.read(session);
       const now = this.clock.now();
-      const live = now < this.shared.attemptUntil;
+      const live = now < this.shared.view.attemptUntil;
       const patience = patienceLeft(this.s.patience, waitedMs(), Boolean(this.held), live);
       if (!force) {
-        const decision = decide(now, undefined, this.shared, Math.max(0, patience));
+        const decision = decide(now, undefined, this.shared.view, Math.max(0, patience));
         if (decision === "fail") return giveUp(state);
         if (live && state?.attempt && holderIsDead(state.attempt)) {
           // The holder died on this machine: one waiter takes over now, not at lease end.
@@ -394,9 +387,9 @@ class Refresher {
             continue;
           }
         }
-        if ((live || now < this.shared.nextAttemptAt) && patience > 0) {
+        if ((live || now < this.shared.view.nextAttemptAt) && patience > 0) {
           noteWaiting();
-          await pause(pollDelayMs(this.s.lockPollMs, this.shared.nextAttemptAt - now, this.random));
+          await pause(pollDelayMs(this.s.lockPollMs, this.shared.view.nextAttemptAt - now, this.random));
           continue;
         }
       }
@@ -407,7 +400,7 @@ class Refresher {
         noteWaiting();
         // A recorded failure means the lock is between attempts (the holder is sharing its
         // outcome, or the next one is about to mark itself): wait for it as for a live one.
-        const active = live || this.shared.failures > 0;
+        const active = live || this.shared.view.failures > 0;
         if (patienceLeft(this.s.patience, waitedMs(), false, active) <= 0) {
           // A lock held past this caller's patience with no attempt it can wait for (a peer
           // without shared state, a store that cannot keep it, a planted lock): fetch, as
@@ -439,20 +432,6 @@ class Refresher {
         ownFailure = outcome.error;
       }
     }
-  }
-
-  /** Records what the store says about refresh attempts, ignoring implausible state ({@link plausibleView}). */
-  private noteShared(state: RefreshState | undefined): void {
-    const now = this.clock.now();
-    const { view, ignored } = plausibleView(viewOf(state), now, this.s.lockTtlMs, this.s.policy);
-    this.shared = view;
-    if (ignored) {
-      const at = ignored === "attempt" ? viewOf(state).attemptUntil : viewOf(state).nextAttemptAt;
-      const reason = `${ignored === "attempt" ? "attempt mark" : "backoff"} ${Math.round((at - now) / 1000)} s ahead`;
-      this.report.stateIgnored(reason);
-      return;
-    }
-    if (state?.error) this.sharedError = state.error;
   }
 
   /**
@@ -498,10 +477,10 @@ class Refresher {
     const store = this.store;
     let lock: CacheLock | undefined = given ?? undefined;
     if (given === undefined) {
-      if (store) this.noteShared(await store.readState(session));
+      await this.shared.read(session);
       const now = this.clock.now();
-      if (now < this.shared.attemptUntil) return "busy";
-      if (now < this.shared.nextAttemptAt) return "backoff";
+      if (now < this.shared.view.attemptUntil) return "busy";
+      if (now < this.shared.view.nextAttemptAt) return "backoff";
       const outcome = store ? await store.lock(this.s.key, this.s.lockTtlMs, session) : undefined;
       if (outcome && "busy" in outcome) return "busy";
       if (outcome && "held" in outcome) lock = outcome.held;
@@ -511,16 +490,12 @@ class Refresher {
         // Double check under the lock: the previous holder may have just written.
         const adopted = await this.adoptFromStore(session, blocking);
         if (adopted) return adopted;
-        this.noteShared(await store.readState(session));
-        if (this.clock.now() < this.shared.nextAttemptAt) return "backoff";
+        await this.shared.read(session);
+        if (this.clock.now() < this.shared.view.nextAttemptAt) return "backoff";
       }
-      const failures = this.shared.failures;
+      const failures = this.shared.view.failures;
       const started = this.clock.now();
-      const mark = newAttemptMark(started + this.s.lockTtlMs);
-      await this.writeShared(
-        { v: 1, kind: "refresh-state", failures, nextAttemptAt: 0, attempt: mark },
-        session,
-      );
+      await this.shared.markAttempt(session);
       const tries = holderTries(blocking && !this.held, this.s.holderRetries);
       let lastError: unknown;
       for (let i = 0; i < tries; i++) {
@@ -559,30 +534,16 @@ class Refresher {
 
   /** After a success: no attempt live, no failures, for every process. */
   private async clearShared(session: StoreSession): Promise<void> {
-    if (this.store) await this.store.remove(this.store.stateKey, session);
-    this.shared = NO_SHARED_STATE;
-    this.sharedError = undefined;
+    await this.shared.clear(session);
     // The timer was set while our own attempt mark was live: set it again without.
     this.schedule();
   }
 
-  private async writeShared(state: RefreshState, session: StoreSession): Promise<void> {
-    this.shared = viewOf(state);
-    if (state.error) this.sharedError = state.error;
-    if (!this.store) return;
-    await this.store.writeState(state, stateTtlSeconds(this.s.policy, this.s.lockTtlMs), session);
-  }
-
   /** Records a failed attempt for every process: the next one waits out the shared backoff. */
   private async shareFailure(failuresBefore: number, error: unknown, session: StoreSession): Promise<void> {
-    const failures = failuresBefore + 1;
-    const now = this.clock.now();
-    const nextAttemptAt = now + backoffMs(failures, this.s.policy, this.random);
     const described = this.report.describe(error);
-    await this.writeShared(
-      { v: 1, kind: "refresh-state", failures, nextAttemptAt, error: described },
-      session,
-    );
+    const nextAttemptAt = await this.shared.fail(failuresBefore, described, session);
+    const now = this.clock.now();
     this.schedule();
     const h = this.held;
     this.report.refreshFailure(
@@ -691,20 +652,7 @@ class Refresher {
    * that did failed: the failure ladder with the last shared error. The source is not asked.
    */
   private failFast(state: RefreshState | undefined): AwsCredentialIdentity {
-    const error = (this.shared.failures > 0 && state?.error) || this.sharedError;
-    const next = this.shared.nextAttemptAt;
-    const failures = this.shared.failures;
-    return this.answerFailure(
-      new CredentialsUnavailableError(
-        (failures > 0
-          ? `credcache: refreshing "${this.s.key}" failed ${failures} time(s) in a row`
-          : `credcache: no refresh of "${this.s.key}" finished while this caller waited`) +
-          (error ? ` (${error.message})` : "") +
-          (next > this.clock.now()
-            ? `; the next attempt (by any process) is after ${new Date(next).toISOString()}`
-            : ""),
-      ),
-    );
+    return this.answerFailure(this.shared.unavailable(state));
   }
 
   // ---- timer, controls ----
@@ -714,14 +662,14 @@ class Refresher {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     const now = this.clock.now();
-    const at = timerAt(now, this.held?.t, this.shared, this.behindNotBefore);
+    const at = timerAt(now, this.held?.t, this.shared.view, this.behindNotBefore);
     if (at === undefined) return;
     this.timer = setTimeout(
       () => {
         this.timer = undefined;
         const now = this.clock.now();
         const held = this.held;
-        if (held && decide(now, held.t, this.shared, 0) === "serve-and-refresh") {
+        if (held && decide(now, held.t, this.shared.view, 0) === "serve-and-refresh") {
           this.refreshBehind("advisory");
         } else if (!this.behind) {
           // Timers may fire a millisecond early, and an attempt elsewhere may be live: look
@@ -737,8 +685,7 @@ class Refresher {
   async invalidate(): Promise<void> {
     const dropped = this.held?.record.accessKeyId;
     this.held = undefined;
-    this.shared = NO_SHARED_STATE;
-    this.sharedError = undefined;
+    this.shared.forget();
     this.behindNotBefore = 0;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
