@@ -1,6 +1,12 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { type FromCacheInit, fromCache, refreshStateKey, toRecord } from "../src/index.js";
+import {
+  type CredentialCache,
+  type FromCacheInit,
+  fromCache,
+  refreshStateKey,
+  toRecord,
+} from "../src/index.js";
 import { thisMachine } from "../src/liveness.js";
 import { MIN, recorder, scriptedProvider, scriptedSource, scriptedStore, testClock } from "./harness.js";
 
@@ -309,20 +315,17 @@ describe("fromCache: refresh state shared through the store", () => {
 describe("fromCache: shared state is advice, never a veto", () => {
   const YEAR_5138 = Date.UTC(5138, 10, 16);
   const HOSTILE = "\u001b[2J\u001b]0;pwned\u0007";
+  /** What another tenant writes under `k#refresh`. */
+  const plant = (store: CredentialCache, state: object) =>
+    store.set(refreshStateKey("k"), { v: 1, kind: "refresh-state", ...state }, 600);
 
   it("a planted attempt mark far ahead is ignored: a cold caller asks the source at once, with an event", async () => {
     const { source, store, make } = twoProcesses();
-    await store.set(
-      refreshStateKey("k"),
-      {
-        v: 1,
-        kind: "refresh-state",
-        failures: 0,
-        nextAttemptAt: 0,
-        attempt: { id: HOSTILE, machine: HOSTILE, pid: 1, until: YEAR_5138 },
-      },
-      600,
-    );
+    await plant(store, {
+      failures: 0,
+      nextAttemptAt: 0,
+      attempt: { id: HOSTILE, machine: HOSTILE, pid: 1, until: YEAR_5138 },
+    });
     const a = make();
     await expect(a.provider()).resolves.toMatchObject({ accessKeyId: expect.stringMatching(/^ASIATEST/) });
     expect(source.state.calls).toBe(1);
@@ -334,17 +337,11 @@ describe("fromCache: shared state is advice, never a veto", () => {
 
   it("a planted backoff far ahead is ignored: no failure, and none of its text reaches the caller", async () => {
     const { source, store, make } = twoProcesses();
-    await store.set(
-      refreshStateKey("k"),
-      {
-        v: 1,
-        kind: "refresh-state",
-        failures: 7,
-        nextAttemptAt: YEAR_5138,
-        error: { name: "Error", message: `down ${HOSTILE}` },
-      },
-      600,
-    );
+    await plant(store, {
+      failures: 7,
+      nextAttemptAt: YEAR_5138,
+      error: { name: "Error", message: `down ${HOSTILE}` },
+    });
     const a = make();
     await expect(a.provider()).resolves.toMatchObject({ accessKeyId: expect.stringMatching(/^ASIATEST/) });
     expect(source.state.calls).toBe(1);
@@ -357,17 +354,11 @@ describe("fromCache: shared state is advice, never a veto", () => {
     const source = scriptedSource(clock);
     const { store } = scriptedStore(clock);
     const replant = () =>
-      store.set(
-        refreshStateKey("k"),
-        {
-          v: 1,
-          kind: "refresh-state",
-          failures: 0,
-          nextAttemptAt: 0,
-          attempt: { id: "planted", machine: "elsewhere", pid: 1, until: clock.now() + 10_000 },
-        },
-        600,
-      );
+      plant(store, {
+        failures: 0,
+        nextAttemptAt: 0,
+        attempt: { id: "planted", machine: "elsewhere", pid: 1, until: clock.now() + 10_000 },
+      });
     await replant();
     const realGet = store.get.bind(store);
     // Every read finds a fresh mark: the attacker rewrites it as fast as the victim reads.
