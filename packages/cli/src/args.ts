@@ -87,3 +87,27 @@ export function integerFlag(
   }
   return n;
 }
+
+/**
+ * Every command's start: its flags parsed, `--help` printed (then `undefined`: exit 0),
+ * and positionals refused unless the command takes them (`positionals` says what to do
+ * instead, e.g. `use --key`).
+ */
+export async function commandLine<S extends FlagSpec>(
+  argv: readonly string[],
+  spec: S,
+  command: string,
+  io: { stdout: { write(chunk: string): unknown } },
+  positionals: "allowed" | ((given: string) => string) = () => `run "credcache ${command} --help"`,
+): Promise<ParsedArgs<S> | undefined> {
+  const parsed = parseArgs(argv, spec, command);
+  if ((parsed.flags as Record<string, unknown>).help === true) {
+    io.stdout.write((await import("./help.js")).helpText(command));
+    return undefined;
+  }
+  const [extra] = parsed.positionals;
+  if (positionals !== "allowed" && extra !== undefined) {
+    throw new UsageError(`unexpected argument "${extra}"; ${positionals(extra)}`);
+  }
+  return parsed;
+}

@@ -1,3 +1,6 @@
+import { ERROR_CODES, hasErrorCode } from "@credcache/core";
+import { printable } from "./format.js";
+
 /** An error the CLI reports as one line on stderr, with its own exit code. */
 export class CliError extends Error {
   readonly exitCode: number;
@@ -23,21 +26,17 @@ export class CommandFailedError extends CliError {
 }
 
 /** Codes of core errors that mean "fix your configuration" rather than "try again". */
-const CONFIG_ERROR_CODES = new Set([
-  "ERR_CREDCACHE_CONFIG",
-  "ERR_CREDCACHE_MISSING_ADAPTER",
-  "ERR_CREDCACHE_UNAVAILABLE",
-]);
+const CONFIG_ERROR_CODES = [ERROR_CODES.config, ERROR_CODES.missingAdapter, ERROR_CODES.unavailable];
 
-/** Exit code for anything thrown by a command. Matches on `code`, so core need not be loaded. */
+/** Exit code for anything thrown by a command. */
 export function exitCodeOf(error: unknown): number {
   if (error instanceof CliError) return error.exitCode;
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && CONFIG_ERROR_CODES.has(code) ? 2 : 1;
+  return CONFIG_ERROR_CODES.some((code) => hasErrorCode(error, code)) ? 2 : 1;
 }
 
 /**
- * A message squeezed onto one line, secrets replaced, length capped. V8 quotes a piece of
+ * A message squeezed onto one line, secrets replaced, control characters escaped
+ * ({@link printable}), length capped. V8 quotes a piece of
  * the input in JSON errors (`Unexpected token 'x', "x{"Secret"... is not valid JSON`); a
  * truncated credentials document could put part of a secret there, so the quote goes.
  */
@@ -49,7 +48,7 @@ export function oneLine(text: string, secrets: Iterable<string | undefined> = []
   for (const secret of secrets) {
     if (secret && secret.length >= 8) out = out.split(secret).join("[redacted]");
   }
-  out = out.replace(/\s+/g, " ").trim();
+  out = printable(out.replace(/\s+/g, " ").trim());
   return out.length > 500 ? `${out.slice(0, 497)}...` : out;
 }
 

@@ -22,3 +22,16 @@ export function formatTable(header: readonly string[], rows: ReadonlyArray<reado
       .trimEnd();
   return [line(header), ...rows.map(line)].join("\n") + "\n";
 }
+
+/** C0 and C1 control characters and DEL: a terminal acts on them (clear, retitle, move). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * Text from a store, a source or a config file, safe to print: every C0/C1 control
+ * character (line breaks and tabs included) is shown as `\xNN`, so a planted key name
+ * cannot clear the screen, set the window title or forge a line.
+ */
+export function printable(text: string): string {
+  return text.replace(CONTROL_CHARS, (char) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}

@@ -2,6 +2,8 @@ import {
   type AdapterPackage,
   type CredentialCache,
   createCache,
+  ERROR_CODES,
+  hasErrorCode,
   isRefreshStateKey,
   MissingAdapterError,
 } from "@credcache/core";
@@ -65,7 +67,7 @@ export async function storeCall<T>(what: string, run: () => Promise<T> | T): Pro
 
 /** A store's `get` refused what it found under a key (core's `CacheRecordError`). */
 function isRejectedRecord(error: unknown): error is Error & { reason: string } {
-  return (error as { code?: unknown } | undefined)?.code === "ERR_CREDCACHE_RECORD";
+  return hasErrorCode(error, ERROR_CODES.record);
 }
 
 /** What one key holds: its value (`undefined` when missing), or the reason the store refused it. */
@@ -123,6 +125,24 @@ export function openStore(spec: CacheSpec): Promise<CredentialCache> {
     ...(spec.store !== undefined && { store: spec.store }),
     importAdapter,
   });
+}
+
+/**
+ * The store for a command that hands out credentials, or `undefined` when it is unusable
+ * (an unsafe directory, an unopenable database): that must not stop the application, so
+ * the command fetches without it, as core does when a store fails mid-flight, and says so.
+ */
+export async function openStoreOrWarn(
+  spec: CacheSpec,
+  warn: (line: string) => void,
+): Promise<CredentialCache | undefined> {
+  try {
+    return await openStore(spec);
+  } catch (error) {
+    if (!hasErrorCode(error, ERROR_CODES.unavailable)) throw error;
+    warn(`cache ${spec.label} is unusable, working without it: ${messageOf(error)}`);
+    return undefined;
+  }
 }
 
 /** Closes a store without letting a hung or failing close delay the exit. */

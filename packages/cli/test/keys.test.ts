@@ -82,8 +82,8 @@ describe("presetKey matches the keys of core's presets", () => {
         : source.kind === "container"
           ? fromCachedContainerMetadata({ cache })
           : source.kind === "profile"
-            ? fromCachedIni({ cache, profile: source.profile })
-            : fromCachedTemporaryCredentials({ cache, params: { RoleArn: source.roleArn } });
+            ? fromCachedIni({ cache, profile: source.argument })
+            : fromCachedTemporaryCredentials({ cache, params: { RoleArn: source.argument } });
     await provider();
     expect(cache.asked[0]).toBe(presetKey(source, process.env));
   });

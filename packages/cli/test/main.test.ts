@@ -165,6 +165,62 @@ describe("cache configuration", () => {
   });
 });
 
+describe("inspect shows each entry's window as credcache process sees it", () => {
+  it("long-term keys with the time they are kept; sets judged by the CLI's 25 / 20 min windows", async () => {
+    const dir = join(root, "store-windows");
+    const store = fileCache({ dir });
+    const now = Date.now();
+    const { expiration: _none, ...longTerm } = fresh("AKIALONGTERMKEY00001");
+    await store.set("static-new", { ...longTerm, cachedAt: now - 60_000 }, 0);
+    await store.set("static-old", { ...longTerm, cachedAt: now - 20 * 60_000 }, 0);
+    // 22 min left: fresh with core's 15 / 10 min defaults, advisory with the CLI's windows.
+    await store.set("near", { ...fresh("ASIANEARNEARNEAR0001"), expiration: now + 22 * 60_000 }, 0);
+    await store.close();
+    const env = { CREDCACHE_URL: pathToFileURL(dir).href };
+    const inspected = await run(
+      ["inspect", "--key", "static-new", "--key", "static-old", "--key", "near", "--json"],
+      env,
+    );
+    expect(inspected.code, inspected.stderr).toBe(0);
+    const byKey = Object.fromEntries(
+      (JSON.parse(inspected.stdout).entries as Array<{ key: string; expiresInSeconds: number }>).map(
+        (entry) => [entry.key, entry],
+      ),
+    );
+    // Before: "never" and "fresh" for both static entries, although they are dropped after 15 min.
+    expect(byKey["static-new"]).toMatchObject({ expiration: null, window: "fresh" });
+    expect(byKey["static-new"]?.expiresInSeconds).toBeGreaterThan(13 * 60);
+    expect(byKey["static-new"]?.expiresInSeconds).toBeLessThanOrEqual(14 * 60);
+    expect(byKey["static-old"]).toMatchObject({ expiration: null, window: "expired" });
+    expect(byKey.near).toMatchObject({ window: "advisory" });
+    const table = await run(["inspect", "--key", "static-new"], env);
+    expect(table.stdout).toMatch(/^static-new\s.*kept until \d{4}-\d\d-\d\dT.*\s1[34]m \d+s\s+fresh$/m);
+  });
+});
+
+describe("control characters from a store never reach the terminal raw", () => {
+  const PLANTED = "\u001b[2J\u001b]0;pwned\u0007\u009b31m";
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: what must never be printed raw.
+  const RAW = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+
+  it("inspect escapes a planted key name in the table and in --json", async () => {
+    const dir = join(root, "store-planted");
+    const store = fileCache({ dir });
+    await store.set(`app${PLANTED}`, fresh("ASIAPLANTEDPLANTED01"), 7200);
+    await store.close();
+    const env = { CREDCACHE_URL: pathToFileURL(dir).href };
+    const table = await run(["inspect"], env);
+    expect(table.code, table.stderr).toBe(0);
+    // Before: the key was printed raw (clears the screen, sets the window title).
+    expect(table.stdout).not.toMatch(RAW);
+    expect(table.stdout).toContain("app\\x1b[2J\\x1b]0;pwned\\x07\\x9b31m");
+    const json = await run(["inspect", "--json"], env);
+    expect(json.stdout).not.toMatch(RAW);
+    const keys = (JSON.parse(json.stdout).entries as Array<{ key: string }>).map((entry) => entry.key);
+    expect(keys).toContain(`app${PLANTED}`);
+  });
+});
+
 describe("main() in-process", () => {
   it("inspects, clears and prunes a file store named in a config file via CREDCACHE_CONFIG", async () => {
     const dir = join(root, "store-a");

@@ -31,6 +31,23 @@ const processArgs = (cache: string, ...more: string[]) => [
   ...more,
 ];
 
+/**
+ * A file cache holding a set with `minutesLeft` left, stored as if fetched hours ago (not
+ * just now, when the source had nothing newer), so a run may refresh it. Returns the set
+ * and the entry's key.
+ */
+async function warmCacheNearExpiry(cache: string, minutesLeft: number) {
+  behindMs = LIFETIME_MS - minutesLeft * 60_000;
+  const set = emulator.rotate();
+  const warm = await cli.run(processArgs(cache));
+  expect(warm.code, warm.stderr).toBe(0);
+  const store = fileCache({ dir: fileURLToPath(cache) });
+  const [key] = (await store.keys()).filter((k) => !k.endsWith("#refresh"));
+  const record = (await store.get(key!)) as { cachedAt: number };
+  await store.set(key!, { ...record, cachedAt: Date.now() - 5 * 3600_000 }, 3600);
+  return set;
+}
+
 beforeAll(async () => {
   assertBuilt();
   emulator = await startImdsEmulator({
@@ -174,15 +191,8 @@ describe("credcache process", () => {
   it("IMDS hangs while the cached set has 10 min left: every run prints it, and one attempt in all reaches IMDS", async () => {
     const cache = coldCache("file");
     try {
-      behindMs = LIFETIME_MS - 10 * 60_000;
-      const set = emulator.rotate(); // expires in 10 min of real time: inside every window
-      const warm = await cli.run(processArgs(cache));
-      expect(warm.code, warm.stderr).toBe(0);
-      // As if it had been fetched hours ago (not just now, when the source had nothing newer).
-      const store = fileCache({ dir: fileURLToPath(cache) });
-      const [key] = (await store.keys()).filter((k) => !k.endsWith("#refresh"));
-      const record = (await store.get(key!)) as { cachedAt: number };
-      await store.set(key!, { ...record, cachedAt: Date.now() - 5 * 3600_000 }, 3600);
+      // Expires in 10 min of real time: inside every window.
+      const set = await warmCacheNearExpiry(cache, 10);
       emulator.setFaults({ any: { hang: true } });
       emulator.resetStats();
       const runs = await Promise.all(
@@ -204,6 +214,54 @@ describe("credcache process", () => {
       behindMs = 0;
       emulator.rotate();
     }
+  });
+
+  it("source down, cached set inside the refresh window: prints the set and one warning line about the failed refresh", async () => {
+    const cache = coldCache("file");
+    try {
+      // 15 min left: inside process's 20 min window, above its 6 min floor.
+      const set = await warmCacheNearExpiry(cache, 15);
+      emulator.setFaults({ any: { status: 500 } });
+      emulator.resetStats();
+      const run = await cli.run(processArgs(cache, "--retries", "0"));
+      expect(run.code, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout).AccessKeyId).toBe(set.accessKeyId);
+      expect(emulator.stats.requests.total, "the refresh behind asked IMDS").toBeGreaterThan(0);
+      // Before: nothing on stderr (the refresh behind ended in close(), after the warnings).
+      expect(lines(run.stderr)).toHaveLength(1);
+      expect(run.stderr).toMatch(/^credcache process: warning: fetching failed \(.+\); next attempt after /);
+    } finally {
+      emulator.setFaults(undefined);
+      behindMs = 0;
+      emulator.rotate();
+    }
+  });
+
+  it("prints the error text of a planted refresh state with its control characters escaped", async () => {
+    const cache = coldCache("file");
+    const warm = await cli.run(processArgs(cache));
+    expect(warm.code, warm.stderr).toBe(0);
+    const store = fileCache({ dir: fileURLToPath(cache) });
+    const [key] = (await store.keys()).filter((k) => !k.endsWith("#refresh"));
+    await store.remove(key!);
+    // What another tenant of a shared store can write: a plausible backoff, a hostile message.
+    await store.set(
+      `${key}#refresh`,
+      {
+        v: 1,
+        kind: "refresh-state",
+        failures: 3,
+        nextAttemptAt: Date.now() + 50_000,
+        error: { name: "Error", message: "\u001b[2J\u001b]0;pwned\u0007 \u009b31m" },
+      },
+      120,
+    );
+    const run = await cli.run(processArgs(cache));
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: what must never be printed raw.
+    const raw = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+    expect(run.stderr).not.toMatch(raw);
+    // Before: printed raw (C1 0x9b included) in the one-line failure.
+    if (run.stderr.includes("pwned")) expect(run.stderr).toContain("\\x1b[2J\\x1b]0;pwned\\x07 \\x9b31m");
   });
 
   it("fails with one line and exit 1 when the source answers 500 and the cache is cold", async () => {

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chmod, chown, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, request } from "node:http";
-import { createServer } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { fromContainerMetadata, fromHttp, fromInstanceMetadata } from "@aws-sdk/credential-providers";
@@ -70,8 +70,9 @@ interface ServeChild {
 }
 
 /** Spawns `node dist/bin.cjs serve ARGS...`; its stderr is kept and scanned for secrets at the end. */
-function spawnServe(args: string[], env: Record<string, string> = {}): ServeChild {
-  const child = spawn(process.execPath, [BIN, "serve", ...args], {
+function spawnServe(args: string[], env: Record<string, string> = {}, wrap: string[] = []): ServeChild {
+  const [command, ...prefix] = [...wrap, process.execPath];
+  const child = spawn(command!, [...prefix, BIN, "serve", ...args], {
     env: childEnv(env),
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -92,7 +93,14 @@ function spawnServe(args: string[], env: Record<string, string> = {}): ServeChil
 
 /** Starts `credcache serve` as a child and resolves once it prints its ready line. */
 async function startServe(
-  options: { args?: string[]; env?: Record<string, string>; dir?: string; listen?: string } = {},
+  options: {
+    args?: string[];
+    env?: Record<string, string>;
+    dir?: string;
+    listen?: string;
+    /** A command the server runs under, e.g. prlimit. */
+    wrap?: string[];
+  } = {},
 ): Promise<Serve> {
   const dir = options.dir ?? (await freshDir());
   const tokenFile = join(dir, "token");
@@ -107,6 +115,7 @@ async function startServe(
       options.listen ?? "127.0.0.1:0",
     ],
     options.env,
+    options.wrap,
   );
   let stopWaiting = () => {};
   const url = await new Promise<string>((resolve, reject) => {
@@ -309,6 +318,27 @@ describe("credcache serve", () => {
     expect(await serve.stop()).toBe(0);
   });
 
+  it("refuses with 431 a request with more headers than it reads: a proxy header after 98 fillers is not served", async () => {
+    const serve = await startServe();
+    const creds = `${serve.url}/creds/default`;
+    const fillers = (n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`X-Filler-${i}`, "x"]));
+    const host = `127.0.0.1:${serve.port}`;
+    // Before: Node dropped every header past the 100th unseen, so this was a 200 with credentials.
+    const padded = await get(creds, {
+      Host: host,
+      Authorization: serve.token,
+      ...fillers(98),
+      "X-Forwarded-For": "10.1.2.3",
+    });
+    expect(padded.status).toBe(431);
+    expect(padded.body).not.toContain("SecretAccessKey");
+    expect((await get(creds, { Host: host, Authorization: serve.token, ...fillers(20) })).status).toBe(200);
+    const metrics = (await get(`${serve.url}/metrics`)).body;
+    expect(metrics).toContain('credcache_serve_refused_total{reason="headers"} 1\n');
+    expect(await serve.stop()).toBe(0);
+  });
+
   it.each(["0.0.0.0:0", "10.0.0.1:9911", "[::]:9911", "localhost:9911", "169.254.170.2:80"])(
     "refuses --listen %s",
     async (listen) => {
@@ -508,6 +538,60 @@ describe("credcache serve", () => {
   });
 });
 
+describe("credcache serve under a connection flood", () => {
+  it("keeps serving token-bearing requests (>= 90%) while a local user without a token holds 1200 sockets, at an open-file limit of 1024", {
+    timeout: 180_000,
+  }, async () => {
+    const serve = await startServe({ wrap: ["prlimit", "--nofile=1024:1024", "--"] });
+    // The attacker: 1200 silent connections, each replaced as soon as the server closes it.
+    const HELD = 1200;
+    const sockets = new Set<Socket>();
+    let flooding = true;
+    let opened = 0;
+    const open = () => {
+      if (!flooding) return;
+      const socket = connect(serve.port, "127.0.0.1");
+      sockets.add(socket);
+      socket.on("connect", () => {
+        opened += 1;
+      });
+      socket.on("error", () => {});
+      socket.on("close", () => {
+        sockets.delete(socket);
+        setTimeout(open, 5);
+      });
+    };
+    try {
+      for (let i = 0; i < HELD; i++) open();
+      await until(() => opened >= HELD, "the flood to be connected", 60_000);
+      // Legitimate clients: 40 requests with the token, 4 at a time, each bounded.
+      const creds = `${serve.url}/creds/default`;
+      const statuses: number[] = [];
+      const client = async () => {
+        while (statuses.length < 40) {
+          statuses.push(-1);
+          const slot = statuses.length - 1;
+          statuses[slot] = await Promise.race([
+            get(creds, { Authorization: serve.token, Host: `127.0.0.1:${serve.port}` }).then(
+              (reply) => reply.status,
+              () => 0,
+            ),
+            new Promise<number>((resolve) => setTimeout(() => resolve(0), 10_000)),
+          ]);
+        }
+      };
+      await Promise.all([client(), client(), client(), client()]);
+      const served = statuses.filter((status) => status === 200).length;
+      // Before: 0 of 40 (ECONNRESET: the server ran out of descriptors and dropped its backlog).
+      expect(served, `statuses: ${statuses.join(",")}`).toBeGreaterThanOrEqual(36);
+    } finally {
+      flooding = false;
+      for (const socket of sockets) socket.destroy();
+    }
+    expect(await serve.stop()).toBe(0);
+  });
+});
+
 describe("credcache serve token file", () => {
   it("creates the token file 0600 with 64 hex characters and no line break, and reuses it", async () => {
     const dir = await freshDir();
@@ -531,6 +615,13 @@ describe("credcache serve token file", () => {
 
   it.each([
     ["readable by others", "a".repeat(64), 0o644, /mode is 644/],
+    // Before: accepted without a word; any member of the file's group could read the token.
+    [
+      "readable by its group, without --token-group",
+      "a".repeat(64),
+      0o640,
+      /mode is 640; run chmod 600 on it, or pass --token-group/,
+    ],
     ["ending in a line break", `${"a".repeat(64)}\n`, 0o600, /line break/],
     ["too short", "abc", 0o600, /16 to 1024/],
   ])("refuses a token file %s", async (_, content, mode, message) => {
@@ -675,7 +766,7 @@ describe("credcache serve with named credentials", () => {
   it.each([
     ['{"credentials":{"web":{"source":"imds","proxy":"x"}}}', /unknown setting "proxy"/],
     ['{"default":"api","credentials":{"web":{"source":"imds"}}}', /"default" must name one of/],
-    ['{"credentials":{"web":{"source":"imds","region":"eu-west-1"}}}', /apply to assume-role/],
+    ['{"credentials":{"web":{"source":"imds","region":"eu-west-1"}}}', /can only be used with assume-role/],
     ["module.exports = {}", /not valid JSON/],
   ])("refuses the credentials file %s", async (content, message) => {
     const dir = await freshDir();

@@ -104,7 +104,7 @@ export {
   temporaryCredentialsKey,
 } from "./presets.js";
 export { type ParseResult, parseRecord } from "./record.js";
-export { describeError, describeValue, truncateAccessKeyId } from "./redact.js";
+export { describeError, describeValue, RecentSecrets, truncateAccessKeyId } from "./redact.js";
 export {
   isRefreshStateKey,
   parseRefreshState,

@@ -88,3 +88,24 @@ export function describeValue(value: unknown): string {
   }
   return text.length > MAX_CHARS ? `${text.slice(0, MAX_CHARS - 3)}...` : text;
 }
+
+/**
+ * The secrets of the last few credential sets handed out, to mask in any line that might
+ * quote them (an SDK error can quote a credentials document). Bounded: a long-running
+ * process keeps the newest `max`.
+ */
+export class RecentSecrets implements Iterable<string> {
+  private readonly secrets: string[] = [];
+  constructor(private readonly max = 8) {}
+
+  remember(set: { secretAccessKey?: string | undefined; sessionToken?: string | undefined }): void {
+    for (const secret of [set.secretAccessKey, set.sessionToken]) {
+      if (secret && !this.secrets.includes(secret)) this.secrets.push(secret);
+    }
+    this.secrets.splice(0, Math.max(0, this.secrets.length - this.max));
+  }
+
+  [Symbol.iterator](): Iterator<string> {
+    return this.secrets[Symbol.iterator]();
+  }
+}

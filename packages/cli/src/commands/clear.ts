@@ -1,6 +1,7 @@
 import { refreshStateKey } from "@credcache/core";
-import { parseArgs } from "../args.js";
+import { commandLine } from "../args.js";
 import { UsageError } from "../errors.js";
+import { printable } from "../format.js";
 import type { CommandIo } from "../io.js";
 import { wellKnownKeys } from "../sources.js";
 import { listKeys, readEntry, storeCall } from "../store.js";
@@ -10,11 +11,9 @@ const FLAGS = { ...STORE_FLAGS, source: "strings", help: "boolean" } as const;
 
 /** `credcache clear`: remove named entries, or every entry of a store that can list them. */
 export async function run(argv: readonly string[], io: CommandIo): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, FLAGS, "clear");
-  if (flags.help) {
-    io.stdout.write((await import("../help.js")).helpText("clear"));
-    return 0;
-  }
+  const args = await commandLine(argv, FLAGS, "clear", io, "allowed");
+  if (!args) return 0;
+  const { flags, positionals } = args;
   const named = [...new Set(requestedKeys(positionals, flags.source, io))];
   return withStore(flags, io, async (store, spec) => {
     if (named.length > 0) {
@@ -25,7 +24,7 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
         await storeCall(`removing "${key}"`, () => store.remove(key));
         // Its shared refresh state (backoff after failures) goes with it.
         await storeCall(`removing "${key}"`, () => store.remove(refreshStateKey(key)));
-        io.stdout.write(present ? `removed ${key}\n` : `not cached: ${key}\n`);
+        io.stdout.write(present ? `removed ${printable(key)}\n` : `not cached: ${printable(key)}\n`);
       }
       return 0;
     }

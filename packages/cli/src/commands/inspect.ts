@@ -1,7 +1,15 @@
-import { parseRecord, type RefreshWindow, truncateAccessKeyId, windowOfRecord } from "@credcache/core";
-import { parseArgs } from "../args.js";
-import { CommandFailedError, UsageError } from "../errors.js";
-import { formatDuration, formatTable } from "../format.js";
+import {
+  type CacheRecord,
+  windowOfRecord as coreWindowOfRecord,
+  PROCESS_DEFAULTS,
+  parseRecord,
+  REFRESH_DEFAULTS,
+  type RefreshWindow,
+  truncateAccessKeyId,
+} from "@credcache/core";
+import { commandLine } from "../args.js";
+import { CommandFailedError } from "../errors.js";
+import { formatDuration, formatTable, printable } from "../format.js";
 import type { CommandIo } from "../io.js";
 import { wellKnownKeys } from "../sources.js";
 import { collectKeys, type EntryRead, readEntry } from "../store.js";
@@ -24,10 +32,16 @@ export type InspectEntry =
       /** Truncated: `ASIA…WXYZ`. */
       accessKeyId: string;
       accountId: string | null;
-      /** ISO 8601, or null for credentials that never expire. */
+      /** The credentials' own expiry (ISO 8601), or null for long-term keys. */
       expiration: string | null;
-      expiresInSeconds: number | null;
-      /** Core's refresh window with its default windows (15 / 10 min). */
+      /**
+       * Until when the cache hands the set out: its expiration, or for long-term keys
+       * (no expiration) the end of the bounded time they are kept.
+       */
+      usableUntil: string;
+      /** Seconds left until `usableUntil` (negative once past). */
+      expiresInSeconds: number;
+      /** The refresh window with the windows of `credcache process` and `serve` (25 / 20 min). */
       window: RefreshWindow;
       cachedAt: string;
     }
@@ -35,18 +49,46 @@ export type InspectEntry =
   | { key: string; status: "invalid"; reason: string }
   | { key: string; status: "error"; error: string };
 
+/**
+ * The windows of the CLI's own commands: `process` and `serve` both refresh at 25 / 20 min,
+ * and keep long-term keys core's default bounded time.
+ */
+const CLI_WINDOWS = {
+  advisoryRefreshMs: PROCESS_DEFAULTS.advisoryRefreshMs,
+  mandatoryRefreshMs: PROCESS_DEFAULTS.mandatoryRefreshMs,
+  noExpirationTtlMs: REFRESH_DEFAULTS.noExpirationTtlMs,
+};
+
+/** When a record stops being handed out: its expiration, or the end of a long-term key's time. */
+function usableUntil(record: CacheRecord): number {
+  return record.expiration ?? record.cachedAt + CLI_WINDOWS.noExpirationTtlMs;
+}
+
+/**
+ * TODO(core): core's `windowOfRecord(record, now, windows)` is being made to agree with
+ * the policy (long-term keys kept `noExpirationTtlMs`, then expired); until that lands,
+ * this adapter gives the policy's answer. Delete it and import core's when merged.
+ */
+function windowOfRecord(record: CacheRecord, now: number, windows: typeof CLI_WINDOWS): RefreshWindow {
+  if (record.expiration !== undefined) return coreWindowOfRecord(record, now, windows);
+  // A long-term key is fresh until its time is up, then refetched: no refresh windows.
+  return coreWindowOfRecord({ expiration: usableUntil(record) }, now, {
+    advisoryRefreshMs: 0,
+    mandatoryRefreshMs: 0,
+  });
+}
+
 /** `credcache inspect`: what the cache holds, without secrets. */
 export async function run(argv: readonly string[], io: CommandIo): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, FLAGS, "inspect");
-  if (flags.help) {
-    io.stdout.write((await import("../help.js")).helpText("inspect"));
-    return 0;
-  }
-  if (positionals.length > 0) {
-    throw new UsageError(
-      `unexpected argument "${positionals[0]}"; to look at a key use --key "${positionals[0]}"`,
-    );
-  }
+  const args = await commandLine(
+    argv,
+    FLAGS,
+    "inspect",
+    io,
+    (given) => `to look at a key use --key "${given}"`,
+  );
+  if (!args) return 0;
+  const { flags } = args;
   const requested = requestedKeys(flags.key, flags.source, io);
   return withStore(flags, io, async (store, spec) => {
     const { keys, listed } = await collectKeys(store, requested, wellKnownKeys(io.env));
@@ -84,15 +126,20 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
         accessKeyId: truncateAccessKeyId(record.accessKeyId),
         accountId: record.accountId ?? null,
         expiration: record.expiration === undefined ? null : new Date(record.expiration).toISOString(),
-        expiresInSeconds:
-          record.expiration === undefined ? null : Math.floor((record.expiration - now) / 1000),
-        window: windowOfRecord(record, now),
+        usableUntil: new Date(usableUntil(record)).toISOString(),
+        expiresInSeconds: Math.floor((usableUntil(record) - now) / 1000),
+        window: windowOfRecord(record, now, CLI_WINDOWS),
         cachedAt: new Date(record.cachedAt).toISOString(),
       });
     }
     if (flags.json) {
       const report = { store: spec.label, listedKeys: listed, time: new Date(now).toISOString(), entries };
-      io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      // JSON escapes C0 control characters itself, not DEL and C1 (0x9b is a CSI on many terminals).
+      const json = JSON.stringify(report, null, 2).replace(
+        /[\u007f-\u009f]/g,
+        (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+      );
+      io.stdout.write(`${json}\n`);
     } else {
       io.stdout.write(formatEntries(entries, spec.label, listed, keys));
     }
@@ -103,15 +150,16 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
 function formatEntries(entries: InspectEntry[], label: string, listed: boolean, looked: string[]): string {
   const scope = listed
     ? ""
-    : `\n(this store cannot list its keys; looked at: ${looked.join(", ")}. Add --key KEY to look at others.)\n`;
+    : `\n(this store cannot list its keys; looked at: ${printable(looked.join(", "))}. Add --key KEY to look at others.)\n`;
   if (entries.length === 0)
-    return `No cached credentials in ${label}.${scope ? `\n${scope.trimStart()}` : "\n"}`;
-  const rows = entries.map(rowOf);
+    return `No cached credentials in ${printable(label)}.${scope ? `\n${scope.trimStart()}` : "\n"}`;
+  // Key names, sources and reasons come from the store: never raw on a terminal.
+  const rows = entries.map((entry) => rowOf(entry).map(printable));
   const table = formatTable(
     ["KEY", "SOURCE", "ACCESS KEY", "ACCOUNT", "EXPIRES (UTC)", "LEFT", "WINDOW"],
     rows,
   );
-  return `Store: ${label}\n\n${table}${scope}`;
+  return `Store: ${printable(label)}\n\n${table}${scope}`;
 }
 
 function rowOf(entry: InspectEntry): string[] {
@@ -120,17 +168,16 @@ function rowOf(entry: InspectEntry): string[] {
   if (entry.status === "invalid") return [entry.key, ...blank, `invalid (${entry.reason})`];
   if (entry.status === "error") return [entry.key, ...blank, `error: ${entry.error}`];
   const left =
-    entry.expiresInSeconds === null
-      ? "-"
-      : entry.expiresInSeconds <= 0
-        ? `${formatDuration(entry.expiresInSeconds * 1000)} ago`
-        : formatDuration(entry.expiresInSeconds * 1000);
+    entry.expiresInSeconds <= 0
+      ? `${formatDuration(entry.expiresInSeconds * 1000)} ago`
+      : formatDuration(entry.expiresInSeconds * 1000);
   return [
     entry.key,
     entry.source ?? "-",
     entry.accessKeyId,
     entry.accountId ?? "-",
-    entry.expiration ?? "never",
+    // Long-term keys: when the cache stops handing them out and fetches them again.
+    entry.expiration ?? `kept until ${entry.usableUntil}`,
     left,
     entry.window,
   ];

@@ -1,6 +1,6 @@
 import { parseRecord } from "@credcache/core";
-import { parseArgs } from "../args.js";
-import { UsageError } from "../errors.js";
+import { commandLine } from "../args.js";
+import { printable } from "../format.js";
 import type { CommandIo } from "../io.js";
 import { wellKnownKeys } from "../sources.js";
 import { canPrune, collectKeys, readEntry, storeCall } from "../store.js";
@@ -14,16 +14,9 @@ const FLAGS = { ...STORE_FLAGS, key: "strings", source: "strings", help: "boolea
  * expiration or are not valid records (a store's TTL cannot know either).
  */
 export async function run(argv: readonly string[], io: CommandIo): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, FLAGS, "prune");
-  if (flags.help) {
-    io.stdout.write((await import("../help.js")).helpText("prune"));
-    return 0;
-  }
-  if (positionals.length > 0) {
-    throw new UsageError(
-      `unexpected argument "${positionals[0]}"; to check a key use --key "${positionals[0]}"`,
-    );
-  }
+  const args = await commandLine(argv, FLAGS, "prune", io, (given) => `to check a key use --key "${given}"`);
+  if (!args) return 0;
+  const { flags } = args;
   const requested = requestedKeys(flags.key, flags.source, io);
   return withStore(flags, io, async (store, spec) => {
     let byStore: number | undefined;
@@ -58,7 +51,9 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
       ...(byStore === undefined ? [] : [`store prune: ${byStore}`]),
       `records checked: ${checked}, removed: ${byRecord}`,
     ].join("; ");
-    const scope = listed ? "" : `; this store cannot list its keys, so only ${keys.join(", ")} were checked`;
+    const scope = listed
+      ? ""
+      : `; this store cannot list its keys, so only ${printable(keys.join(", "))} were checked`;
     io.stdout.write(
       `removed ${total} expired or unreadable ${total === 1 ? "entry" : "entries"} from ${spec.label} (${how}${scope})\n`,
     );

@@ -1,54 +1,72 @@
 import { resolve } from "node:path";
 import {
-  type AwsCredentialIdentity,
   type CachedCredentialProvider,
   type CacheEvent,
   type CredentialCache,
   PROCESS_DEFAULTS,
+  REFRESH_DEFAULTS,
+  RecentSecrets,
 } from "@credcache/core";
-import { integerFlag, parseArgs } from "../args.js";
+import { commandLine, integerFlag } from "../args.js";
 import { resolveCacheSpec } from "../config.js";
 import { CommandFailedError, messageOf, oneLine, UsageError } from "../errors.js";
 import type { CommandIo } from "../io.js";
+import { isoOrNever, SILENT_LOGGER, warningOf } from "../report.js";
 import { type CredentialsFile, readCredentialsFile } from "../serve/credentials.js";
+import {
+  checkEcsAgentAddress,
+  DEFAULT_ECS_AGENT_LISTEN,
+  ECS_AGENT_HOST,
+  ecsAgentEnvironmentLine,
+  ecsAgentRoutes,
+  parseEcsAgentListen,
+} from "../serve/ecs-agent.js";
 import { baseUrl, DEFAULT_LISTEN, type ListenAddress, parseListen } from "../serve/listen.js";
 import { ServeMetrics } from "../serve/metrics.js";
 import { notifyReady } from "../serve/notify.js";
 import { createCredentialServer } from "../serve/server.js";
 import { defaultTokenFile, parseGroup, prepareTokenFile, tokenChecker } from "../serve/token.js";
-import { createSourceProvider, parseSource } from "../sources.js";
-import { closeStore, openStore } from "../store.js";
-import { readSourceOptions } from "./process.js";
+import {
+  checkSourceEnv,
+  createSourceProvider,
+  parseSource,
+  readSourceOptions,
+  SOURCE_OPTION_FLAGS,
+  type Source,
+  type SourceOptionName,
+} from "../sources.js";
+import { closeStore, openStoreOrWarn } from "../store.js";
 import { STORE_FLAGS } from "./shared.js";
-
-const SOURCE_FLAGS = ["timeout", "retries", "session-name", "duration", "region"] as const;
 
 const FLAGS = {
   ...STORE_FLAGS,
+  ...SOURCE_OPTION_FLAGS,
   source: "string",
   credentials: "string",
   listen: "string",
   "token-file": "string",
   "token-group": "string",
+  "ecs-agent": "boolean",
+  "print-env": "string",
   "cache-timeout": "string",
-  timeout: "string",
-  retries: "string",
-  "session-name": "string",
-  duration: "string",
-  region: "string",
   help: "boolean",
 } as const;
 
 /**
- * Refresh windows above botocore's: the AWS CLI and boto3 ask their container provider
- * again on every access once fewer than 15 min are left, so the server refreshes (in the
- * background) from 25 min left and hands them a set with more than 15 min whenever the
- * source has one: the same windows `credcache process` uses.
+ * How the server refreshes. Windows above botocore's: the AWS CLI and boto3 ask their
+ * container provider again on every access once fewer than 15 min are left, so the server
+ * refreshes (in the background) from 25 min left and hands them a set with more than
+ * 15 min whenever the source has one: the same windows `credcache process` uses. Unlike
+ * `process`, no minimum validity (a set is served until it expires; the SDKs judge it)
+ * and a timer refreshes inside the advisory window, since the server lives for days.
+ * docs/serve.md states this; test/docs.test.ts checks it.
  */
-const REFRESH_WINDOWS = {
+export const SERVE_REFRESH = Object.freeze({
   advisoryRefreshMs: PROCESS_DEFAULTS.advisoryRefreshMs,
   mandatoryRefreshMs: PROCESS_DEFAULTS.mandatoryRefreshMs,
-};
+  minValidityMs: REFRESH_DEFAULTS.minValidityMs,
+  proactiveRefresh: true,
+});
 
 /** How long in-flight requests get to finish after SIGTERM before their sockets are cut. */
 const DRAIN_MS = 10_000;
@@ -58,17 +76,18 @@ const DRAIN_MS = 10_000;
  * offer) on loopback, answered from the shared cache, for every SDK on the host.
  */
 export async function run(argv: readonly string[], io: CommandIo): Promise<number> {
-  const { flags, positionals } = parseArgs(argv, FLAGS, "serve");
-  if (flags.help) {
-    io.stdout.write((await import("../help.js")).helpText("serve"));
-    return 0;
+  const args = await commandLine(argv, FLAGS, "serve", io);
+  if (!args) return 0;
+  const { flags } = args;
+  const ecsAgent = flags["ecs-agent"];
+  if (flags["print-env"] !== undefined && !ecsAgent) {
+    throw new UsageError("--print-env prints the ECS-agent mode's variable; use it with --ecs-agent");
   }
-  if (positionals.length > 0) {
-    throw new UsageError(`unexpected argument "${positionals[0]}"; run "credcache serve --help"`);
-  }
-  const address = parseListen(flags.listen ?? DEFAULT_LISTEN);
+  const address = ecsAgent
+    ? parseEcsAgentListen(flags.listen ?? DEFAULT_ECS_AGENT_LISTEN)
+    : parseListen(flags.listen ?? DEFAULT_LISTEN);
   const file = readCredentialsSetting(flags, io);
-  for (const { source } of file.credentials) checkContainerSource(source.kind, address, io.env);
+  for (const { source } of file.credentials) checkContainerSource(source, address, io.env, ecsAgent);
   const cacheTimeoutMs = integerFlag(flags["cache-timeout"], "cache-timeout", 1, 60_000);
   const tokenPath = flags["token-file"] ?? defaultTokenFile(io.env);
   if (tokenPath === undefined) {
@@ -79,26 +98,25 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
   const gid = flags["token-group"] === undefined ? undefined : parseGroup(flags["token-group"]);
   const spec = resolveCacheSpec(flags, io.env, io.cwd);
   const tokenFile = resolve(io.cwd, tokenPath);
-  const checkToken = tokenChecker(prepareTokenFile(tokenFile, gid));
+  const secret = prepareTokenFile(tokenFile, gid);
+  const checkToken = tokenChecker(secret);
+  const printEnv = flags["print-env"];
+  if (printEnv !== undefined) {
+    const names = routeNames(file);
+    if (!names.includes(printEnv)) {
+      throw new UsageError(`--print-env ${printEnv}: no such credential (${names.join(", ")})`);
+    }
+    io.stdout.write(ecsAgentEnvironmentLine(secret, printEnv));
+    return 0;
+  }
+  // After --print-env: the line can be made before 169.254.170.2 is set up.
+  if (ecsAgent) checkEcsAgentAddress(address);
 
   // Core scrubs its own messages; an SDK error could still quote a credentials document,
   // so the secrets of the sets served lately are masked in every line as well.
-  const recentSecrets: string[] = [];
-  const remember = (identity: AwsCredentialIdentity) => {
-    for (const secret of [identity.secretAccessKey, identity.sessionToken]) {
-      if (secret && !recentSecrets.includes(secret)) recentSecrets.push(secret);
-    }
-    recentSecrets.splice(0, Math.max(0, recentSecrets.length - 8));
-  };
-  const log = (line: string) => io.stderr.write(`credcache serve: ${oneLine(line, recentSecrets)}\n`);
-  let store: CredentialCache | undefined;
-  try {
-    store = await openStore(spec);
-  } catch (error) {
-    // Like `process`: an unusable store must not stop credentials; serve from memory.
-    if ((error as { code?: unknown }).code !== "ERR_CREDCACHE_UNAVAILABLE") throw error;
-    log(`warning: cache ${spec.label} is unusable, serving without it: ${messageOf(error)}`);
-  }
+  const secrets = new RecentSecrets();
+  const log = (line: string) => io.stderr.write(`credcache serve: ${oneLine(line, secrets)}\n`);
+  const store: CredentialCache | undefined = await openStoreOrWarn(spec, (line) => log(`warning: ${line}`));
 
   const providers = new Map<string, CachedCredentialProvider>();
   const routes = new Map<string, { canonical: string; provider: CachedCredentialProvider }>();
@@ -108,9 +126,9 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
       credential.source,
       {
         ...(store && { cache: store }),
-        ...REFRESH_WINDOWS,
+        ...SERVE_REFRESH,
         ...(cacheTimeoutMs !== undefined && { cacheTimeoutMs }),
-        logger: sdkLogger(credential.name, log),
+        logger: SILENT_LOGGER,
         onEvent: (event) => logEvent(credential.name, event, metrics, log),
       },
       readSourceOptions(credential.flags, credential.source),
@@ -128,8 +146,9 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     address,
     routes,
     checkToken,
+    ...(ecsAgent && { ecsAgent: ecsAgentRoutes(secret, routes.keys()) }),
     metrics,
-    onServed: remember,
+    onServed: (identity) => secrets.remember(identity),
     onResolveError: (name, error) => log(`resolving ${name} failed: ${messageOf(error)}`),
   });
   try {
@@ -141,7 +160,7 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
       [...providers].map(async ([name, provider]) => {
         try {
           const identity = await provider();
-          remember(identity);
+          secrets.remember(identity);
           metrics.expiresAt(name, identity.expiration?.getTime());
         } catch (error) {
           log(`warning: no credentials for ${name} yet: ${messageOf(error)}`);
@@ -150,8 +169,13 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     );
     let signal = await Promise.race([warmed.then(() => undefined), stopped.signal]);
     if (signal === undefined) {
+      const names = [...routes.keys()].join(",");
+      const cache = `cache ${store ? spec.label : "none"}`;
+      // In ECS-agent mode the paths are the capabilities: never logged, only how to get one.
       log(
-        `ready on ${baseUrl(bound)}/creds/{${[...routes.keys()].join(",")}} (cache ${store ? spec.label : "none"}, token file ${tokenFile})`,
+        ecsAgent
+          ? `ready on ${baseUrl(bound)} as the ECS agent for {${names}} (${cache}, ids from token file ${tokenFile}; print one with --print-env NAME)`
+          : `ready on ${baseUrl(bound)}/creds/{${names}} (${cache}, token file ${tokenFile})`,
       );
       const warning = await notifyReady(io.env);
       if (warning) log(`warning: ${warning}`);
@@ -171,19 +195,22 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
 
 /** `--credentials FILE`, or the single `--source` served as "default". */
 function readCredentialsSetting(
-  flags: { source?: string; credentials?: string } & Partial<Record<(typeof SOURCE_FLAGS)[number], string>>,
+  flags: { source?: string | undefined; credentials?: string | undefined } & Partial<
+    Record<SourceOptionName, string | undefined>
+  >,
   io: CommandIo,
 ): CredentialsFile {
+  const optionNames = Object.keys(SOURCE_OPTION_FLAGS) as SourceOptionName[];
   if (flags.credentials === undefined) {
     const source = parseSource(flags.source);
     const options: Record<string, string> = {};
-    for (const name of SOURCE_FLAGS) if (flags[name] !== undefined) options[name] = flags[name];
+    for (const name of optionNames) if (flags[name] !== undefined) options[name] = flags[name];
     readSourceOptions(options, source);
     return { credentials: [{ name: "default", source, flags: options }] };
   }
   const given = [
     flags.source !== undefined && "--source",
-    ...SOURCE_FLAGS.filter((n) => flags[n] !== undefined).map((n) => `--${n}`),
+    ...optionNames.filter((n) => flags[n] !== undefined).map((n) => `--${n}`),
   ].filter(Boolean);
   if (given.length > 0) {
     throw new UsageError(
@@ -195,63 +222,44 @@ function readCredentialsSetting(
   return file;
 }
 
+/** Every name served: the credentials, and "default" when it is an alias. */
+function routeNames(file: CredentialsFile): string[] {
+  const names = file.credentials.map((credential) => credential.name);
+  if (file.defaultName !== undefined && file.defaultName !== "default") names.push("default");
+  return names;
+}
+
 function checkContainerSource(
-  kind: string,
+  source: Source,
   address: ListenAddress,
   env: Record<string, string | undefined>,
+  ecsAgent: boolean,
 ): void {
-  if (kind !== "container") return;
+  checkSourceEnv(source, env);
+  if (source.kind !== "container") return;
   const full = env.AWS_CONTAINER_CREDENTIALS_FULL_URI;
-  if (!full && !env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) {
-    throw new UsageError(
-      "--source container needs AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or AWS_CONTAINER_CREDENTIALS_FULL_URI (set by ECS and EKS Pod Identity)",
-    );
-  }
   // A server that is its own source would wait on itself until the SDK times out.
   if (full && address.port !== 0 && full.startsWith(baseUrl(address))) {
     throw new UsageError(
       `--source container: AWS_CONTAINER_CREDENTIALS_FULL_URI points at this server (${baseUrl(address)}); unset it for credcache serve`,
     );
   }
-}
-
-function sdkLogger(name: string, log: (line: string) => void) {
-  // Core's own lines are skipped: its events say the same, once.
-  const note = (message: unknown) => {
-    const text = String(message);
-    if (!text.includes("@credcache/core")) log(`warning: ${name}: ${text}`);
-  };
-  return { debug: () => {}, info: () => {}, warn: note, error: note };
+  if (ecsAgent && !full) {
+    throw new UsageError(
+      `--source container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI points at ${ECS_AGENT_HOST}, which this server answers in --ecs-agent mode; use the real source instead`,
+    );
+  }
 }
 
 /** One log line per event worth an operator's attention. Core's events hold no secret. */
 function logEvent(name: string, event: CacheEvent, metrics: ServeMetrics, log: (line: string) => void): void {
-  const at = (ms: number | undefined) => (ms === undefined ? "never" : new Date(ms).toISOString());
-  switch (event.type) {
-    case "refresh-success":
-      metrics.expiresAt(name, event.expiration);
-      log(`${name}: fetched ${event.accessKeyId}, expires ${at(event.expiration)}`);
-      break;
-    case "refresh-failure":
-      log(
-        `warning: ${name}: fetching failed (${event.error.message})${event.retryAt ? `; next attempt after ${at(event.retryAt)}` : ""}`,
-      );
-      break;
-    case "stale-served":
-      log(`warning: ${name}: serving the set that expires at ${at(event.expiration)} while the source fails`);
-      break;
-    case "extended":
-      log(
-        `warning: ${name}: serving an expired set extended to ${at(event.expiration)} while the source fails`,
-      );
-      break;
-    case "cache-error":
-      log(`warning: ${name}: cache ${event.operation} failed: ${event.error.message}`);
-      break;
-    case "record-rejected":
-      log(`warning: ${name}: discarded an unreadable cache entry (${event.reason})`);
-      break;
+  if (event.type === "refresh-success") {
+    metrics.expiresAt(name, event.expiration);
+    log(`${name}: fetched ${event.accessKeyId}, expires ${isoOrNever(event.expiration)}`);
+    return;
   }
+  const warning = warningOf(event);
+  if (warning !== undefined) log(`warning: ${name}: ${warning}`);
 }
 
 function listen(server: import("node:http").Server, address: ListenAddress): Promise<void> {

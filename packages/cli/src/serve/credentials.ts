@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { messageOf, UsageError } from "../errors.js";
-import { parseSource, type Source } from "../sources.js";
+import { parseSource, SOURCE_OPTION_FLAGS, type Source } from "../sources.js";
 
 /** One credential the server hands out at `/creds/NAME`. */
 export interface NamedCredential {
@@ -19,7 +19,7 @@ export interface CredentialsFile {
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 /** Per-credential settings in the file: the option flags of `credcache process`. */
-const OPTION_NAMES = new Set(["timeout", "retries", "session-name", "duration", "region"]);
+const OPTION_NAMES = new Set(Object.keys(SOURCE_OPTION_FLAGS));
 const MAX_FILE_BYTES = 256 * 1024;
 
 export const CREDENTIALS_EXAMPLE =

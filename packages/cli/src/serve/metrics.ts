@@ -1,7 +1,8 @@
 import type { CachedCredentialProvider } from "@credcache/core";
 
 /** Why a request was refused before its token was looked at. */
-export type RefusalReason = "forwarded" | "host" | "method";
+const REFUSAL_REASONS = ["headers", "forwarded", "host", "method"] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /**
  * Counters of `credcache serve`, rendered in the Prometheus text format. Only names,
@@ -105,11 +106,8 @@ export class ServeMetrics {
     family(
       "credcache_serve_refused_total",
       "counter",
-      "Requests refused before any token check: proxied (forwarded), foreign Host header, or method.",
-      (["forwarded", "host", "method"] as const).map((r): [string, number] => [
-        `{reason="${r}"}`,
-        this.refusals.get(r) ?? 0,
-      ]),
+      "Requests refused before any token check: too many headers, proxied (forwarded), foreign Host header, or method.",
+      REFUSAL_REASONS.map((r): [string, number] => [`{reason="${r}"}`, this.refusals.get(r) ?? 0]),
     );
     return `${out.join("\n")}\n`;
   }

@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AwsCredentialIdentity, CachedCredentialProvider } from "@credcache/core";
+import { type ConnectionLimits, connectionLimits, limitConnections } from "./connections.js";
+import type { EcsAgentRoutes } from "./ecs-agent.js";
 import { allowedHosts, type ListenAddress } from "./listen.js";
-import type { ServeMetrics } from "./metrics.js";
+import type { RefusalReason, ServeMetrics } from "./metrics.js";
 
 export interface CredentialServerOptions {
   address: ListenAddress;
@@ -9,12 +11,25 @@ export interface CredentialServerOptions {
   routes: ReadonlyMap<string, { canonical: string; provider: CachedCredentialProvider }>;
   /** Constant-time check of the `Authorization` header. */
   checkToken: (header: string | undefined) => boolean;
+  /**
+   * ECS-agent mode: credentials at `/v2/credentials/<id>` with no token (the path is the
+   * capability) instead of `/creds/NAME`; every other path is a 404, counted.
+   */
+  ecsAgent?: EcsAgentRoutes;
   metrics: ServeMetrics;
   /** Called with every set handed out (to mask its secrets in logs). */
   onServed?: (identity: AwsCredentialIdentity) => void;
   /** One line per resolution failure; the line holds no secret. */
   onResolveError: (credential: string, error: unknown) => void;
+  /** @default connectionLimits() for this process's open-file limit */
+  limits?: ConnectionLimits;
 }
+
+/**
+ * Node keeps only the first this-many headers of a request and drops the rest unseen: a
+ * request that reaches it is refused, since a proxy header could hide past it.
+ */
+const MAX_HEADERS = 100;
 
 /** Headers a proxy adds: a request that passed through one is not from a local SDK. */
 const PROXY_HEADERS = ["forwarded", "via", "x-real-ip"];
@@ -49,6 +64,16 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
   send(res, status, JSON.stringify({ Code: code, Message: message }));
 }
 
+/** Why a request is refused before its path is looked at (never served, whatever its token). */
+interface Refusal {
+  reason: RefusalReason;
+  status: number;
+  code: string;
+  message: string;
+  /** Extra response headers (`allow` for 405). */
+  headers?: Record<string, string>;
+}
+
 function proxied(req: IncomingMessage): boolean {
   for (const name of Object.keys(req.headers)) {
     if (name.startsWith("x-forwarded-") || PROXY_HEADERS.includes(name)) return true;
@@ -78,19 +103,42 @@ export function createCredentialServer(options: CredentialServerOptions): Server
     return { ok, body: JSON.stringify({ status: ok ? "ok" : "unavailable", credentials }) };
   };
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+  /** The one gate every request passes before routing: what it is, not who sent it. */
+  const refusalOf = (req: IncomingMessage): Refusal | undefined => {
+    if (req.rawHeaders.length / 2 >= MAX_HEADERS) {
+      return {
+        reason: "headers",
+        status: 431,
+        code: "RequestHeaderFieldsTooLarge",
+        message: "too many headers",
+      };
+    }
     if (proxied(req)) {
-      metrics.refused("forwarded");
-      return sendError(res, 403, "Forbidden", "proxied requests are refused");
+      return { reason: "forwarded", status: 403, code: "Forbidden", message: "proxied requests are refused" };
     }
     if (!hosts.has((req.headers.host ?? "").toLowerCase())) {
-      metrics.refused("host");
-      return sendError(res, 403, "Forbidden", "unexpected Host header");
+      return { reason: "host", status: 403, code: "Forbidden", message: "unexpected Host header" };
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
-      metrics.refused("method");
-      res.setHeader("allow", "GET, HEAD");
-      return sendError(res, 405, "MethodNotAllowed", "use GET");
+      return {
+        reason: "method",
+        status: 405,
+        code: "MethodNotAllowed",
+        message: "use GET",
+        headers: { allow: "GET, HEAD" },
+      };
+    }
+    return undefined;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const refusal = refusalOf(req);
+    if (refusal) {
+      metrics.refused(refusal.reason);
+      for (const [name, value] of Object.entries(refusal.headers ?? {})) res.setHeader(name, value);
+      // A refused client gets no keep-alive: its connection is not worth a descriptor.
+      res.shouldKeepAlive = false;
+      return sendError(res, refusal.status, refusal.code, refusal.message);
     }
     const path = (req.url ?? "/").split("?")[0]!;
     if (path === "/healthz") {
@@ -98,6 +146,14 @@ export function createCredentialServer(options: CredentialServerOptions): Server
       return send(res, ok ? 200 : 503, body);
     }
     if (path === "/metrics") return send(res, 200, metrics.render(), "text/plain; version=0.0.4");
+    if (options.ecsAgent) {
+      const name = options.ecsAgent.credentialFor(path);
+      if (name === undefined) {
+        metrics.response("unknown", 404);
+        return sendError(res, 404, "NotFound", "no such path");
+      }
+      return answer(res, name, routes.get(name)!);
+    }
     if (!path.startsWith("/creds/")) return sendError(res, 404, "NotFound", "no such path");
     // The token comes before the name: without it, nobody learns which names exist.
     if (!checkToken(req.headers.authorization)) {
@@ -110,6 +166,14 @@ export function createCredentialServer(options: CredentialServerOptions): Server
       metrics.response("unknown", 404);
       return sendError(res, 404, "NotFound", "no such credential");
     }
+    return answer(res, name, route);
+  };
+
+  const answer = async (
+    res: ServerResponse,
+    name: string,
+    route: { canonical: string; provider: CachedCredentialProvider },
+  ): Promise<void> => {
     let identity: AwsCredentialIdentity;
     try {
       identity = await route.provider();
@@ -124,7 +188,8 @@ export function createCredentialServer(options: CredentialServerOptions): Server
     send(res, 200, containerCredentialsJson(identity));
   };
 
-  const server = createServer((req, res) => {
+  const limits = options.limits ?? connectionLimits();
+  const server = createServer({ connectionsCheckingInterval: limits.checkIntervalMs }, (req, res) => {
     handle(req, res).catch(() => {
       if (!res.headersSent) sendError(res, 500, "InternalError", "internal error");
       else res.destroy();
@@ -133,11 +198,12 @@ export function createCredentialServer(options: CredentialServerOptions): Server
   server.on("listening", () => {
     const { port } = server.address() as { port: number };
     hosts = allowedHosts({ ...options.address, port });
+    for (const host of options.ecsAgent?.hosts ?? []) hosts.add(host);
   });
   // Local clients send a small request at once; a slow one is holding a socket for nothing.
-  server.headersTimeout = 10_000;
+  limitConnections(server, limits);
   server.requestTimeout = 15_000;
   server.keepAliveTimeout = 5_000;
-  server.maxHeadersCount = 100;
+  server.maxHeadersCount = MAX_HEADERS;
   return server;
 }

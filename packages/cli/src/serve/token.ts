@@ -59,10 +59,15 @@ function checkExisting(file: string, st: Stats, gid: number | undefined): void {
   if (!st.isFile()) throw refuse(file, "it is not a regular file");
   if (st.uid !== uid) throw refuse(file, `it is owned by uid ${st.uid}, not by uid ${uid}`);
   if (st.nlink !== 1) throw refuse(file, `it has ${st.nlink} hard links`);
-  if ((st.mode & 0o037) !== 0) {
+  // Without --token-group, no group may read it: a group nobody chose is not a grant.
+  const forbidden = gid === undefined ? 0o077 : 0o037;
+  if ((st.mode & forbidden) !== 0) {
+    const mode = (st.mode & 0o777).toString(8);
     throw refuse(
       file,
-      `its mode is ${(st.mode & 0o777).toString(8)}; it must be 600 (or 640 with --token-group)`,
+      gid === undefined
+        ? `its mode is ${mode}; run chmod 600 on it, or pass --token-group GROUP to share it with that group (640)`
+        : `its mode is ${mode}; run chmod 640 on it (owner read-write, --token-group read)`,
     );
   }
   if (gid !== undefined && st.gid !== gid) {
