@@ -1,5 +1,5 @@
 import type { Logger } from "@smithy/types";
-import { describeError, truncateAccessKeyId } from "./redact.js";
+import { describeError, RecentSecrets, truncateAccessKeyId } from "./redact.js";
 import type {
   CacheEvent,
   CacheRecord,
@@ -10,9 +10,6 @@ import type {
 } from "./types.js";
 
 export const LOG_PREFIX = "@credcache/core - fromCache";
-
-/** How many credential sets' secrets are kept for scrubbing error texts. */
-const SECRETS_KEPT = 8;
 
 /**
  * What a `fromCache` provider tells the outside: its counters, its events (`onEvent`) and
@@ -33,7 +30,7 @@ export class Report {
     extended: 0,
   };
   /** Secrets of the last few credential sets, scrubbed from every error text we report. */
-  readonly secrets: string[] = [];
+  readonly secrets = new RecentSecrets();
 
   constructor(
     readonly key: string,
@@ -56,10 +53,7 @@ export class Report {
 
   /** Keeps a held set's secrets for scrubbing. */
   remember(record: CacheRecord): void {
-    for (const secret of [record.secretAccessKey, record.sessionToken]) {
-      if (secret && !this.secrets.includes(secret)) this.secrets.push(secret);
-    }
-    if (this.secrets.length > SECRETS_KEPT) this.secrets.splice(0, this.secrets.length - SECRETS_KEPT);
+    this.secrets.remember(record);
   }
 
   describe(error: unknown): EventError {
