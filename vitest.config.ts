@@ -14,6 +14,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     projects: [
       project("core", "packages/core", ["./test/setup.ts"]),
+      project("config", "packages/config"),
       project("memory", "packages/memory"),
       project("fs", "packages/fs"),
       project("sqlite", "packages/sqlite"),

@@ -39,9 +39,9 @@ export async function fsEntryPath(dir, key) {
   return join(dir, entryFileName(key));
 }
 
-/** Where @credcache/keyv's createRedisCache keeps `key` (through @keyv/redis): `<namespace>::<key>`. */
+/** Where @credcache/keyv's createRedisCache keeps `key`: `<namespace>::{<key>}` (a cluster hash tag). */
 export function redisKeyOf(namespace, key) {
-  return `${namespace}::${key}`;
+  return `${namespace}::{${key}}`;
 }
 
 export const REDIS_URL = setting("BATTERY_REDIS_URL") ?? "redis://127.0.0.1:6379";

@@ -176,7 +176,7 @@ export async function runAdapterBench({ rounds = 20 } = {}) {
     const namespace = `bench-${process.pid}`;
     const cache = await createRedisCache({ url: "redis://127.0.0.1:6379", namespace });
     await cache.set(KEY, { ...record() }, 3600);
-    const rawKey = `${namespace}::${KEY}`;
+    const rawKey = `${namespace}::{${KEY}}`;
     if ((await client.get(rawKey)) === null) throw new Error(`bench: expected the keyv entry at ${rawKey}`);
     const [hit, floor, set] = await interleave(
       [

@@ -43,7 +43,8 @@ async function sdkDefaultsProvider() {
   const { fromInstanceMetadata } = await import("@aws-sdk/credential-providers");
   if (url === "none") return { provider: fromInstanceMetadata(), close: async () => {} };
   const core = await import("@credcache/core");
-  const cache = await core.createCache(url);
+  const { createCache } = await import("@credcache/config");
+  const cache = await createCache(url);
   const provider = core.fromCache({
     provider: fromInstanceMetadata(),
     cache,

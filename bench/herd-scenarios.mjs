@@ -18,9 +18,9 @@ import { createServer, request } from "node:http";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createCache } from "@credcache/config";
 import {
   backoffMs,
-  createCache,
   instanceMetadataKey,
   PROCESS_DEFAULTS,
   parseRecord,

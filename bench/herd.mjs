@@ -504,8 +504,9 @@ console.log(`\nwrote bench/results/herd.md${flags["no-herd"] ? "" : " and docs/h
 // ---- clean up ----
 if (redisUrls.length) {
   const core = await import("@credcache/core");
+  const { createCache } = await import("@credcache/config");
   for (const url of redisUrls) {
-    const cache = await core.createCache(url);
+    const cache = await createCache(url);
     // Lock keys expire on their own (PX); the records are keyed by emulator URL and host.
     for (const url of imdsUrls) {
       const key = core.instanceMetadataKey({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: url } });

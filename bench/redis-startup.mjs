@@ -50,7 +50,7 @@ async function buildStore(kind, url, namespace) {
     const { createRedisCache } = await import("@credcache/keyv");
     return createRedisCache({ url, namespace });
   }
-  const { createCache } = await import("@credcache/core");
+  const { createCache } = await import("@credcache/config");
   return createCache(url);
 }
 

@@ -14,7 +14,8 @@
 // Events carry their time (epoch ms), so the parent can line up attempts across processes.
 // No secret is printed: access key ids only.
 import { fromInstanceMetadata } from "@aws-sdk/credential-providers";
-import { createCache, fromCache, fromCachedInstanceMetadata, instanceMetadataKey } from "@credcache/core";
+import { createCache } from "@credcache/config";
+import { fromCache, fromCachedInstanceMetadata, instanceMetadataKey } from "@credcache/core";
 
 const config = JSON.parse(process.argv[2] ?? "{}");
 /** @type {Array<Record<string, unknown>>} */

@@ -94,9 +94,11 @@ const PROGRAM = (format) => {
   const load =
     format === "esm"
       ? `import { fromInstanceMetadata } from "@aws-sdk/credential-providers";
-import { createCache, fromCache } from "@credcache/core";`
+import { createCache } from "@credcache/config";
+import { fromCache } from "@credcache/core";`
       : `const { fromInstanceMetadata } = require("@aws-sdk/credential-providers");
-const { createCache, fromCache } = require("@credcache/core");`;
+const { createCache } = require("@credcache/config");
+const { fromCache } = require("@credcache/core");`;
   return `${load}
 // usage: <url> write|read|both. "write" resolves from IMDS and stores; "read" must find
 // the stored set (its provider fails); "both" does both with two providers in-process.
@@ -137,11 +139,11 @@ import {
   CredcacheError,
   CredentialsUnavailableError,
   MissingAdapterError,
-  createCache,
   encryptedCache,
   fromCache,
   fromCachedInstanceMetadata,
 } from "@credcache/core";
+import { createCache } from "@credcache/config";
 import { fileCache } from "@credcache/fs";
 import { memoryCache } from "@credcache/memory";
 import { sqliteCache } from "@credcache/sqlite";
@@ -331,6 +333,7 @@ async function makeApp(label, manager, deps, { full }) {
 
 const everything = [
   "@credcache/core",
+  "@credcache/config",
   "@credcache/fs",
   "@credcache/sqlite",
   "@credcache/memory",

@@ -42,16 +42,19 @@ async function resolveOnce(create) {
 
 // ---- a node_modules planted in the working directory ----
 
-const coreDir = join(REPO_DIR, "packages", "core");
 const app = g.tmp("app");
-const coreCopy = join(app, "node_modules", "@credcache", "core");
-mkdirSync(coreCopy, { recursive: true });
-cpSync(join(coreDir, "dist"), join(coreCopy, "dist"), { recursive: true });
-writeFileSync(join(coreCopy, "package.json"), readFileSync(join(coreDir, "package.json")));
+for (const pkg of ["config", "core"]) {
+  const from = join(REPO_DIR, "packages", pkg);
+  const copy = join(app, "node_modules", "@credcache", pkg);
+  mkdirSync(copy, { recursive: true });
+  cpSync(join(from, "dist"), join(copy, "dist"), { recursive: true });
+  writeFileSync(join(copy, "package.json"), readFileSync(join(from, "package.json")));
+}
+const configCopy = join(app, "node_modules", "@credcache", "config");
 const appMain = join(app, "main.mjs");
 writeFileSync(
   appMain,
-  `const { createCache } = await import(${JSON.stringify(pathToFileURL(join(coreCopy, "dist", "index.js")).href)});
+  `const { createCache } = await import(${JSON.stringify(pathToFileURL(join(configCopy, "dist", "index.js")).href)});
    let result;
    try { await createCache(process.argv[2]); result = { loaded: true }; }
    catch (e) { result = { loaded: false, code: e.code }; }

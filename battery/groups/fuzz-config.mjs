@@ -6,7 +6,8 @@ import { createHash } from "node:crypto";
 import { cpSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { inspect } from "node:util";
-import { CredcacheError, createCache, parseCacheUrl } from "@credcache/core";
+import { createCache, parseCacheUrl } from "@credcache/config";
+import { CredcacheError } from "@credcache/core";
 import fc from "fast-check";
 import { CheckFailure, expect, REPO_DIR, startGroup } from "../harness.mjs";
 import { setting } from "../settings.mjs";
@@ -308,7 +309,7 @@ await g.check('memory driver: a huge "max" is a config error, not a crash', asyn
   const script = join(project, "probe.mjs");
   writeFileSync(
     script,
-    `import { createCache } from ${JSON.stringify(join(REPO_DIR, "packages/core/dist/index.js"))};
+    `import { createCache } from ${JSON.stringify(join(REPO_DIR, "packages/config/dist/index.js"))};
 const config = JSON.parse(process.argv[2]);
 try {
   const store = await createCache(config);
@@ -370,10 +371,10 @@ process.exit(0);
 // ---- a driver whose package is not installed ----
 
 await g.check("missing adapter package: MissingAdapterError naming the package", async (c) => {
-  // A project that has @credcache/core (and @credcache/keyv without its peers) and nothing else.
+  // A project that has @credcache/config and core (and @credcache/keyv without its peers) and nothing else.
   const project = g.tmp("project");
   const modules = join(project, "node_modules");
-  for (const pkg of ["core", "keyv"]) {
+  for (const pkg of ["config", "core", "keyv"]) {
     const target = join(modules, "@credcache", pkg);
     mkdirSync(target, { recursive: true });
     cpSync(join(REPO_DIR, "packages", pkg, "package.json"), join(target, "package.json"));
@@ -389,7 +390,7 @@ await g.check("missing adapter package: MissingAdapterError naming the package",
   writeFileSync(
     script,
     `import { inspect } from "node:util";
-import { createCache } from "@credcache/core";
+import { createCache } from "@credcache/config";
 const cases = JSON.parse(process.argv[2]);
 for (const config of cases) {
   try {

@@ -348,7 +348,8 @@ try {
   if (backends.includes("redis")) {
     // Drop what the demo wrote, under its own namespace.
     const core = await import("@credcache/core");
-    const cache = await core.createCache(BACKENDS.redis.url);
+    const { createCache } = await import("@credcache/config");
+    const cache = await createCache(BACKENDS.redis.url);
     const key = core.instanceMetadataKey({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url } });
     await cache.remove(key).catch(() => {});
     await cache.close?.();

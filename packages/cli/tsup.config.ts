@@ -1,13 +1,14 @@
 import { readFileSync } from "node:fs";
 import { defineConfig, type Options } from "tsup";
+import { base } from "../../tsup.base.js";
 
 const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8")) as {
   version: string;
 };
 
 const shared: Options = {
-  target: "node20",
-  sourcemap: true,
+  target: base.target,
+  sourcemap: base.sourcemap,
   // `credcache --version` without reading package.json at run time.
   env: { CREDCACHE_CLI_VERSION: version },
   // credcache's own packages are compiled in: a warm `credcache process` spent more of its
@@ -18,13 +19,7 @@ const shared: Options = {
 };
 
 export default defineConfig([
-  {
-    ...shared,
-    entry: ["src/index.ts"],
-    format: ["esm", "cjs"],
-    // composite is for editors and `tsc -b`; the bundled declarations are built standalone.
-    dts: { compilerOptions: { composite: false } },
-  },
+  { ...base, clean: false, ...shared },
   {
     ...shared,
     // The command is one CommonJS file: no ESM loader to start, no module graph to resolve.

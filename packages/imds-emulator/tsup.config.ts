@@ -1,11 +1,3 @@
-import { defineConfig } from "tsup";
+import { packageConfig } from "../../tsup.base.js";
 
-export default defineConfig({
-  entry: ["src/index.ts", "src/bin.ts"],
-  format: ["esm", "cjs"],
-  // composite is for editors and `tsc -b`; the bundled declarations are built standalone.
-  dts: { compilerOptions: { composite: false } },
-  clean: true,
-  sourcemap: true,
-  target: "node20",
-});
+export default packageConfig({ entry: ["src/index.ts", "src/bin.ts"] });

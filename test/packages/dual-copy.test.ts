@@ -1,4 +1,4 @@
-// A CommonJS application gets core's CJS build, and `createCache` imports the adapter's
+// A CommonJS application gets core's CJS build (through @credcache/config's), and `createCache` imports the adapter's
 // ESM build, which brings core's ESM build: two copies of core in one process. The
 // adapter's errors must still mean what they say to the copy that reads them.
 import { spawnSync } from "node:child_process";
@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, expect, test } from "vitest";
 
 const CORE_CJS = fileURLToPath(new URL("../../packages/core/dist/index.cjs", import.meta.url));
+const CONFIG_CJS = fileURLToPath(new URL("../../packages/config/dist/index.cjs", import.meta.url));
 
 let dir: string;
 beforeEach(async () => {
@@ -21,7 +22,8 @@ afterEach(async () => {
 const program = `
 const { readdirSync, writeFileSync } = require("node:fs");
 const { join } = require("node:path");
-const { createCache, fromCache } = require(process.env.CORE_CJS);
+const { fromCache } = require(process.env.CORE_CJS);
+const { createCache } = require(process.env.CONFIG_CJS);
 const dir = process.env.CACHE_DIR;
 (async () => {
   const cache = await createCache("file://" + dir);
@@ -47,7 +49,7 @@ test("a CommonJS app: garbage found by an adapter that loaded the other copy of 
   const cacheDir = join(dir, "cache");
   await writeFile(file, program);
   const run = spawnSync(process.execPath, [file], {
-    env: { ...process.env, CORE_CJS, CACHE_DIR: cacheDir },
+    env: { ...process.env, CORE_CJS, CONFIG_CJS, CACHE_DIR: cacheDir },
     encoding: "utf8",
     timeout: 60_000,
   });

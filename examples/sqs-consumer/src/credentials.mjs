@@ -10,13 +10,14 @@
  *
  * @param {Exclude<Backend, { kind: "none" } | { kind: "serve" }>} backend
  * @param {typeof import("@credcache/core")} core
+ * @param {typeof import("@credcache/config")} config
  */
-function describeBackend(backend, core) {
+function describeBackend(backend, core, config) {
   if (backend.kind === "url") return core.redactUrl(backend.url);
   const name = backend.store ?? /** @type {{ default?: string }} */ (backend.config).default;
   let driver = "?";
   try {
-    driver = core.resolveStoreConfig(/** @type {any} */ (backend.config), backend.store).driver;
+    driver = config.resolveStoreConfig(/** @type {any} */ (backend.config), backend.store).driver;
   } catch {
     // createCache reports the config error itself.
   }
@@ -66,10 +67,11 @@ export async function createCredentials({ backend, imds = {}, refresh = {}, logg
     };
   }
   const core = await import("@credcache/core");
+  const config = await import("@credcache/config");
   const store =
     backend.kind === "url"
-      ? await core.createCache(backend.url)
-      : await core.createCache(/** @type {any} */ (backend.config), {
+      ? await config.createCache(backend.url)
+      : await config.createCache(/** @type {any} */ (backend.config), {
           ...(backend.store !== undefined && { store: backend.store }),
         });
   const provider = core.fromCachedInstanceMetadata({
@@ -83,7 +85,7 @@ export async function createCredentials({ backend, imds = {}, refresh = {}, logg
   });
   return {
     provider,
-    label: describeBackend(backend, core),
+    label: describeBackend(backend, core, config),
     stats: () => provider.stats(),
     close: async () => {
       // Waits for a background refresh to write and release its lock: a lock left by a

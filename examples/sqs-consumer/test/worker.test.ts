@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createCache, instanceMetadataKey } from "@credcache/core";
+import { createCache } from "@credcache/config";
+import { instanceMetadataKey } from "@credcache/core";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startLocalSqs } from "../src/localSqs.mjs";

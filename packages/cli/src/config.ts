@@ -1,9 +1,9 @@
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import type { CacheConfig } from "@credcache/core";
+import type { CacheConfig } from "@credcache/config";
 import { messageOf, UsageError } from "./errors.js";
 
-/** Where the cache configuration came from, ready for core's `createCache(config, { store })`. */
+/** Where the cache configuration came from, ready for `createCache(config, { store })` of @credcache/config. */
 export interface CacheSpec {
   config: CacheConfig;
   /** With named stores: which one (`--store`). */

@@ -1,7 +1,6 @@
+import { type AdapterPackage, createCache } from "@credcache/config";
 import {
-  type AdapterPackage,
   type CredentialCache,
-  createCache,
   ERROR_CODES,
   hasErrorCode,
   isRefreshStateKey,

@@ -1,12 +1,13 @@
-import { type CredentialCache, createCache } from "@credcache/core";
+import { createCache } from "@credcache/config";
+import type { CredentialCache } from "@credcache/core";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { main } from "../src/index.js";
 
 // The optional store capabilities (keys(), prune()) are exercised through a store that has
 // them: createCache is wrapped so a test can hand main() its own store.
-vi.mock("@credcache/core", async (importOriginal) => {
-  const core = await importOriginal<typeof import("@credcache/core")>();
-  return { ...core, createCache: vi.fn(core.createCache) };
+vi.mock("@credcache/config", async (importOriginal) => {
+  const config = await importOriginal<typeof import("@credcache/config")>();
+  return { ...config, createCache: vi.fn(config.createCache) };
 });
 
 const fresh = (accessKeyId: string, expiration = Date.now() + 2 * 3600_000) => ({

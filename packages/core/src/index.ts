@@ -1,21 +1,4 @@
 export {
-  type AdapterPackage,
-  type CacheConfig,
-  type CacheStoresConfig,
-  type CreateCacheOptions,
-  createCache,
-  type FileStoreConfig,
-  type KeyvStoreConfig,
-  MAX_MEMORY_ENTRIES,
-  type MemoryStoreConfig,
-  parseCacheUrl,
-  type RedisStoreConfig,
-  redactUrl,
-  resolveStoreConfig,
-  type SqliteStoreConfig,
-  type StoreConfig,
-} from "./createCache.js";
-export {
   DEFAULT_CACHE_KEY,
   lockWaitMsFor,
   PROCESS_DEFAULTS,
@@ -103,8 +86,9 @@ export {
   type TemporaryCredentialsKeyOptions,
   temporaryCredentialsKey,
 } from "./presets.js";
-export { type ParseResult, parseRecord } from "./record.js";
-export { describeError, describeValue, RecentSecrets, truncateAccessKeyId } from "./redact.js";
+/** The largest record, in characters: a store may refuse a larger value unread. */
+export { MAX_RECORD_CHARS, type ParseResult, parseRecord } from "./record.js";
+export { describeError, describeValue, RecentSecrets, redactUrl, truncateAccessKeyId } from "./redact.js";
 export {
   isRefreshStateKey,
   parseRefreshState,
@@ -134,6 +118,6 @@ export { expiresAtOfRecord, type RecordWindows, windowOfRecord } from "./windows
 // Plumbing that fromCache, the CLI and the benchmarks share; not part of the public API.
 
 /** @internal */
-export { MAX_RECORD_CHARS, toIdentity, toRecord } from "./record.js";
+export { toIdentity, toRecord } from "./record.js";
 /** @internal */
 export { scrub } from "./redact.js";

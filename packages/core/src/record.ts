@@ -4,7 +4,7 @@ import type { CacheRecord } from "./types.js";
 
 /** Largest string a record field may hold; an STS session token is a few KiB. */
 const MAX_FIELD_CHARS = 16 * 1024;
-/** Largest serialized record `parseRecord` will look at when handed a string. @internal */
+/** Largest serialized record `parseRecord` will look at when handed a string; a store may refuse a larger value unread. */
 export const MAX_RECORD_CHARS = 64 * 1024;
 
 export type ParseResult = { ok: true; record: CacheRecord } | { ok: false; reason: string };

@@ -109,3 +109,15 @@ export class RecentSecrets implements Iterable<string> {
     return this.secrets[Symbol.iterator]();
   }
 }
+
+/**
+ * Hides the credentials of a URL before it goes into an error message: everything
+ * between the scheme and the last `@`. A password may hold `@`, `#`, `?` or `/`
+ * unencoded, so no URL parser can be trusted to find where it ends.
+ */
+export function redactUrl(url: string): string {
+  const at = url.lastIndexOf("@");
+  if (at === -1) return url;
+  const scheme = /^[a-z][a-z0-9+.-]*:(?:\/\/)?/i.exec(url)?.[0] ?? "";
+  return `${scheme}***@${url.slice(at + 1)}`;
+}

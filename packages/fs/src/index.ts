@@ -10,9 +10,11 @@ import {
   CacheUnavailableError,
   type Clock,
   type CredentialCache,
+  describeValue,
   expiresAtFromTtl,
 } from "@credcache/core";
-import { defaultCacheDir, trustedDirectory } from "./directory.js";
+import { trustedDirectory } from "@credcache/trusted-path";
+import { defaultCacheDir } from "./directory.js";
 import {
   discardEntry,
   ENTRY_FILE,
@@ -25,12 +27,9 @@ import {
 } from "./entry.js";
 import { leaseLocks } from "./lock.js";
 
-export {
-  defaultCacheDir,
-  type TrustedDirectory,
-  type TrustedDirectoryLabel,
-  trustedDirectory,
-} from "./directory.js";
+// Re-exported for code that imported them from here; they live in @credcache/trusted-path.
+export { type TrustedDirectory, type TrustedDirectoryLabel, trustedDirectory } from "@credcache/trusted-path";
+export { defaultCacheDir } from "./directory.js";
 export { entryFileName } from "./entry.js";
 
 /** Options of {@link fileCache}. */
@@ -104,6 +103,11 @@ const STALE_TEMP_MS = 60_000;
  * ```
  */
 export function fileCache(options: FileCacheOptions = {}): FileCache {
+  if (options.dir !== undefined && (typeof options.dir !== "string" || options.dir === "")) {
+    throw new CacheConfigError(
+      `fileCache: "dir" must be a non-empty path, got ${describeValue(options.dir)}`,
+    );
+  }
   const dir = resolve(options.dir ?? defaultCacheDir());
   const clock = options.clock ?? Date;
   const maxFileBytes = options.maxFileBytes ?? 64 * 1024;

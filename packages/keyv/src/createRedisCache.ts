@@ -1,4 +1,11 @@
-import { CacheConfigError, type CredentialCache, describeValue, redactUrl } from "@credcache/core";
+import {
+  CacheConfigError,
+  type CredentialCache,
+  describeValue,
+  PROCESS_DEFAULTS,
+  REFRESH_DEFAULTS,
+  redactUrl,
+} from "@credcache/core";
 import { keyvCache } from "./keyvCache.js";
 import { checkNamespace } from "./namespace.js";
 import { redisKeyv } from "./redisKeyv.js";
@@ -77,6 +84,15 @@ function checkUrl(url: unknown): void {
   }
 }
 
+/**
+ * A command may wait as long as the most patient caller waits for a store call (the CLI's
+ * `cacheTimeoutMs`): a shorter timeout would give up, as a cache error, inside the caller's own budget.
+ */
+export const DEFAULT_COMMAND_TIMEOUT_MS = Math.max(
+  REFRESH_DEFAULTS.cacheTimeoutMs,
+  PROCESS_DEFAULTS.cacheTimeoutMs,
+);
+
 function checkMs(name: string, value: unknown): number {
   if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
     throw new CacheConfigError(
@@ -95,7 +111,7 @@ function checkOptions(options: RedisCacheOptions): Required<RedisCacheOptions> {
     namespace = "credcache",
     lock = true,
     connectTimeoutMs = 1_000,
-    commandTimeoutMs = 2_000,
+    commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS,
   } = options;
   checkUrl(url);
   checkNamespace("createRedisCache", namespace);
@@ -150,7 +166,7 @@ export async function createRedisCache(options: RedisCacheOptions): Promise<Cred
   const client = new RespClient(url, { connectTimeoutMs, commandTimeoutMs });
   const store = keyvCache(
     redisKeyv(client, namespace),
-    lock ? { lock: builtInRedisLock(client, { namespace }) } : {},
+    lock ? { lock: builtInRedisLock(client, { namespace }), hashTags: true } : { hashTags: true },
   );
   store.close = () => client.close();
   return store;

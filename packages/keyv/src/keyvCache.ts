@@ -7,9 +7,11 @@ import {
   CacheRecordError,
   CacheUnavailableError,
   type CredentialCache,
+  describeValue,
   expiresAtFromTtl,
   MAX_KEY_LENGTH,
 } from "@credcache/core";
+import { hashTagged, untagged } from "./hashTag.js";
 import { checkNamespace } from "./namespace.js";
 import { LOCK_KEY_PREFIX } from "./redisLock.js";
 import type { KeyvCacheOptions, KeyvLike } from "./types.js";
@@ -98,8 +100,12 @@ export function keyvCache(keyv: KeyvLike, options: KeyvCacheOptions = {}): Crede
       "keyvCache: pass a Keyv instance (keyv 5), e.g. keyvCache(new Keyv({ store: new KeyvRedis(url) }))",
     );
   }
-  const { namespace, lock } = options ?? {};
+  const { namespace, lock, hashTags = false } = options ?? {};
   checkNamespace("keyvCache", namespace);
+  if (typeof hashTags !== "boolean") {
+    throw new CacheConfigError(`keyvCache: "hashTags" must be true or false, got ${describeValue(hashTags)}`);
+  }
+  const nameOf = hashTags ? hashTagged : (key: string) => key;
   if (lock !== undefined && typeof (lock as { acquire?: unknown } | null)?.acquire !== "function") {
     throw new CacheConfigError(
       'keyvCache: "lock" must have an acquire(key, ttlMs) method, e.g. redisLock(client)',
@@ -108,14 +114,19 @@ export function keyvCache(keyv: KeyvLike, options: KeyvCacheOptions = {}): Crede
   const prefix = namespace === undefined ? "" : `${namespace}:`;
   const canReadRaw = typeof keyv.deserializeData === "function";
 
+  /** What Keyv is handed for `key`: its name (hash-tagged with `hashTags`), prefixed. */
   function storeKey(key: string): string {
+    return keyvName(nameOf(key));
+  }
+
+  function keyvName(name: string): string {
     const keyvNamespace = keyv.namespace;
     // Keyv leaves a key that already starts with "<its namespace>:" unprefixed, so "x" and
     // "keyv:x" would share one entry. Adding the prefix here keeps every key distinct
     // and gives the usual keys the very names Keyv would have given them.
     return keyvNamespace && keyv.useKeyPrefix !== false
-      ? `${keyvNamespace}:${prefix}${key}`
-      : `${prefix}${key}`;
+      ? `${keyvNamespace}:${prefix}${name}`
+      : `${prefix}${name}`;
   }
 
   const store: CredentialCache = {
@@ -224,14 +235,15 @@ export function keyvCache(keyv: KeyvLike, options: KeyvCacheOptions = {}): Crede
   if (typeof keyv.iterator === "function") {
     store.keys = async (): Promise<string[]> => {
       // Every key of this store is stored as `<head><key>`, exactly the key Keyv hands its adapter.
-      const head = storeKey("");
+      const head = keyvName("");
       const found = new Set<string>(); // SCAN may return a key more than once
       for await (const entry of storedEntries(keyv)) {
         if (!Array.isArray(entry)) continue;
         const [raw, stored] = entry as [unknown, unknown];
         if (typeof raw !== "string" || !raw.startsWith(head) || raw.startsWith(LOCK_KEY_PREFIX)) continue;
-        const key = raw.slice(head.length);
-        if (key === "" || key.length > MAX_KEY_LENGTH || found.has(key)) continue;
+        // With hashTags, a name without one was written before them: never read, so not listed.
+        const key = hashTags ? untagged(raw.slice(head.length)) : raw.slice(head.length);
+        if (key === undefined || key === "" || key.length > MAX_KEY_LENGTH || found.has(key)) continue;
         if (await isLiveEntry(stored)) found.add(key);
       }
       return [...found];
@@ -242,7 +254,7 @@ export function keyvCache(keyv: KeyvLike, options: KeyvCacheOptions = {}): Crede
     store.acquireLock = async (key: string, opts: { ttlMs: number }): Promise<CacheLock | undefined> => {
       assertCacheKey(key);
       assertLockTtl(opts?.ttlMs);
-      return lock.acquire(`${prefix}${key}`, opts.ttlMs);
+      return lock.acquire(`${prefix}${nameOf(key)}`, opts.ttlMs);
     };
   }
   return store;

@@ -18,7 +18,8 @@ function globEscape(text: string): string {
  * - a TTL is `SET ... PX <ms>`; 0 or none is a plain `SET`;
  * - a read is one `GET`; an envelope whose `expires` has passed is deleted and is a miss;
  * - a delete is `UNLINK`;
- * - the listing is `SCAN <cursor> MATCH <namespace>::* TYPE string` and `MGET` per page.
+ * - the listing is `SCAN <cursor> MATCH <namespace>::* TYPE string` (on each master of a cluster)
+ *   and a `GET` per key.
  * @internal
  */
 export function redisKeyv(client: RespClient, namespace: string): KeyvLike {
@@ -30,34 +31,39 @@ export function redisKeyv(client: RespClient, namespace: string): KeyvLike {
       const stored = await client.send(["GET", head + key]);
       return typeof stored === "string" ? stored : undefined;
     },
-    /** `[key without the namespace, stored text]` for every string key of the namespace. */
+    /**
+     * `[key without the namespace, stored text]` for every string key of the namespace, on
+     * every master of a cluster. Values are read with one GET each, pipelined: an MGET of a
+     * page would span slots, which a cluster refuses.
+     */
     async *iterator(): AsyncGenerator<[string, string | undefined]> {
-      let cursor = "0";
-      do {
-        const page = await client.send([
-          "SCAN",
-          cursor,
-          "MATCH",
-          `${globEscape(head)}*`,
-          "COUNT",
-          "500",
-          "TYPE",
-          "string",
-        ]);
-        const [next, keys] = Array.isArray(page) ? page : [];
-        if (typeof next !== "string" || !Array.isArray(keys))
-          throw new TypeError("SCAN answered with no cursor and keys");
-        cursor = next;
-        const names = keys.filter(
-          (name): name is string => typeof name === "string" && name.startsWith(head),
-        );
-        if (names.length === 0) continue;
-        const values = await client.send(["MGET", ...names]);
-        for (const [i, name] of names.entries()) {
-          const value = Array.isArray(values) ? values[i] : undefined;
-          yield [name.slice(head.length), typeof value === "string" ? value : undefined];
-        }
-      } while (cursor !== "0");
+      for (const node of await client.masters()) {
+        let cursor = "0";
+        do {
+          const page = await client.sendTo(node, [
+            "SCAN",
+            cursor,
+            "MATCH",
+            `${globEscape(head)}*`,
+            "COUNT",
+            "500",
+            "TYPE",
+            "string",
+          ]);
+          const [next, keys] = Array.isArray(page) ? page : [];
+          if (typeof next !== "string" || !Array.isArray(keys))
+            throw new TypeError("SCAN answered with no cursor and keys");
+          cursor = next;
+          const names = keys.filter(
+            (name): name is string => typeof name === "string" && name.startsWith(head),
+          );
+          const values = await Promise.all(names.map((name) => client.send(["GET", name])));
+          for (const [i, name] of names.entries()) {
+            const value = values[i];
+            yield [name.slice(head.length), typeof value === "string" ? value : undefined];
+          }
+        } while (cursor !== "0");
+      }
     },
   };
 

@@ -5,6 +5,8 @@
  * @internal
  */
 
+import { MAX_RECORD_CHARS } from "@credcache/core";
+
 /** An error reply (`-ERR ...`, `-WRONGPASS ...`): Redis's answer, not a failure of the connection. */
 export class ErrorReply {
   constructor(readonly message: string) {}
@@ -27,69 +29,138 @@ const CR = 0x0d;
 const LF = 0x0a;
 
 /**
+ * The largest bulk string or line the parser accepts: a record can be at most core's
+ * `MAX_RECORD_CHARS` characters, each at most 3 bytes in UTF-8 (a JSON text escapes the
+ * rest), plus Keyv's envelope. A larger reply cannot be a record, only a planted value.
+ */
+export const MAX_REPLY_BYTES = 3 * MAX_RECORD_CHARS + 1024;
+
+/** The server announced a reply larger than any record: refused before its bytes are read. */
+export class ReplyTooLargeError extends ProtocolError {}
+
+/** An array being filled: its items so far, and how many it announced. */
+interface OpenArray {
+  items: Reply[];
+  count: number;
+}
+
+/**
  * Turns the bytes of a connection into replies, however TCP splits them: a reply cut
  * across chunks waits for the rest; a chunk with several replies gives all of them.
+ * Each byte is looked at once (a partial reply is kept as its parts, joined once when
+ * complete), and a bulk string or line longer than `maxBytes` is refused as soon as its
+ * length is known, so a planted 50 MB value costs neither memory nor CPU.
+ * After a `ProtocolError` the parser (and its connection) is unusable.
  */
 export class ReplyParser {
-  #pending: Buffer = Buffer.alloc(0);
+  readonly #maxBytes: number;
+  /** A line (`+`, `-`, `:`, `$<n>`, `*<n>`) cut across chunks: its parts so far. */
+  #line: Buffer[] = [];
+  #lineBytes = 0;
+  /** A bulk string being read: its announced length, and its parts so far (CRLF included). */
+  #bulk: { length: number; parts: Buffer[]; bytes: number } | undefined;
+  /** The arrays the next reply goes into, outermost first. */
+  readonly #open: OpenArray[] = [];
+
+  constructor(maxBytes = MAX_REPLY_BYTES) {
+    this.#maxBytes = maxBytes;
+  }
 
   /** Adds the next chunk and returns the replies it completed, in order. */
   push(chunk: Buffer): Reply[] {
-    const buffer = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
     const replies: Reply[] = [];
-    let offset = 0;
-    for (;;) {
-      const parsed = parseReply(buffer, offset);
-      if (parsed === undefined) break;
-      replies.push(parsed.reply);
-      offset = parsed.end;
+    let at = 0;
+    while (at < chunk.length) {
+      const bulk = this.#bulk;
+      if (bulk !== undefined) {
+        const take = Math.min(bulk.length + 2 - bulk.bytes, chunk.length - at);
+        bulk.parts.push(chunk.subarray(at, at + take));
+        bulk.bytes += take;
+        at += take;
+        if (bulk.bytes < bulk.length + 2) break;
+        this.#bulk = undefined;
+        const data = Buffer.concat(bulk.parts, bulk.bytes);
+        if (data[bulk.length] !== CR || data[bulk.length + 1] !== LF) {
+          throw new ProtocolError("the server sent a bulk string not ended by CRLF");
+        }
+        this.#complete(data.toString("utf8", 0, bulk.length), replies);
+        continue;
+      }
+      const lf = chunk.indexOf(LF, at);
+      const end = lf === -1 ? chunk.length : lf + 1;
+      const cr = chunk.indexOf(CR, at);
+      if (lf === -1 && cr !== -1 && cr < chunk.length - 1) {
+        throw new ProtocolError("the server sent a line not ended by CRLF");
+      }
+      this.#lineBytes += end - at;
+      if (this.#lineBytes > this.#maxBytes) {
+        throw new ReplyTooLargeError(`the server sent a line longer than ${this.#maxBytes} bytes`);
+      }
+      this.#line.push(chunk.subarray(at, end));
+      at = end;
+      if (lf === -1) break;
+      const line = Buffer.concat(this.#line, this.#lineBytes);
+      this.#line = [];
+      this.#lineBytes = 0;
+      const whole = this.#readLine(line);
+      if (whole !== undefined) this.#complete(whole.reply, replies);
     }
-    // An incomplete reply is parsed again from its start when more arrives: replies here are
-    // small, and a bulk string's length lets the parser jump over its bytes.
-    this.#pending = buffer.subarray(offset);
     return replies;
   }
-}
 
-/** The reply starting at `start`, and where it ends; `undefined` while it is incomplete. */
-function parseReply(buffer: Buffer, start: number): { reply: Reply; end: number } | undefined {
-  const lineEnd = buffer.indexOf(CR, start);
-  if (lineEnd === -1 || lineEnd + 1 >= buffer.length) return undefined;
-  if (buffer[lineEnd + 1] !== LF) throw new ProtocolError("the server sent a line not ended by CRLF");
-  const line = buffer.toString("utf8", start + 1, lineEnd);
-  const next = lineEnd + 2;
-  switch (buffer[start]) {
-    case 0x2b: // "+" simple string
-      return { reply: line, end: next };
-    case 0x2d: // "-" error
-      return { reply: new ErrorReply(line), end: next };
-    case 0x3a: // ":" integer
-      return { reply: integer(line), end: next };
-    case 0x24: {
-      // "$" bulk string: its length, then that many bytes and CRLF
-      const length = integer(line);
-      if (length < 0) return { reply: null, end: next };
-      if (buffer.length < next + length + 2) return undefined;
-      return { reply: buffer.toString("utf8", next, next + length), end: next + length + 2 };
-    }
-    case 0x2a: {
-      // "*" array: its length, then that many replies, arrays included
-      const count = integer(line);
-      if (count < 0) return { reply: null, end: next };
-      const items: Reply[] = [];
-      let at = next;
-      for (let i = 0; i < count; i++) {
-        const item = parseReply(buffer, at);
-        if (item === undefined) return undefined;
-        items.push(item.reply);
-        at = item.end;
+  /** A whole line, CRLF included: a whole reply, or (`undefined`) the header of a bulk string or array to come. */
+  #readLine(line: Buffer): { reply: Reply } | undefined {
+    const cr = line.indexOf(CR);
+    if (cr !== line.length - 2) throw new ProtocolError("the server sent a line not ended by CRLF");
+    const text = line.toString("utf8", 1, cr);
+    switch (line[0]) {
+      case 0x2b: // "+" simple string
+        return { reply: text };
+      case 0x2d: // "-" error
+        return { reply: new ErrorReply(text) };
+      case 0x3a: // ":" integer
+        return { reply: integer(text) };
+      case 0x24: {
+        // "$" bulk string: its length, then that many bytes and CRLF
+        const length = integer(text);
+        if (length < 0) return { reply: null };
+        if (length > this.#maxBytes) {
+          throw new ReplyTooLargeError(
+            `the server announced a value of ${length} bytes, larger than any record (${this.#maxBytes})`,
+          );
+        }
+        this.#bulk = { length, parts: [], bytes: 0 };
+        return undefined;
       }
-      return { reply: items, end: at };
+      case 0x2a: {
+        // "*" array: its length, then that many replies, arrays included
+        const count = integer(text);
+        if (count < 0) return { reply: null };
+        if (count === 0) return { reply: [] };
+        this.#open.push({ items: [], count });
+        return undefined;
+      }
+      default:
+        throw new ProtocolError(
+          `the server sent a reply of unknown type ${JSON.stringify(line.toString("latin1", 0, 1))}`,
+        );
     }
-    default:
-      throw new ProtocolError(
-        `the server sent a reply of unknown type ${JSON.stringify(buffer.toString("latin1", start, start + 1))}`,
-      );
+  }
+
+  /** A finished reply goes into the innermost open array, closing every array it fills. */
+  #complete(reply: Reply, replies: Reply[]): void {
+    let value = reply;
+    for (;;) {
+      const array = this.#open.at(-1);
+      if (array === undefined) {
+        replies.push(value);
+        return;
+      }
+      array.items.push(value);
+      if (array.items.length < array.count) return;
+      this.#open.pop();
+      value = array.items;
+    }
   }
 }
 

@@ -1,305 +1,214 @@
-import { connect as netConnect, type Socket } from "node:net";
-import { CacheUnavailableError } from "@credcache/core";
-import { ErrorReply, encodeCommand, ProtocolError, type Reply, ReplyParser } from "./resp.js";
+import { type NodeAddress, redirectOf, SLOT_COUNT, slotOf, slotTable } from "./clusterSlots.js";
+import { ErrorReply, ProtocolError, type Reply } from "./resp.js";
+import {
+  Connection,
+  type RespTimeouts,
+  replyError,
+  type Target,
+  targetAt,
+  targetOf,
+} from "./respConnection.js";
+
+export type { RespTimeouts } from "./respConnection.js";
 
 /** A reply that is not an error: an error reply rejects the call instead. */
 export type Answer = Exclude<Reply, ErrorReply>;
 
-/** Where and how to connect, read from a `redis://` or `rediss://` URL. Holds the password: never expose it. */
-interface Target {
-  host: string;
-  port: number;
-  tls: boolean;
-  /** `host:port`, for messages: the URL without its user name and password. */
-  where: string;
-  /** The password, to scrub from any error text Redis sends back. */
-  password: string;
-  /** `AUTH [user] password` and `SELECT db`, sent first on every connection. */
-  handshake: string[][];
-  database: string | undefined;
-}
+/** MOVED and ASK replies followed for one command before it fails: a slot moves once at a time. */
+const MAX_REDIRECTS = 5;
+/** First pause before asking a cluster again after a node went away; doubles up to a second. */
+const FIRST_RETRY_PAUSE_MS = 50;
 
-/** Reads a URL that `createRedisCache` has already checked. */
-function targetOf(url: string): Target {
-  const parsed = new URL(url);
-  const tls = parsed.protocol === "rediss:";
-  const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
-  const port = parsed.port === "" ? 6379 : Number(parsed.port);
-  const username = decodeURIComponent(parsed.username);
-  const password = decodeURIComponent(parsed.password);
-  const database = /^\/(\d+)$/.exec(parsed.pathname)?.[1];
-  const handshake: string[][] = [];
-  // As node-redis does: a user name or password means AUTH, with "" for a missing password.
-  if (username !== "" || password !== "") {
-    handshake.push(username === "" ? ["AUTH", password] : ["AUTH", username, password]);
+/** The key a command names (its slot decides which node of a cluster serves it), if any. */
+function keyOf(args: readonly string[]): string | undefined {
+  switch (args[0]) {
+    case "GET":
+    case "SET":
+    case "UNLINK":
+    case "DEL":
+      return args[1];
+    case "EVAL":
+    case "EVALSHA":
+      return Number(args[2]) > 0 ? args[3] : undefined;
+    default:
+      return undefined;
   }
-  if (database !== undefined && Number(database) !== 0) handshake.push(["SELECT", database]);
-  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
-  return { host, port, tls, where, password, handshake, database };
 }
 
-/** Timeouts of a connection, in milliseconds. */
-export interface RespTimeouts {
-  /** From opening the socket to the end of the handshake. */
-  connectTimeoutMs: number;
-  /** From sending a command to its reply. */
-  commandTimeoutMs: number;
-}
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * A minimal Redis client: RESP2 over one connection, commands pipelined in order. It
- * opens its connection on the first call and never reconnects on its own: when the
- * connection drops or times out, the calls waiting on it reject, and the next call
- * opens a new one. While no call is waiting, the socket does not keep the process alive.
+ * A minimal Redis client: RESP2, commands pipelined in order on one connection per node.
+ * It opens a connection on the first call to a node and never reconnects on its own: when
+ * the connection drops or times out, the calls waiting on it reject, and the next call
+ * opens a new one. While no call is waiting, no socket keeps the process alive.
+ *
+ * Redis Cluster (and a managed cluster endpoint such as ElastiCache Serverless): every
+ * command goes to the URL's node until a `MOVED` reply shows the server is a cluster, so a
+ * single node costs nothing more than before. From the first `MOVED` on, the client keeps
+ * the slot table (`CLUSTER SLOTS`), sends each keyed command to its slot's master, follows
+ * `MOVED` (and learns from it) and `ASK` (with `ASKING`), at most 5 redirects per command.
+ * When a node of a known cluster goes away (a failover), a keyed command asks the cluster
+ * again, with growing pauses, until its replica has taken over or `commandTimeoutMs` has
+ * passed. Every node is dialled with the URL's TLS, CA trust, user and password; a
+ * certificate is checked against the host dialled, as the cluster announces it.
  *
  * Loads only `node:net` (and `node:tls` for `rediss://`): the whole point is a short
  * start-up for short-lived processes, where `@redis/client` costs ~60 ms to load.
  *
- * Error messages name the server as `host:port`, never the URL or its password.
+ * Error messages name a server as `host:port`, never the URL or its password.
  * @internal
  */
 export class RespClient {
-  readonly #target: Target;
+  readonly #seed: Target;
   readonly #timeouts: RespTimeouts;
-  #connection: Connection | undefined;
+  /** One connection per node, by `host:port`. */
+  readonly #connections = new Map<string, Connection>();
+  /** The master of each slot, once the server has shown it is a cluster; until then all goes to the seed. */
+  #slots: Array<NodeAddress | undefined> | undefined;
+  #slotsLoading: Promise<void> | undefined;
 
   constructor(url: string, timeouts: RespTimeouts) {
-    this.#target = targetOf(url);
+    this.#seed = targetOf(url);
     this.#timeouts = timeouts;
   }
 
-  /** Sends one command; resolves to its reply, rejects with a `CacheUnavailableError`. */
+  /** Sends one command to the node that serves its key; resolves to its reply, rejects with a `CacheUnavailableError`. */
   send(args: readonly string[]): Promise<Answer> {
-    if (this.#connection === undefined || this.#connection.failed) {
-      this.#connection = new Connection(this.#target, this.#timeouts);
-    }
-    return this.#connection.send(args);
+    return this.#route(args, keyOf(args));
   }
 
-  /** Ends the connection (QUIT when it is up, so that sent commands complete). A later call reconnects. */
-  async close(): Promise<void> {
-    const connection = this.#connection;
-    this.#connection = undefined;
-    await connection?.close();
-  }
-}
-
-interface Pending {
-  command: readonly string[];
-  resolve(reply: Reply): void;
-  reject(error: Error): void;
-  /** The command timeout; none for the handshake, which the connect timeout covers. */
-  timer?: NodeJS.Timeout;
-  done: boolean;
-}
-
-/** One socket and its queue of calls. Fails once, for good: the client then opens another. */
-class Connection {
-  readonly #target: Target;
-  readonly #timeouts: RespTimeouts;
-  readonly #parser = new ReplyParser();
-  /** Written to the socket, waiting for replies, oldest first: RESP answers in order. */
-  readonly #sent: Pending[] = [];
-  /** Waiting for the handshake to succeed: a SELECT that failed must not let a write go to database 0. */
-  #held: Array<Pending> | undefined = [];
-  #socket: Socket | undefined;
-  #connectTimer: NodeJS.Timeout;
-  #up = false;
-  #failure: Error | undefined;
-
-  constructor(target: Target, timeouts: RespTimeouts) {
-    this.#target = target;
-    this.#timeouts = timeouts;
-    this.#connectTimer = setTimeout(
-      () =>
-        this.#afterIo(
-          () => !this.#up,
-          `Redis at ${target.where} did not accept the connection within ${timeouts.connectTimeoutMs} ms`,
-        ),
-      timeouts.connectTimeoutMs,
-    );
-    if (target.tls) {
-      // Only rediss:// pays for loading TLS.
-      import("node:tls").then(
-        (tls) => this.#attach(tls.connect({ host: target.host, port: target.port })),
-        (error: unknown) =>
-          this.#fail(new CacheUnavailableError("node:tls could not be loaded", { cause: error })),
-      );
-    } else {
-      this.#attach(netConnect({ host: target.host, port: target.port }));
-    }
-  }
-
-  get failed(): boolean {
-    return this.#failure !== undefined;
-  }
-
-  send(args: readonly string[]): Promise<Answer> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    return new Promise<Reply>((resolve, reject) => {
-      const pending: Pending = { command: args, resolve, reject, done: false };
-      pending.timer = setTimeout(
-        () =>
-          this.#afterIo(
-            () => !pending.done,
-            // A reply cannot be skipped in RESP: the only way past a missing one is a new connection.
-            `Redis at ${this.#target.where} did not answer ${args[0]} within ${this.#timeouts.commandTimeoutMs} ms`,
-          ),
-        this.#timeouts.commandTimeoutMs,
-      );
-      if (this.#held) this.#held.push(pending);
-      else this.#write(pending);
-      this.#updateRef();
-    }).then((reply) => {
-      if (reply instanceof ErrorReply) throw this.#replyError(args, reply);
-      return reply;
-    });
-  }
-
-  async close(): Promise<void> {
-    if (this.#failure) return;
-    if (this.#up) {
-      try {
-        await this.send(["QUIT"]);
-      } catch {
-        // Closing anyway.
-      }
-    }
-    this.#fail(new CacheUnavailableError(`the connection to Redis at ${this.#target.where} was closed`));
-  }
-
-  #attach(socket: Socket): void {
-    this.#socket = socket;
-    if (this.#failure) {
-      socket.destroy();
-      return;
-    }
-    socket.setNoDelay(true);
-    const { where, handshake } = this.#target;
-    socket.on(this.#target.tls ? "secureConnect" : "connect", () => {
-      if (handshake.length === 0) this.#ready();
-    });
-    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
-    socket.on("error", (error: NodeJS.ErrnoException) => {
-      const reason = error.code ?? "socket error";
-      this.#fail(
-        new CacheUnavailableError(
-          this.#up
-            ? `the connection to Redis at ${where} failed (${reason})`
-            : `cannot reach Redis at ${where} (${reason})`,
-        ),
-      );
-    });
-    socket.on("close", () =>
-      this.#fail(new CacheUnavailableError(`Redis at ${where} closed the connection before answering`)),
-    );
-    if (handshake.length === 0) {
-      // Nothing to wait for: commands go out now, and the socket sends them once connected.
-      this.#flushHeld();
-      return;
-    }
-    handshake.forEach((command, index) => {
-      const pending: Pending = {
-        command,
-        done: false,
-        resolve: (reply) => {
-          if (reply instanceof ErrorReply) this.#fail(this.#handshakeError(command, reply));
-          else if (index === handshake.length - 1) this.#ready();
-        },
-        reject: () => {},
-      };
-      this.#write(pending);
-    });
-  }
-
-  #ready(): void {
-    this.#up = true;
-    clearTimeout(this.#connectTimer);
-    this.#flushHeld();
-  }
-
-  #flushHeld(): void {
-    const held = this.#held ?? [];
-    this.#held = undefined;
-    for (const pending of held) this.#write(pending);
-  }
-
-  #write(pending: Pending): void {
-    this.#sent.push(pending);
-    this.#socket?.write(encodeCommand(pending.command));
-  }
-
-  #onData(chunk: Buffer): void {
-    let replies: Reply[];
-    try {
-      replies = this.#parser.push(chunk);
-    } catch (error) {
-      const why = error instanceof ProtocolError ? error.message : "unreadable reply";
-      this.#fail(new CacheUnavailableError(`Redis at ${this.#target.where} broke the protocol: ${why}`));
-      return;
-    }
-    for (const reply of replies) {
-      if (this.#failure) return; // a failed handshake: the rest was already rejected
-      const pending = this.#sent.shift();
-      if (pending === undefined) {
-        this.#fail(new CacheUnavailableError(`Redis at ${this.#target.where} sent a reply nobody asked for`));
-        return;
-      }
-      pending.done = true;
-      clearTimeout(pending.timer);
-      pending.resolve(reply);
-    }
-    this.#updateRef();
+  /** Sends one command to one node as it is (no redirect followed): SCAN on each master. */
+  async sendTo(node: NodeAddress, args: readonly string[]): Promise<Answer> {
+    const reply = await this.#connectionTo(node).send(args);
+    if (reply instanceof ErrorReply) throw replyError(this.#target(node), args, reply);
+    return reply;
   }
 
   /**
-   * Fails the connection with `message` if `stillWaiting()` after pending I/O has been read.
-   * A timer can fire in the same loop turn in which the reply arrived (timers run before
-   * I/O), on a starved host especially; setImmediate runs after the I/O phase.
+   * The masters to list keys on: the URL's node alone, unless the server says it is a
+   * cluster (one `CLUSTER SLOTS`, which a single node refuses).
    */
-  #afterIo(stillWaiting: () => boolean, message: string): void {
-    setImmediate(() => {
-      if (stillWaiting()) this.#fail(new CacheUnavailableError(message));
-    });
+  async masters(): Promise<NodeAddress[]> {
+    const seed = { host: this.#seed.host, port: this.#seed.port };
+    const reply = await this.#connectionTo(seed).send(["CLUSTER", "SLOTS"]);
+    const table = reply instanceof ErrorReply ? undefined : slotTable(reply, this.#seed.host);
+    if (table === undefined) return [seed];
+    this.#slots = table;
+    const unique = new Map<string, NodeAddress>();
+    for (const node of table) if (node) unique.set(`${node.host}:${node.port}`, node);
+    return [...unique.values()];
   }
 
-  /** Closes the socket and rejects every call still waiting. */
-  #fail(error: Error): void {
-    if (this.#failure) return;
-    this.#failure = error;
-    clearTimeout(this.#connectTimer);
-    this.#socket?.destroy();
-    for (const pending of [...this.#sent.splice(0), ...(this.#held?.splice(0) ?? [])]) {
-      pending.done = true;
-      clearTimeout(pending.timer);
-      pending.reject(error);
+  /** Ends every connection (QUIT when it is up, so that sent commands complete). A later call reconnects. */
+  async close(): Promise<void> {
+    const connections = [...this.#connections.values()];
+    this.#connections.clear();
+    await Promise.all(connections.map((connection) => connection.close()));
+  }
+
+  async #route(args: readonly string[], key: string | undefined): Promise<Answer> {
+    const seed = { host: this.#seed.host, port: this.#seed.port };
+    // Hashed only once the server has shown it is a cluster: a single node never pays for it.
+    let slot: number | undefined;
+    const slotNow = () => (slot ??= key === undefined || this.#slots === undefined ? undefined : slotOf(key));
+    const ownerOf = () => {
+      const known = slotNow();
+      return (known === undefined ? undefined : this.#slots?.[known]) ?? seed;
+    };
+    const deadline = Date.now() + this.#timeouts.commandTimeoutMs;
+    let node = ownerOf();
+    let asking = false;
+    let redirects = 0;
+    let retryPause = FIRST_RETRY_PAUSE_MS;
+    for (;;) {
+      const connection = this.#connectionTo(node);
+      let reply: Reply;
+      try {
+        // ASKING holds for the next command on the connection only: the two go out together.
+        if (asking) connection.send(["ASKING"]).catch(() => {});
+        reply = await connection.send(args);
+      } catch (error) {
+        // In a known cluster a node that went away is being replaced by its replica: ask
+        // the others who serves the slot now, until the command's own time is up. A node
+        // that answered badly (a planted huge value) would only answer the same again.
+        const badAnswer = (error as { cause?: unknown }).cause instanceof ProtocolError;
+        if (badAnswer || slotNow() === undefined || Date.now() + retryPause > deadline) throw error;
+        await pause(retryPause);
+        retryPause = Math.min(retryPause * 2, 1_000);
+        await this.#loadSlots(node);
+        node = ownerOf();
+        asking = false;
+        continue;
+      }
+      if (!(reply instanceof ErrorReply)) return reply;
+      const redirect = redirectOf(reply.message, this.#seed.host);
+      if (redirect !== undefined && redirects < MAX_REDIRECTS) {
+        redirects += 1;
+        if (redirect.kind === "MOVED") this.#learn(redirect.slot, redirect.node);
+        node = redirect.node;
+        asking = redirect.kind === "ASK";
+        continue;
+      }
+      // A slot in the middle of moving, or a cluster electing a new master: brief states.
+      if (/^(TRYAGAIN|CLUSTERDOWN) /.test(reply.message) && Date.now() + retryPause <= deadline) {
+        await pause(retryPause);
+        retryPause = Math.min(retryPause * 2, 1_000);
+        if (reply.message.startsWith("CLUSTERDOWN")) await this.#loadSlots(undefined);
+        node = ownerOf();
+        asking = false;
+        continue;
+      }
+      throw replyError(this.#target(node), args, reply);
     }
   }
 
-  /** The socket keeps the process alive only while a call waits on it. */
-  #updateRef(): void {
-    if (this.#sent.length > 0 || (this.#held?.length ?? 0) > 0) this.#socket?.ref();
-    else this.#socket?.unref();
+  /** A MOVED reply: the slot's new master now, and the whole table (once, in the background) after. */
+  #learn(slot: number, node: NodeAddress): void {
+    if (this.#slots === undefined) {
+      this.#slots = new Array(SLOT_COUNT).fill(undefined);
+      void this.#loadSlots(undefined);
+    }
+    this.#slots[slot] = node;
   }
 
-  #replyError(args: readonly string[], reply: ErrorReply): CacheUnavailableError {
-    // Redis quotes arguments back in single quotes ("unknown command 'x', with args beginning
-    // with: 'y'"), and an argument can be a record with a secret in it: nothing quoted is passed on.
-    let text = reply.message.replace(/'[^']*'?/g, "'...'").slice(0, 200);
-    const { password } = this.#target;
-    if (password !== "") text = text.split(password).join("***");
-    return new CacheUnavailableError(
-      `Redis at ${this.#target.where} answered ${args[0]} with an error: ${text}`,
-    );
+  /** Reads `CLUSTER SLOTS` from the seed or any known node other than `avoid`; one read at a time. */
+  #loadSlots(avoid: NodeAddress | undefined): Promise<void> {
+    this.#slotsLoading ??= (async () => {
+      const known = new Map<string, NodeAddress>([[`${this.#seed.host}:${this.#seed.port}`, this.#seed]]);
+      for (const node of this.#slots ?? []) if (node) known.set(`${node.host}:${node.port}`, node);
+      if (avoid) known.delete(`${avoid.host}:${avoid.port}`);
+      for (const node of known.values()) {
+        try {
+          const reply = await this.#connectionTo(node).send(["CLUSTER", "SLOTS"]);
+          const table = reply instanceof ErrorReply ? undefined : slotTable(reply, this.#seed.host);
+          if (table) {
+            this.#slots = table;
+            return;
+          }
+        } catch {
+          // That node is away too: ask the next.
+        }
+      }
+    })().finally(() => {
+      this.#slotsLoading = undefined;
+    });
+    return this.#slotsLoading;
   }
 
-  #handshakeError(command: readonly string[], reply: ErrorReply): CacheUnavailableError {
-    // Only the error's code (WRONGPASS, NOAUTH, ERR): nothing Redis says about AUTH is passed on.
-    const code = /^[A-Z]+/.exec(reply.message)?.[0] ?? "ERR";
-    const what =
-      command[0] === "AUTH"
-        ? "the user name and password of the URL"
-        : `to select database ${this.#target.database}`;
-    return new CacheUnavailableError(`Redis at ${this.#target.where} refused ${what} (${code})`);
+  #target(node: NodeAddress): Target {
+    return node.host === this.#seed.host && node.port === this.#seed.port
+      ? this.#seed
+      : targetAt(this.#seed, node.host, node.port);
+  }
+
+  #connectionTo(node: NodeAddress): Connection {
+    const name = `${node.host}:${node.port}`;
+    let connection = this.#connections.get(name);
+    if (connection === undefined || connection.failed) {
+      connection = new Connection(this.#target(node), this.#timeouts);
+      this.#connections.set(name, connection);
+    }
+    return connection;
   }
 }

@@ -50,6 +50,16 @@ export interface KeyvCacheOptions {
    */
   namespace?: string;
   /**
+   * Store each key as `{key}` (its refresh state as `{key}#refresh`, its lock as
+   * `credcache:lock:[<namespace>:]{key}`): a Redis Cluster hash tag, so a record, its refresh
+   * state and its lock share one slot and a script may touch them together. Set it for
+   * `@keyv/redis` on a cluster (ElastiCache, MemoryDB, Valkey), and wherever hosts share
+   * records with `createRedisCache`, which always does this. Changing it changes every
+   * key's name: each key is fetched from its source once after the change.
+   * @default false
+   */
+  hashTags?: boolean;
+  /**
    * Where `acquireLock` takes its locks. Without it the store has no `acquireLock`,
    * and `fromCache` falls back to in-process single flight only.
    * @default none
@@ -112,8 +122,10 @@ export interface RedisCacheOptions {
   /**
    * How long a command may wait for its reply. Past it the connection is closed (a reply
    * cannot be skipped), every call waiting on it fails, and the next call reconnects; so a
-   * Redis that accepts connections but never answers cannot hold a process open.
-   * @default 2000
+   * Redis that accepts connections but never answers cannot hold a process open. The default
+   * is the longest `cacheTimeoutMs` of core's defaults (the CLI's), so a slow Redis is never
+   * given up on inside the caller's own budget.
+   * @default 3000
    */
   commandTimeoutMs?: number;
 }

@@ -7,7 +7,6 @@ import {
   type CacheEvent,
   CacheRecordError,
   CacheUnavailableError,
-  createCache,
   fromCache,
 } from "@credcache/core";
 import KeyvSqlite from "@keyv/sqlite";
@@ -114,12 +113,6 @@ describe("keyvCache on @keyv/sqlite", () => {
     expect(keyvCache(sqliteKeyv()).acquireLock).toBeUndefined();
     const lock: LockProvider = { acquire: async () => undefined };
     expect(keyvCache(sqliteKeyv(), { lock }).acquireLock).toBeTypeOf("function");
-  });
-
-  it("is what createCache builds for the keyv driver", async () => {
-    const store = await createCache({ driver: "keyv", keyv: sqliteKeyv(), namespace: "cfg" });
-    await store.set("k", { via: "createCache" });
-    expect(await keyvCache(sqliteKeyv()).get("cfg:k")).toEqual({ via: "createCache" });
   });
 });
 

@@ -1,6 +1,6 @@
 // A fleet mid-upgrade: some hosts on the Keyv-based Redis store (keyv + @keyv/redis, as
-// createRedisCache was built before it had its own client), some on the built-in client.
-// They must share records and locks.
+// createRedisCache was built before it had its own client, with hashTags as it keys now),
+// some on the built-in client. They must share records and locks.
 import { randomUUID } from "node:crypto";
 import { type CredentialCache, fromCache } from "@credcache/core";
 import KeyvRedis from "@keyv/redis";
@@ -18,7 +18,10 @@ function keyvRedisStore(namespace: string): CredentialCache {
     { throwOnConnectError: true, throwOnErrors: true },
   );
   const keyv = new Keyv({ store: keyvRedis, namespace, useKeyPrefix: false, throwOnErrors: true });
-  const store = keyvCache(keyv, { lock: redisLock(() => keyvRedis.getClient(), { namespace }) });
+  const store = keyvCache(keyv, {
+    lock: redisLock(() => keyvRedis.getClient(), { namespace }),
+    hashTags: true,
+  });
   store.close = () => keyvRedis.disconnect();
   return store;
 }
@@ -60,9 +63,9 @@ describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis
     for (const [i, value] of VALUES.entries()) {
       await old.set(`old:${i}`, value);
       await built.set(`new:${i}`, value);
-      const oldText = await redis.raw.get(`${RUN}-bytes::old:${i}`);
+      const oldText = await redis.raw.get(`${RUN}-bytes::{old:${i}}`);
       expect(oldText, `value ${i}`).toBeTypeOf("string");
-      expect(await redis.raw.get(`${RUN}-bytes::new:${i}`), `value ${i}`).toBe(oldText);
+      expect(await redis.raw.get(`${RUN}-bytes::{new:${i}}`), `value ${i}`).toBe(oldText);
       expect(await built.get(`old:${i}`), `value ${i}`).toEqual(value);
       expect(await old.get(`new:${i}`), `value ${i}`).toEqual(value);
     }
@@ -73,7 +76,7 @@ describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis
     await old.set("old", VALUES[0], 120);
     await built.set("new", VALUES[0], 120);
     for (const name of ["old", "new"]) {
-      const key = `${RUN}-ttl::${name}`;
+      const key = `${RUN}-ttl::{${name}}`;
       const envelope = JSON.parse((await redis.raw.get(key))!) as Record<string, unknown>;
       expect(Object.keys(envelope), name).toEqual(["value", "expires"]);
       expect(envelope.expires, name).toBeGreaterThan(Date.now() + 100_000);
@@ -84,7 +87,7 @@ describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis
     }
     await built.remove("old");
     await old.remove("new");
-    expect(await redis.raw.exists([`${RUN}-ttl::old`, `${RUN}-ttl::new`])).toBe(0);
+    expect(await redis.raw.exists([`${RUN}-ttl::{old}`, `${RUN}-ttl::{new}`])).toBe(0);
   });
 
   it("both take an entry whose envelope has expired for a miss and delete it", async () => {
@@ -94,11 +97,11 @@ describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis
       ["new", built],
     ] as const) {
       await redis.raw.set(
-        `${RUN}-expired::${name}`,
+        `${RUN}-expired::{${name}}`,
         JSON.stringify({ value: 1, expires: Date.now() - 1_000 }),
       );
       expect(await store.get(name), name).toBeUndefined();
-      expect(await redis.raw.exists(`${RUN}-expired::${name}`), name).toBe(0);
+      expect(await redis.raw.exists(`${RUN}-expired::{${name}}`), name).toBe(0);
     }
   });
 
@@ -116,7 +119,7 @@ describeWithRedis("Keyv-based and built-in Redis stores side by side (real Redis
 
   it("exclude each other with one lock key", async () => {
     const [old, built] = await pair("lock");
-    const lockKey = `credcache:lock:${RUN}-lock:k`;
+    const lockKey = `credcache:lock:${RUN}-lock:{k}`;
     const oldHeld = await old.acquireLock!("k", { ttlMs: 10_000 });
     expect(oldHeld).toBeDefined();
     expect(await built.acquireLock!("k", { ttlMs: 10_000 }), "held by the Keyv-based store").toBeUndefined();

@@ -1,7 +1,15 @@
 import { Keyv } from "keyv";
 import { describe, expect, it } from "vitest";
 import { deserializeKeyv, serializeKeyv } from "../src/keyvSerialize.js";
-import { ErrorReply, encodeCommand, ProtocolError, type Reply, ReplyParser } from "../src/resp.js";
+import {
+  ErrorReply,
+  encodeCommand,
+  MAX_REPLY_BYTES,
+  ProtocolError,
+  type Reply,
+  ReplyParser,
+  ReplyTooLargeError,
+} from "../src/resp.js";
 
 /** One of each reply type, several in one stream, with bytes that look like RESP inside a bulk string. */
 const STREAM = Buffer.from(
@@ -58,6 +66,33 @@ describe("RESP reply parser", () => {
     for (const garbage of ["HTTP/1.1 200 OK\r\n", ":12x\r\n", "$abc\r\n", "+OK\rX"]) {
       expect(() => new ReplyParser().push(Buffer.from(garbage)), garbage).toThrow(ProtocolError);
     }
+  });
+
+  it("refuses a bulk string larger than any record as soon as its length is read, before any of its bytes (issue 19)", () => {
+    const parser = new ReplyParser();
+    expect(parser.push(Buffer.from("+OK\r\n"))).toEqual(["OK"]);
+    expect(() => parser.push(Buffer.from(`$${50 * 1024 * 1024}\r\n`))).toThrow(ReplyTooLargeError);
+    expect(() => new ReplyParser().push(Buffer.from(`*1\r\n$${MAX_REPLY_BYTES + 1}\r\n`))).toThrow(
+      ReplyTooLargeError,
+    );
+  });
+
+  it("refuses a line that grows past the limit without ever ending", () => {
+    const parser = new ReplyParser();
+    parser.push(Buffer.from("+"));
+    const filler = Buffer.alloc(64 * 1024, "a");
+    expect(() => {
+      for (let sent = 0; sent <= MAX_REPLY_BYTES; sent += filler.length) parser.push(filler);
+    }).toThrow(ReplyTooLargeError);
+  });
+
+  it("reads a value of the largest allowed size sent in 1 KiB pieces, inside an array", () => {
+    const value = "é".repeat(MAX_REPLY_BYTES / 2);
+    const wire = Buffer.from(`*2\r\n$${Buffer.byteLength(value)}\r\n${value}\r\n:1\r\n+OK\r\n`);
+    const parser = new ReplyParser();
+    const replies: Reply[] = [];
+    for (let at = 0; at < wire.length; at += 1024) replies.push(...parser.push(wire.subarray(at, at + 1024)));
+    expect(replies).toEqual([[value, 1], "OK"]);
   });
 
   it("encodes a command as an array of bulk strings, lengths in bytes", () => {

@@ -4,7 +4,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
-import { type CacheEvent, CacheUnavailableError, type CredentialCache, fromCache } from "@credcache/core";
+import {
+  type CacheEvent,
+  CacheUnavailableError,
+  type CredentialCache,
+  fromCache,
+  PROCESS_DEFAULTS,
+  REFRESH_DEFAULTS,
+} from "@credcache/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createRedisCache } from "../src/index.js";
 import { RespClient } from "../src/respClient.js";
@@ -132,12 +139,12 @@ describeWithRedis("the built-in Redis client (real Redis)", () => {
     const db5 = await store(`${REDIS_URL}/5`);
     await db5.set("selected", { db: 5 }, 60);
     expect(await db5.get("selected")).toEqual({ db: 5 });
-    expect(await raw.exists(`${RUN}::selected`), "nothing in database 0").toBe(0);
+    expect(await raw.exists(`${RUN}::{selected}`), "nothing in database 0").toBe(0);
     const other = await rawRedis();
     try {
       await other.select(5);
-      expect(JSON.parse((await other.get(`${RUN}::selected`))!).value).toEqual({ db: 5 });
-      await other.del(`${RUN}::selected`);
+      expect(JSON.parse((await other.get(`${RUN}::{selected}`))!).value).toEqual({ db: 5 });
+      await other.del(`${RUN}::{selected}`);
     } finally {
       other.destroy();
     }
@@ -148,7 +155,7 @@ describeWithRedis("the built-in Redis client (real Redis)", () => {
     const error = await failure(db99.set("nowhere", 1, 60));
     expect(error).toBeInstanceOf(CacheUnavailableError);
     expect(error.message).toMatch(/refused to select database 99/);
-    expect(await raw.exists(`${RUN}::nowhere`)).toBe(0);
+    expect(await raw.exists(`${RUN}::{nowhere}`)).toBe(0);
   });
 });
 
@@ -222,6 +229,50 @@ describe("the built-in Redis client: servers that fail", () => {
     expect(sourceCalls()).toBe(1);
     expect(JSON.stringify(events)).not.toContain("w0rd");
     resolve.close();
+  });
+
+  it("an error reply that echoes the password, decoded or percent-encoded, shows neither form (issue 19)", async () => {
+    const echo = await fakeRedis((socket, chunk) => {
+      socket.write(
+        chunk.includes("AUTH")
+          ? "+OK\r\n"
+          : `-ERR no such key for ${PASSWORD}, ${ENCODED}, ${encodeURIComponent(PASSWORD).toLowerCase()}\r\n`,
+      );
+    });
+    try {
+      // Written the way a user may: lower-case escapes.
+      const written = PASSWORD.replace("@", "%40")
+        .replace("%w", "%25w")
+        .replace("/", "%2f")
+        .replace("#", "%23");
+      for (const url of [
+        `redis://:${ENCODED}@127.0.0.1:${echo.port}`,
+        `redis://:${written}@127.0.0.1:${echo.port}`,
+      ]) {
+        const error = await failure((await store(url)).get("k"));
+        expect(error).toBeInstanceOf(CacheUnavailableError);
+        expect(error.message).not.toContain(PASSWORD);
+        expect(error.message).not.toContain(ENCODED);
+        expect(error.message).not.toContain(written);
+        expect(error.message).not.toContain("hunter2");
+      }
+    } finally {
+      await echo.close();
+    }
+  });
+
+  it("the default command timeout is not shorter than the CLI's cacheTimeoutMs (issue 22)", async () => {
+    const silent = await fakeRedis(() => {});
+    try {
+      const cache = await createRedisCache({ url: `redis://127.0.0.1:${silent.port}`, namespace: RUN });
+      stores.push(cache);
+      const error = await failure(cache.get("k"));
+      const waited = Number(/within (\d+) ms/.exec(error.message)?.[1]);
+      expect(waited).toBeGreaterThanOrEqual(PROCESS_DEFAULTS.cacheTimeoutMs);
+      expect(waited).toBeGreaterThanOrEqual(REFRESH_DEFAULTS.cacheTimeoutMs);
+    } finally {
+      await silent.close();
+    }
   });
 
   it("a server that accepts but never answers: the call fails after commandTimeoutMs, the resolution still succeeds", async () => {

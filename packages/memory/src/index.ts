@@ -8,9 +8,11 @@ import {
   type CredentialCache,
   describeValue,
   expiresAtFromTtl,
-  MAX_MEMORY_ENTRIES,
 } from "@credcache/core";
 import { LRUCache } from "lru-cache";
+
+/** Largest `max` the memory store accepts: lru-cache allocates its slots up front. */
+export const MAX_MEMORY_ENTRIES = 1_000_000;
 
 /** Options of {@link memoryCache}. */
 export interface MemoryCacheOptions {

@@ -1,4 +1,4 @@
-import { CacheArgumentError, CacheConfigError, createCache, fromCache } from "@credcache/core";
+import { CacheArgumentError, CacheConfigError, fromCache } from "@credcache/core";
 import { createTestClock } from "@credcache/test-suite";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { memoryCache } from "../src/index.js";
@@ -364,15 +364,6 @@ describe("memoryCache: keys()", () => {
 });
 
 describe("memoryCache with core", () => {
-  it("is what createCache builds for memory: URLs", async () => {
-    const store = await createCache("memory:?max=2");
-    await store.set("a", 1);
-    await store.set("b", 2);
-    await store.set("c", 3);
-    expect(await store.get("a")).toBeUndefined();
-    expect(await store.get("c")).toBe(3);
-  });
-
   it("serves fromCache: one source call for many resolutions", async () => {
     const store = memoryCache();
     const provider = vi.fn(async () => ({

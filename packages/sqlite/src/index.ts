@@ -10,10 +10,11 @@ import {
   type Clock,
   CredcacheError,
   type CredentialCache,
+  describeValue,
   expiresAtFromTtl,
   newLockToken,
 } from "@credcache/core";
-import { type TrustedDirectory, trustedDirectory } from "@credcache/fs";
+import { type TrustedDirectory, trustedDirectory } from "@credcache/trusted-path";
 import Database from "better-sqlite3";
 import { checkSidecars, openDatabaseFile, openDescriptors, SIDECARS, verifyOpened } from "./files.js";
 import { betterSqliteAddon } from "./native.js";
@@ -143,7 +144,7 @@ class SqliteStore implements SqliteCache {
     const { path, clock = Date, busyTimeoutMs = 1000 } = options ?? ({} as SqliteCacheOptions);
     if (typeof path !== "string" || path === "" || path === ":memory:") {
       throw new CacheConfigError(
-        `sqliteCache: "path" must be a database file, e.g. "/var/cache/credcache.db", got ${JSON.stringify(path)}` +
+        `sqliteCache: "path" must be a database file, e.g. "/var/cache/credcache.db", got ${describeValue(path)}` +
           (path === ":memory:" ? " (for an in-process cache use @credcache/memory)" : ""),
       );
     }

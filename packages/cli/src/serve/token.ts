@@ -14,7 +14,7 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { trustedDirectory } from "@credcache/fs";
+import { trustedDirectory } from "@credcache/trusted-path";
 import { CommandFailedError, UsageError } from "../errors.js";
 
 /** What a token looks like: printable ASCII, no spaces, no line break (a header value). */
@@ -27,7 +27,7 @@ function refuse(what: string, reason: string): UsageError {
 
 /**
  * The token's directory and every directory above it must be safe from other users: the
- * file store's rule (sshd's StrictModes), from `@credcache/fs`, so both refuse the same
+ * file store's rule (sshd's StrictModes), from `@credcache/trusted-path`, so both refuse the same
  * directories with the same words. A missing directory is created 0700.
  */
 function checkDirectories(file: string): void {

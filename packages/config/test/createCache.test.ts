@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import {
   cpSync,
   existsSync,
@@ -8,12 +8,31 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { inspect } from "node:util";
+import { CacheConfigError, redactUrl } from "@credcache/core";
+import KeyvSqlite from "@keyv/sqlite";
+import { Keyv } from "keyv";
 import { describe, expect, it } from "vitest";
-import { CacheConfigError, createCache, parseCacheUrl, redactUrl, resolveStoreConfig } from "../src/index.js";
+import { createCache, parseCacheUrl, resolveStoreConfig } from "../src/index.js";
+
+const packagesDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/**
+ * Copies the built @credcache/config and @credcache/core into `dir`/node_modules, as an
+ * install would (core's only dependency is types; config's is core): no adapter at all.
+ */
+function installConfig(dir: string): void {
+  for (const name of ["config", "core"]) {
+    const target = join(dir, "node_modules", "@credcache", name);
+    mkdirSync(target, { recursive: true });
+    cpSync(join(packagesDir, name, "dist"), join(target, "dist"), { recursive: true });
+    writeFileSync(join(target, "package.json"), readFileSync(join(packagesDir, name, "package.json")));
+  }
+}
 
 describe("parseCacheUrl", () => {
   it("understands every scheme", () => {
@@ -25,7 +44,6 @@ describe("parseCacheUrl", () => {
     });
     expect(parseCacheUrl("file:")).toEqual({ driver: "file" });
     expect(parseCacheUrl("sqlite:///var/cache/c.db")).toEqual({ driver: "sqlite", path: "/var/cache/c.db" });
-    expect(parseCacheUrl("sqlite:relative/c.db")).toEqual({ driver: "sqlite", path: "relative/c.db" });
     expect(parseCacheUrl("redis://127.0.0.1:6379/2?namespace=app")).toEqual({
       driver: "redis",
       url: "redis://127.0.0.1:6379/2",
@@ -41,11 +59,15 @@ describe("parseCacheUrl", () => {
     ["memory://?max=-1", /max .* positive integer/],
     ["file://host/dir", /three slashes/],
     ["sqlite:///", /no database file name/],
+    // Issue 19: a URL is not relative to the working directory.
+    ["sqlite://relative.db", /not an absolute path.*three slashes/],
+    ["sqlite:relative.db", /not an absolute path.*three slashes/],
+    ["sqlite://var/cache/c.db", /not an absolute path.*three slashes/],
+    ["file://relative", /three slashes and an absolute path/],
     ["redis:///0", /no host/],
     ["redis://h:1?lock=maybe", /lock .* true or false/],
     ["file:///a%2Fb", /not a usable directory path/],
     ["sqlite:///%E0%A4%A", /malformed %-escape/],
-    ["memory://?max=1000000000", /at most 1000000/],
   ];
   for (const [url, message] of bad) {
     it(`rejects ${JSON.stringify(url)} with a CacheConfigError that says what to fix`, () => {
@@ -133,18 +155,23 @@ describe("createCache", () => {
     expect(asked).toEqual(["@credcache/memory"]);
   });
 
-  it("validates driver options before loading anything", async () => {
+  it("leaves each driver's options to the driver: one check, its message", async () => {
     await expect(createCache({ driver: "memory", max: 0 })).rejects.toThrow(
-      /"max" must be a positive integer/,
+      /memoryCache: "max" must be a positive integer/,
     );
+    await expect(createCache("memory:?max=1000000000")).rejects.toThrow(/at most 1000000/);
+    await expect(createCache({ driver: "memory", max: 2 ** 31 })).rejects.toThrow(/at most 1000000/);
     await expect(createCache({ driver: "sqlite" } as never)).rejects.toThrow(
-      /"path" must be the database file/,
+      /"path" must be a database file/,
     );
-    await expect(createCache({ driver: "keyv" } as never)).rejects.toThrow(/pass your Keyv instance/);
+    await expect(createCache({ driver: "keyv" } as never)).rejects.toThrow(/pass a Keyv instance/);
     await expect(createCache({ driver: "redis", url: "http://x" })).rejects.toThrow(/redis:\/\//);
     await expect(createCache({ driver: "memory", encryptionKeys: [] })).rejects.toThrow(/encryptionKeys/);
     // Values that JSON cannot show still give a typed config error, not a TypeError.
     await expect(createCache({ driver: "memory", max: 10n } as never)).rejects.toBeInstanceOf(
+      CacheConfigError,
+    );
+    await expect(createCache({ driver: "sqlite", path: 10n } as never)).rejects.toBeInstanceOf(
       CacheConfigError,
     );
     const cyclic: Record<string, unknown> = {};
@@ -152,22 +179,38 @@ describe("createCache", () => {
     await expect(createCache({ driver: "file", dir: cyclic } as never)).rejects.toBeInstanceOf(
       CacheConfigError,
     );
-    await expect(createCache({ driver: "memory", max: 2 ** 31 })).rejects.toThrow(/up to 1000000/);
+  });
+
+  it("builds a memory store from memory: URLs, max included", async () => {
+    const store = await createCache("memory:?max=2");
+    await store.set("a", 1);
+    await store.set("b", 2);
+    await store.set("c", 3);
+    expect(await store.get("a")).toBeUndefined();
+    expect(await store.get("c")).toBe(3);
+  });
+
+  it("builds a keyv store around the caller's Keyv, in the config's namespace", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "credcache-config-keyv-"));
+    const sqliteKeyv = () =>
+      new Keyv({ store: new KeyvSqlite(`sqlite://${join(dir, "keyv.db")}`), throwOnErrors: true });
+    const keyv = sqliteKeyv();
+    const store = await createCache({ driver: "keyv", keyv, namespace: "cfg" });
+    await store.set("k", { via: "createCache" });
+    const { keyvCache } = await import("@credcache/keyv");
+    const reader = sqliteKeyv();
+    expect(await keyvCache(reader).get("cfg:k")).toEqual({ via: "createCache" });
+    await Promise.all([keyv.disconnect(), reader.disconnect()]);
   });
 
   it("names the package to install when an adapter is missing (real install layout, child process)", () => {
-    // An application directory holding @credcache/core and its own dependencies, but no adapter.
-    const here = dirname(fileURLToPath(import.meta.url));
-    const coreDir = join(here, "..");
+    // An application directory holding @credcache/config and core, but no adapter.
     const app = mkdtempSync(join(tmpdir(), "credcache-missing-"));
-    const target = join(app, "node_modules", "@credcache", "core");
-    mkdirSync(target, { recursive: true });
-    cpSync(join(coreDir, "dist"), join(target, "dist"), { recursive: true });
-    writeFileSync(join(target, "package.json"), readFileSync(join(coreDir, "package.json")));
-    // core has no runtime dependencies: nothing else to install.
+    installConfig(app);
     writeFileSync(join(app, "package.json"), '{"type":"module"}');
     const script = `
-      import { createCache, MissingAdapterError } from "@credcache/core";
+      import { MissingAdapterError } from "@credcache/core";
+      import { createCache } from "@credcache/config";
       try { await createCache("sqlite:///tmp/x.db"); console.log("no error"); }
       catch (e) { console.log(JSON.stringify({ is: e instanceof MissingAdapterError, code: e.code, pkg: e.packageName, message: e.message })); }
     `;
@@ -188,16 +231,11 @@ describe("createCache", () => {
 });
 
 describe("createCache adapter loading (issue 12: no code from the working directory)", () => {
-  const coreDir = join(dirname(fileURLToPath(import.meta.url)), "..");
-
-  /** A directory holding a copy of the built @credcache/core and nothing else (core has no runtime dependencies). */
+  /** A directory holding copies of the built @credcache/config and core and nothing else. */
   function coreInstall(): string {
-    const dir = mkdtempSync(join(tmpdir(), "credcache-core-"));
-    const target = join(dir, "node_modules", "@credcache", "core");
-    mkdirSync(target, { recursive: true });
-    cpSync(join(coreDir, "dist"), join(target, "dist"), { recursive: true });
-    writeFileSync(join(target, "package.json"), readFileSync(join(coreDir, "package.json")));
-    return pathToFileURL(join(target, "dist", "index.js")).href;
+    const dir = mkdtempSync(join(tmpdir(), "credcache-config-"));
+    installConfig(dir);
+    return pathToFileURL(join(dir, "node_modules", "@credcache", "config", "dist", "index.js")).href;
   }
 
   /** A fake `@credcache/memory` under `dir` whose module body is `body`. */
@@ -215,7 +253,7 @@ describe("createCache adapter loading (issue 12: no code from the working direct
     writeFileSync(join(pkg, "index.js"), body);
   }
 
-  /** Runs `node <app>/main.mjs` from `cwd`; main.mjs calls createCache("memory:") on core at `coreUrl`. */
+  /** Runs `node <app>/main.mjs` from `cwd`; main.mjs calls createCache("memory:") of the config package at `coreUrl`. */
   function runApp(app: string, cwd: string, coreUrl: string) {
     const script = `
       const { createCache } = await import(${JSON.stringify(coreUrl)});
@@ -251,11 +289,11 @@ describe("createCache adapter loading (issue 12: no code from the working direct
     expect(result).toMatchObject({ ok: false, code: "ERR_CREDCACHE_MISSING_ADAPTER" });
   });
 
-  it("loads the adapter the application depends on when core is installed elsewhere", () => {
+  it("loads the adapter the application depends on when the config package is installed elsewhere", () => {
     const coreUrl = coreInstall();
     const app = mkdtempSync(join(tmpdir(), "credcache-app-"));
     mkdirSync(join(app, "node_modules", "@credcache"), { recursive: true });
-    symlinkSync(join(coreDir, "..", "memory"), join(app, "node_modules", "@credcache", "memory"));
+    symlinkSync(join(packagesDir, "memory"), join(app, "node_modules", "@credcache", "memory"));
     const elsewhere = mkdtempSync(join(tmpdir(), "credcache-cwd-"));
     expect(runApp(app, elsewhere, coreUrl)).toEqual({ ok: true, value: { a: 1 } });
   });
@@ -280,5 +318,42 @@ describe("createCache adapter loading (issue 12: no code from the working direct
     await expect(
       createCache("memory:", { adapters: { "@credcache/memory": "nope" } }),
     ).rejects.toBeInstanceOf(CacheConfigError);
+  });
+});
+
+describe("createCache on Redis (a redis-server of its own)", () => {
+  /** A free loopback port: listen on 0, read it, close. */
+  async function freePort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  it("builds the Redis store, with its lock, from a redis:// URL", async () => {
+    const port = await freePort();
+    const server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", ""], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.stdout.on("data", (chunk: Buffer) => {
+          if (chunk.toString().includes("Ready to accept connections")) resolve();
+        });
+      });
+      const url = `redis://127.0.0.1:${port}`;
+      const store = await createCache(`${url}?namespace=app`);
+      await store.set("k", { via: "url" });
+      expect(store.acquireLock).toBeTypeOf("function");
+      const { createRedisCache } = await import("@credcache/keyv");
+      const reader = await createRedisCache({ url, namespace: "app" });
+      expect(await reader.get("k")).toEqual({ via: "url" });
+      await Promise.all([store.close?.(), reader.close?.()]);
+      await expect(createCache(`${url}?namespace=app:`)).rejects.toThrow(/must not contain ":"/);
+    } finally {
+      server.kill();
+    }
   });
 });

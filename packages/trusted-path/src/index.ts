@@ -1,0 +1,1 @@
+export { type TrustedDirectory, type TrustedDirectoryLabel, trustedDirectory } from "./trustedDirectory.js";

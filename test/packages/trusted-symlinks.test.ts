@@ -1,0 +1,170 @@
+// Issue 19 (High): a symlink above a store, owned by another user, was trusted: the check
+// followed it and judged only where it pointed, while its owner could repoint it at any
+// time. Both file-based stores share one policy (@credcache/trusted-path); these tests run
+// it through each store, with the link made by a real other user (uid 65534).
+import { execFileSync, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { CacheUnavailableError, type CredentialCache } from "@credcache/core";
+import { fileCache } from "@credcache/fs";
+import { sqliteCache } from "@credcache/sqlite";
+import { afterEach, describe, expect, it } from "vitest";
+
+const NOBODY = 65534;
+const PROTECTED_SYMLINKS = "/proc/sys/fs/protected_symlinks";
+
+const made: string[] = [];
+afterEach(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory other users can reach (mkdtemp makes 0700). */
+function reachable(): string {
+  const dir = mkdtempSync(join(tmpdir(), "credcache-symlinks-"));
+  made.push(dir);
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/** A directory of `uid` with exactly `mode`, inside `parent`. */
+function dirOf(parent: string, name: string, uid: number, mode: number): string {
+  const dir = join(parent, name);
+  mkdirSync(dir);
+  chownSync(dir, uid, uid);
+  chmodSync(dir, mode);
+  return dir;
+}
+
+/** `ln -s target link`, run by uid 65534 itself. */
+function symlinkAsNobody(target: string, link: string): void {
+  execFileSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "ln", "-s", target, link]);
+}
+
+/**
+ * Runs `body` with `fs.protected_symlinks` set to `value` when this process may write it
+ * (root, a writable /proc/sys), restoring it after; otherwise with whatever it is. The policy
+ * must refuse a foreign link whatever the kernel would do when following it.
+ */
+async function withProtectedSymlinks(value: "0" | "1", body: () => Promise<void>): Promise<void> {
+  let saved: string | undefined;
+  try {
+    saved = readFileSync(PROTECTED_SYMLINKS, "utf8").trim();
+    if (saved !== value) writeFileSync(PROTECTED_SYMLINKS, value);
+  } catch {
+    saved = undefined; // not Linux, or not allowed: run with the machine's setting
+  }
+  try {
+    await body();
+  } finally {
+    if (saved !== undefined && saved !== value) writeFileSync(PROTECTED_SYMLINKS, saved);
+  }
+}
+
+const stores: Array<{ name: string; open: (dir: string) => CredentialCache }> = [
+  { name: "@credcache/fs", open: (dir) => fileCache({ dir }) },
+  { name: "@credcache/sqlite", open: (dir) => sqliteCache({ path: join(dir, "creds.db") }) },
+];
+
+async function refusal(store: CredentialCache): Promise<unknown> {
+  return store.set("creds", { secretAccessKey: "must-not-reach-uid-65534" }, 60).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+}
+
+describe.each(stores)("$name: symlinks on the path to the store", ({ open }) => {
+  it("is running as root, so another user's link is made by uid 65534 itself", () => {
+    expect(process.getuid?.()).toBe(0);
+  });
+
+  for (const setting of ["0", "1"] as const) {
+    it(`refuses a link in a sticky /tmp-like directory owned by another user (protected_symlinks=${setting})`, async () => {
+      await withProtectedSymlinks(setting, async () => {
+        const base = reachable();
+        const sticky = dirOf(base, "tmp", 0, 0o1777);
+        // Where the link points now passes every check: only who owns the link is wrong.
+        const target = dirOf(base, "target", 0, 0o755);
+        const link = join(sticky, "X");
+        symlinkAsNobody(target, link);
+        const store = open(join(link, "Y"));
+        const error = await refusal(store);
+        expect(error).toBeInstanceOf(CacheUnavailableError);
+        expect((error as Error).message).toMatch(
+          new RegExp(`its ancestor "${link}" is a symbolic link owned by uid 65534`),
+        );
+        expect((error as Error).message).toMatch(/could repoint it/);
+        expect(existsSync(join(target, "Y")), "nothing was created through the link").toBe(false);
+        await store.close?.();
+      });
+    });
+  }
+
+  it("refuses even its own link when the directory holding it is writable by others (sticky or not)", async () => {
+    const base = reachable();
+    const sticky = dirOf(base, "tmp", 0, 0o1777);
+    const target = dirOf(base, "target", 0, 0o755);
+    symlinkSync(target, join(sticky, "X"));
+    const error = await refusal(open(join(sticky, "X", "Y")));
+    expect(error).toBeInstanceOf(CacheUnavailableError);
+    expect((error as Error).message).toMatch(
+      /is a symbolic link in a directory writable by group and others \(mode 1777\)/,
+    );
+  });
+
+  it("accepts a root-owned link in a directory only root can write to", async () => {
+    const base = reachable();
+    const target = dirOf(base, "target", 0, 0o755);
+    symlinkSync(target, join(base, "link"));
+    const store = open(join(base, "link", "cache"));
+    await store.set("k", { a: 1 }, 60);
+    expect(await store.get("k")).toEqual({ a: 1 });
+    await store.close?.();
+    expect(existsSync(join(target, "cache"))).toBe(true);
+  });
+});
+
+describe("a user's own link in its own directory is accepted (a real process of uid 65534)", () => {
+  const dist = (pkg: string) =>
+    pathToFileURL(fileURLToPath(new URL(`../../packages/${pkg}/dist/index.js`, import.meta.url))).href;
+
+  it.each(stores.map((s) => s.name))("%s", (name) => {
+    const base = reachable();
+    const home = dirOf(base, "home", NOBODY, 0o755);
+    const real = dirOf(home, "real", NOBODY, 0o700);
+    symlinkAsNobody(real, join(home, "link"));
+    const open =
+      name === "@credcache/fs"
+        ? `(await import(${JSON.stringify(dist("fs"))})).fileCache({ dir: dir })`
+        : `(await import(${JSON.stringify(dist("sqlite"))})).sqliteCache({ path: dir + "/creds.db" })`;
+    const script = `const dir = process.argv[1];
+      const store = ${open};
+      await store.set("k", { a: 1 }, 60);
+      console.log(JSON.stringify({ uid: process.getuid(), value: await store.get("k") }));
+      await store.close?.();`;
+    const run = spawnSync(
+      process.execPath,
+      ["--input-type=module", "-e", script, join(home, "link", "cache")],
+      {
+        uid: NOBODY,
+        gid: NOBODY,
+        encoding: "utf8",
+        env: { PATH: process.env.PATH, HOME: home },
+        timeout: 60_000,
+      },
+    );
+    expect(run.stderr).toBe("");
+    expect(JSON.parse(run.stdout.trim())).toEqual({ uid: NOBODY, value: { a: 1 } });
+  });
+});
