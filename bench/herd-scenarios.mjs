@@ -40,7 +40,7 @@ const SCENARIO_CHILD = join(here, "scenario-child.mjs");
 const CLI = join(root, "packages", "cli", "dist", "bin.cjs");
 const MINUTE = 60_000;
 
-export const SCENARIOS = ["cold-sdk", "outage", "paused", "extended"];
+export const SCENARIOS = ["cold-sdk", "outage", "paused", "extended", "hang6s"];
 
 /** Every process this module started and has not seen exit: killed on the way out. */
 const live = new Set();
@@ -461,6 +461,134 @@ async function coldSdk(ctx) {
           got: `${r.fetches} fetches, ${r.attempts} attempts, ${r.failed} failed, p99 ${fmtMs(r.p99)} vs ${fmtMs(base?.p99 ?? Number.NaN)}`,
         });
       }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- cold herd, IMDS hangs 6 s
+
+/**
+ * A cold herd while IMDS's credential route hangs for the first 6 s (SDK defaults: 1 s
+ * timeout, 0 retries). The lock holder's tries time out; it must then wait, like every
+ * other caller, for the next shared attempt instead of failing (issue 20, behaviour
+ * change 1). Requests are counted where IMDS sees them (a counting proxy).
+ * @param {Context} ctx
+ */
+async function hang6s(ctx) {
+  const { flags, say, targets } = ctx;
+  const n = Number(flags["herd-size"]);
+  const hangMs = 6_000;
+  const backends = ctx.pickBackends(flags["outage-backend"]);
+  for (const backend of backends) {
+    const imds = await startImdsEmulator();
+    const proxy = await countingProxy(imds.url);
+    ctx.imdsUrls.add(proxy.url);
+    try {
+      process.stderr.write(
+        `hang6s: ${n} × fromCache(SDK defaults), ${label(backend)}, credentials hang ${hangMs} ms...\n`,
+      );
+      const store = ctx.freshStore(backend);
+      imds.setFaults({ credentials: { hang: true } });
+      const started = performance.now();
+      // The 6 s count from the herd's first request at IMDS: on a loaded machine node
+      // start-up alone can take longer than the hang.
+      /** @type {NodeJS.Timeout | undefined} */
+      let healed;
+      const watch = setInterval(() => {
+        if (proxy.requests === 0) return;
+        clearInterval(watch);
+        healed = setTimeout(() => imds.setFaults(undefined), hangMs);
+      }, 10);
+      const results = await Promise.all(
+        Array.from(
+          { length: n },
+          () =>
+            run(
+              [HERD_CHILD],
+              {
+                HERD_CACHE_URL: store,
+                HERD_PROVIDER: "sdk-defaults",
+                AWS_EC2_METADATA_SERVICE_ENDPOINT: proxy.url,
+              },
+              120_000,
+            ).done,
+        ),
+      );
+      clearInterval(watch);
+      clearTimeout(healed);
+      imds.setFaults(undefined);
+      const wallMs = performance.now() - started;
+      const reports = results.map((r) => lastJson(r.lines));
+      const ok = reports.filter((r, i) => results[i]?.code === 0 && r?.ok);
+      const ttfc = ok.map((r) => r.ttfcMs);
+      const row = {
+        backend,
+        failed: n - ok.length,
+        fetches: imds.stats.credentialFetches,
+        credentialRequests: imds.stats.requests.credentials,
+        requests: proxy.requests,
+        inFlight: proxy.maxInFlight,
+        p50: percentile(ttfc, 50),
+        p99: percentile(ttfc, 99),
+        wallMs,
+        errors: [...new Set(reports.filter((r) => !r?.ok).map((r) => r?.error ?? "no report"))].slice(0, 2),
+        trouble: tallyEvents(
+          reports.map((r) => ({ events: (r?.events ?? []).map((e) => String(e).slice(0, 60)) })),
+          (e) =>
+            e.startsWith("refresh-failure") ||
+            e.startsWith("lock-waited") ||
+            e.startsWith("refresh-start") ||
+            e.startsWith("state-ignored"),
+        ),
+      };
+      say(`## Cold herd of ${n} while IMDS's credential route hangs ${hangMs / 1000} s (${label(backend)})`);
+      say("");
+      say(
+        `${n} processes start at once on an empty store, \`fromCache({ provider: fromInstanceMetadata(), cache })\` (SDK ` +
+          `defaults: 1 s timeout, 0 retries); the emulator leaves every credential request unanswered for ` +
+          `${hangMs / 1000} s from the herd's first request, then answers. Requests and requests in flight at once are counted by a proxy in front of IMDS.`,
+      );
+      say("");
+      say(
+        markdownTable(
+          [
+            "store",
+            "got credentials",
+            "successful fetches",
+            "credential requests",
+            "all IMDS requests",
+            "in flight at once",
+            "first credential p50",
+            "p99",
+            "wall",
+          ],
+          [
+            [
+              label(backend),
+              `${n - row.failed} of ${n}`,
+              String(row.fetches),
+              String(row.credentialRequests),
+              String(row.requests),
+              String(row.inFlight),
+              fmtMs(row.p50),
+              fmtMs(row.p99),
+              fmtMs(row.wallMs),
+            ],
+          ],
+        ),
+      );
+      say("");
+      if (row.errors.length) say(`- failures: ${row.errors.join(" / ")}`);
+      say(`- events: ${showTally(row.trouble)}`);
+      say("");
+      targets.push({
+        what: `hang6s, ${label(backend)}: ${n} of ${n} get credentials, ≤ 1 request in flight at IMDS`,
+        ok: row.failed === 0 && row.inFlight <= 1,
+        got: `${n - row.failed} of ${n}, ${row.inFlight} in flight, ${row.credentialRequests} credential requests`,
+      });
+    } finally {
+      await proxy.close();
+      await imds.close();
     }
   }
 }
@@ -1040,7 +1168,7 @@ async function extended(ctx) {
  * @param {Context} ctx
  */
 export async function runScenarios(names, ctx) {
-  const steps = { "cold-sdk": coldSdk, outage, paused, extended };
+  const steps = { "cold-sdk": coldSdk, outage, paused, extended, hang6s };
   try {
     for (const name of names) {
       ctx.say(`<!-- load average ${load()} before ${name} -->`);

@@ -17,14 +17,15 @@
 // 3. The scenarios of issue 11 (bench/herd-scenarios.mjs), run only when named:
 //    cold-sdk (a cold herd with the SDK's own defaults and the preset, quiet and beside CPU
 //    hogs), outage (IMDS down while a valid set is inside the refresh window), paused (a lock
-//    holder paused between its fetch and its write) and extended (IMDS serving an expired set).
+//    holder paused between its fetch and its write), extended (IMDS serving an expired set) and
+//    hang6s (a cold herd while the credential route hangs 6 s; --outage-backend picks the store).
 //    `--scenarios cold-sdk,outage,paused,extended` runs only those; add herd and rotation to
 //    run the old ones too. Without --scenarios: herd and rotation, as before.
 //
 // Writes bench/results/herd.md (a run of only the new scenarios keeps the old scenarios'
 // sections from the previous file) and, when the cold herd ran, docs/herd.svg.
 //
-//   node bench/herd.mjs [--scenarios herd,rotation,cold-sdk,outage,paused,extended]
+//   node bench/herd.mjs [--scenarios herd,rotation,cold-sdk,outage,paused,extended,hang6s]
 //                       [--counts 1,8,32,64] [--backends none,memory,file,sqlite,redis]
 //                       [--rotation-seconds 60] [--wave-size 4] [--wave-ms 1200] [--no-rotation] [--no-herd]
 //                       [--lifetime-ms 8000] [--lead-ms 3500] [--late-lead-ms 1000] [--late-backends file]

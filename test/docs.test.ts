@@ -39,15 +39,21 @@ interface Row {
   file: string;
   names: string[];
   defaults: string[];
+  /** The exported defaults object a `<!-- defaults: NAME -->` line above the table names. */
+  source?: string;
 }
 
 /** Rows of every markdown table with an "option" and a "default" column. */
 function optionRows(file: string): Row[] {
   const rows: Row[] = [];
   let columns: { option: number; def: number } | undefined;
+  let source: string | undefined;
   for (const line of read(file).split("\n")) {
     if (!line.startsWith("|")) {
       columns = undefined;
+      const marker = /^<!-- defaults: (\w+) -->$/.exec(line.trim());
+      if (marker) source = marker[1];
+      else if (line.trim() !== "") source = undefined;
       continue;
     }
     const cells = line
@@ -69,6 +75,7 @@ function optionRows(file: string): Row[] {
       file,
       names,
       defaults: names.length === defaults.length ? defaults : [raw[columns.def]!.trim()],
+      ...(source && { source }),
     });
   }
   return rows;
@@ -129,6 +136,13 @@ function codeDefault(file: string, name: string): Value | undefined {
   return literal(tag.startsWith('"') ? tag : tag.replace(/\s.*$/, ""));
 }
 
+/** A default from the exported object a table is marked with; options it does not hold (booleans) by their `@default` tag. */
+function markedDefault(file: string, source: string, name: string): Value | undefined {
+  const defaults = exported[source] as Record<string, Value> | undefined;
+  if (!defaults) throw new Error(`<!-- defaults: ${source} -->: @credcache/core exports no ${source}`);
+  return defaults[name] ?? codeDefault(file, name);
+}
+
 const readmes = ["README.md", ...packageDirs.map((d) => `${d}/README.md`)].filter((f) => {
   try {
     read(f);
@@ -150,7 +164,7 @@ describe("README option tables state the code's defaults", () => {
         row.names.forEach((name, i) => {
           const stated = literal(row.defaults[i] ?? "");
           if (stated === undefined) return;
-          const code = codeDefault(file, name);
+          const code = row.source ? markedDefault(file, row.source, name) : codeDefault(file, name);
           if (code === undefined) unknown.push(`${name} (${row.defaults[i]})`);
           else if (code !== stated) wrong.push(`${name}: README says ${row.defaults[i]}, the code ${code}`);
           else checked.push(name);
@@ -172,6 +186,57 @@ describe("README option tables state the code's defaults", () => {
       const line = /\(default ([^,:)]+)/.exec(block);
       expect(line, `--${flag} states a default in the help`).not.toBeNull();
       expect(literal(line![1]!.trim()) ?? line![1]!.trim(), `--${flag}`).toBe(value);
+    }
+  });
+});
+
+describe("README defaults tables cover the exported defaults", () => {
+  it("README.md: every option in REFRESH_DEFAULTS and PROCESS_DEFAULTS has a row in its marked table", () => {
+    const rows = optionRows("README.md");
+    const named = (source: string) =>
+      new Set(rows.filter((r) => r.source === source).flatMap((r) => r.names));
+    // keepExpiredMs is not an option: it is stated in the text ("1 h past expiry").
+    const options = (defaults: object) => Object.keys(defaults).filter((k) => k !== "keepExpiredMs");
+    expect(options(core.REFRESH_DEFAULTS).filter((k) => !named("REFRESH_DEFAULTS").has(k))).toEqual([]);
+    expect(options(core.PROCESS_DEFAULTS).filter((k) => !named("PROCESS_DEFAULTS").has(k))).toEqual([]);
+  });
+});
+
+// Statements about the refresh model, each tied to the rule in the policy that makes it true.
+describe("the docs say what the refresh model does", () => {
+  const now = Date.UTC(2026, 10, 30, 12, 0, 0);
+  const MIN = 60_000;
+  const policy = {
+    advisoryMs: 15 * MIN,
+    advisoryPointMs: 15 * MIN,
+    mandatoryMs: 10 * MIN,
+    minValidityMs: 0,
+    retryBaseMs: 5_000,
+    retryMaxMs: 60_000,
+    noExpirationTtlMs: 15 * MIN,
+  };
+
+  it("a set that arrives expired (not extended by the SDK) is refused, not served as extended", () => {
+    expect(core.classifyFetched(now, now - 1)).toMatchObject({ kind: "expired" });
+    expect(read("README.md")).not.toMatch(/arrives expired,? or[^.]*served as extended/);
+    expect(read("README.md")).toMatch(/arrives expired and not\s+extended is refused/);
+    expect(read("docs/porting-from-php.md")).toMatch(/arrive already expired are rejected/);
+  });
+
+  it("a caller in the mandatory window is served at once; the refresh runs behind", () => {
+    const record = {
+      v: 1 as const,
+      accessKeyId: "A",
+      secretAccessKey: "s",
+      expiration: now + 8 * MIN,
+      cachedAt: now - 52 * MIN,
+    };
+    const t = core.timelineOf(record, policy);
+    expect(core.windowAt(t, now)).toBe("mandatory");
+    expect(core.decide(now, t, core.NO_SHARED_STATE, 12_000)).toBe("serve-and-refresh");
+    for (const file of ["packages/core/README.md", "docs/porting-from-php.md"]) {
+      const text = read(file).replace(/\s+/g, " ");
+      expect(text, file).not.toMatch(/waited for only below the mandatory window|before answering from/);
     }
   });
 });

@@ -132,7 +132,9 @@ describe.each(stores)("refresh coordination across processes: $name store", ({ n
         retryMaxMs: 200,
         holderRetries: 0,
       };
-      const holder = start({ ...base, options });
+      // A holder with no patience of its own answers with its failure (with patience it
+      // waits for the next shared attempt: the next test).
+      const holder = start({ ...base, options: { ...options, lockWaitMs: 0 } });
       await holder.waitFor("event:lock-acquired");
       const waiter = start({ ...base, options });
       const [h, w] = await Promise.all([holder.done, waiter.done]);
@@ -144,6 +146,31 @@ describe.each(stores)("refresh coordination across processes: $name store", ({ n
       ).toMatchObject({
         takenOver: false,
       });
+    },
+    30_000,
+  );
+
+  it.skipIf(skip)(
+    "a holder whose try failed waits, within its patience, for the next shared attempt and gets credentials",
+    async () => {
+      const base = fresh();
+      emulator.setFaults({ credentials: { hang: true, count: 1 } });
+      const options = {
+        lockTtlMs: 60_000,
+        lockWaitMs: 60_000,
+        retryBaseMs: 200,
+        retryMaxMs: 200,
+        holderRetries: 0,
+      };
+      const before = credentialRequests();
+      const holder = start({ ...base, options });
+      await holder.waitFor("event:lock-acquired");
+      const waiter = start({ ...base, options });
+      const [h, w] = await Promise.all([holder.done, waiter.done]);
+      expect(events(h.lines, "refresh-failure"), "the holder's one try timed out").toHaveLength(1);
+      expect(resultOf(h.lines), "and then it got credentials").toMatchObject({ type: "result" });
+      expect(resultOf(w.lines)).toMatchObject({ type: "result", accessKeyId: resultOf(h.lines).accessKeyId });
+      expect(credentialRequests() - before, "the hung try and one more").toBe(2);
     },
     30_000,
   );

@@ -65,7 +65,9 @@ describe("credcache process --source web-identity", () => {
     const cache = pathToFileURL(await fresh()).href;
     const podA = await irsaEnv(SUB_A);
     const runs = await Promise.all(
-      Array.from({ length: 8 }, () => cli.run(["process", "--source", "web-identity", "--cache", cache], podA)),
+      Array.from({ length: 8 }, () =>
+        cli.run(["process", "--source", "web-identity", "--cache", cache], podA),
+      ),
     );
     for (const run of runs) expect(run.code, run.stderr).toBe(0);
     const ids = new Set(runs.map((run) => parsed(run.stdout).AccessKeyId));
@@ -82,7 +84,13 @@ describe("credcache process --source web-identity", () => {
   });
 
   it("without AWS_WEB_IDENTITY_TOKEN_FILE it exits 2 and says what is missing", async () => {
-    const run = await cli.run(["process", "--source", "web-identity", "--cache", pathToFileURL(await fresh()).href]);
+    const run = await cli.run([
+      "process",
+      "--source",
+      "web-identity",
+      "--cache",
+      pathToFileURL(await fresh()).href,
+    ]);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN/);
   });
@@ -111,9 +119,15 @@ describe("credcache process --source chain", () => {
     expect(parsed(second.stdout).AccessKeyId).toBe(parsed(first.stdout).AccessKeyId);
     expect(emulator.stats.requests.credentials).toBe(1);
 
-    const envKeys = { AWS_ACCESS_KEY_ID: "AKIAENVONLY000000000", AWS_SECRET_ACCESS_KEY: "env-secret-never-stored" };
+    const envKeys = {
+      AWS_ACCESS_KEY_ID: "AKIAENVONLY000000000",
+      AWS_SECRET_ACCESS_KEY: "env-secret-never-stored",
+    };
     const cacheDir = await fresh();
-    const run = await cli.run(["process", "--source", "chain", "--cache", pathToFileURL(cacheDir).href], envKeys);
+    const run = await cli.run(
+      ["process", "--source", "chain", "--cache", pathToFileURL(cacheDir).href],
+      envKeys,
+    );
     expect(run.code, run.stderr).toBe(0);
     expect(parsed(run.stdout).AccessKeyId).toBe(envKeys.AWS_ACCESS_KEY_ID);
     const listed = await cli.run(["inspect", "--json", "--cache", pathToFileURL(cacheDir).href]);

@@ -19,6 +19,11 @@ export const REFRESH_DEFAULTS = Object.freeze({
   minValidityMs: 0,
   /** How long one refresh attempt may hold the shared lock, and how long it shows as in progress. */
   lockTtlMs: 10_000,
+  /**
+   * How long a caller without a valid set waits for a refresh by anyone: one lease plus
+   * 2 s. With a `lockTtlMs` of its own, a caller waits that plus 2 s ({@link lockWaitMsFor}).
+   */
+  lockWaitMs: 12_000,
   /** Poll interval of a caller waiting for another process's attempt (jittered ±50%). */
   lockPollMs: 50,
   /** Longest time any single store call may take before it counts as failed. */
@@ -33,6 +38,34 @@ export const REFRESH_DEFAULTS = Object.freeze({
   noExpirationTtlMs: 15 * MINUTE,
   /** How long a record stays in the store past its expiry, for static stability in new processes. */
   keepExpiredMs: 60 * MINUTE,
+});
+
+/** The default `lockWaitMs` for a given `lockTtlMs`: one lease plus 2 s. */
+export function lockWaitMsFor(lockTtlMs: number): number {
+  return lockTtlMs + (REFRESH_DEFAULTS.lockWaitMs - REFRESH_DEFAULTS.lockTtlMs);
+}
+
+/**
+ * Fixed parts of the refresh model, not options: named here so that no number is
+ * restated in the code that uses it.
+ */
+export const REFRESH_CONSTANTS = Object.freeze({
+  /** Static stability extends an expired set by at least this much... */
+  extendMinMs: 5 * MINUTE,
+  /** ...plus up to this much, jittered (the SDK's 5–10 min). */
+  extendJitterMs: 5 * MINUTE,
+  /** Longest pause between the lock holder's tries (and at most a tenth of its lease). */
+  holderPauseMaxMs: 1_000,
+  /** Longest single sleep while waiting out a backoff, so a waiter notices a peer's write. */
+  waitPollMaxMs: 250,
+  /**
+   * Shared state further ahead than one lease (attempt mark), or than `retryMaxMs`
+   * (backoff), by more than this is malformed (planted, or a clock far off) and ignored.
+   * Covers the clock skew between hosts sharing a store.
+   */
+  sharedStateSlackMs: 5_000,
+  /** setTimeout's longest delay; beyond it the proactive refresh timer is not set. */
+  maxTimerMs: 2 ** 31 - 1,
 });
 
 /**

@@ -1,145 +1,36 @@
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, Logger } from "@smithy/types";
-import { DEFAULT_CACHE_KEY, REFRESH_DEFAULTS, SDK_REFRESH_WINDOWS } from "./defaults.js";
-import { CacheConfigError, CredentialsUnavailableError } from "./errors.js";
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
+import { DEFAULT_CACHE_KEY, SDK_REFRESH_WINDOWS } from "./defaults.js";
+import { CredentialsUnavailableError } from "./errors.js";
 import { GuardedStore, type StoreSession } from "./guardedStore.js";
 import {
-  backoffMs,
+  adopts,
+  afterFailure,
+  busyPauseUntil,
+  classifyFetched,
   decide,
-  NO_SHARED_STATE,
-  type RefreshPolicy,
-  type SharedView,
-  supersedes,
+  fencedBy,
+  holderMayTryAgain,
+  holderPauseMs,
+  holderTries,
+  mayStore,
+  patienceLeft,
+  pollDelayMs,
+  recordTtlSeconds,
   type Timeline,
   timelineOf,
+  timerAt,
   windowAt,
 } from "./policy.js";
 import { toIdentity, toRecord } from "./record.js";
-import { describeError, truncateAccessKeyId } from "./redact.js";
-import { holderIsDead, newAttemptMark, type RefreshState, viewOf } from "./refreshState.js";
-import type {
-  CacheEvent,
-  CacheLock,
-  CacheRecord,
-  CacheStats,
-  Clock,
-  CredentialCache,
-  EventError,
-  RefreshReason,
-} from "./types.js";
 
+import { holderIsDead, type RefreshState } from "./refreshState.js";
+import { LOG_PREFIX, Report } from "./report.js";
+import { type FromCacheInit, type Settings, settle } from "./settings.js";
+import { SharedState } from "./sharedState.js";
+import type { CacheLock, CacheRecord, CacheStats, Clock, EventError, RefreshReason } from "./types.js";
+
+export type { FromCacheInit };
 export { DEFAULT_CACHE_KEY };
-
-const MINUTE = 60_000;
-/** setTimeout's longest delay; beyond it the proactive refresh timer is not set. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-const LOG_PREFIX = "@credcache/core - fromCache";
-
-/** Options of {@link fromCache}. Defaults live in {@link REFRESH_DEFAULTS}. */
-export interface FromCacheInit {
-  /** Where credentials come from on a miss: any SDK v3 credential provider. */
-  provider: AwsCredentialIdentityProvider;
-  /** The shared (L2) store. Without one, `fromCache` is an in-process memo with refresh windows. */
-  cache?: CredentialCache;
-  /**
-   * The store key. Two principals must never share one: the presets build keys from
-   * everything that changes the credentials.
-   * @default "aws_cached_credentials" (the PHP SDK's key)
-   */
-  key?: string;
-  /** A label stored with the record (`imds`, `sts`, ...), shown by `credcache inspect`. */
-  source?: string;
-  /**
-   * Start refreshing behind when this much time is left before expiry. Each process picks
-   * its own point between this and `mandatoryRefreshMs`, so a fleet does not try at the
-   * same second. Callers keep being served the valid set meanwhile.
-   * @default 900_000 (15 min)
-   */
-  advisoryRefreshMs?: number;
-  /**
-   * The latest point at which every caller starts a refresh behind. Keep it above the SDK
-   * client's own 5 min window, or the client calls back on every request near expiry.
-   * @default 600_000 (10 min)
-   */
-  mandatoryRefreshMs?: number;
-  /**
-   * The caller's hard floor: a set with less than this left is treated as expired, and
-   * the caller waits for a refresh (the CLI uses 6 min: less is useless to an SDK).
-   * @default 0
-   */
-  minValidityMs?: number;
-  /**
-   * When the source fails and the credentials in hand have expired, serve them for
-   * another 5–10 min with a warning and try again after that (the SDK's static
-   * stability). Such a set is never written to the store as fresh. Off by default; on in
-   * the instance-metadata preset.
-   * @default false
-   */
-  staleIfError?: boolean;
-  /**
-   * How long one refresh attempt holds the cross-process lock and shows as in progress.
-   * A holder that dies is taken over after this, or at once when it ran on this machine.
-   * @default 10_000
-   */
-  lockTtlMs?: number;
-  /**
-   * How long a caller without a valid set waits for a refresh by anyone (re-reading the
-   * store meanwhile) before it fails or, when no live attempt is visible, fetches itself.
-   * @default lockTtlMs + 2_000
-   */
-  lockWaitMs?: number;
-  /**
-   * Poll interval while waiting for another process's attempt (jittered ±50%).
-   * @default 50
-   */
-  lockPollMs?: number;
-  /**
-   * Longest time any single store call may take before it counts as failed.
-   * @default 1_000
-   */
-  cacheTimeoutMs?: number;
-  /**
-   * First backoff step after a failed attempt; doubles per consecutive failure up to
-   * `retryMaxMs`, with jitter (50–100% of the step). The backoff is shared through the
-   * store: one schedule per key per store, whatever the number of processes.
-   * @default 5_000
-   */
-  retryBaseMs?: number;
-  /** @default 60_000 */
-  retryMaxMs?: number;
-  /**
-   * Extra tries the lock holder makes within its lease, with jitter, on a cold start (no
-   * set in hand at all: a herd on a starved host). Every other attempt tries once, so an
-   * outage sees one try per step of the shared backoff.
-   * @default 1
-   */
-  holderRetries?: number;
-  /**
-   * How long credentials without an expiration (long-term keys) are kept before they are
-   * fetched again, so a rotated key reaches every client.
-   * @default 900_000 (15 min)
-   */
-  noExpirationTtlMs?: number;
-  /**
-   * Write credentials without an expiration to a store whose `scope` is not `"process"`
-   * or `"host"` (Redis, a custom store). Off: long-term keys do not travel off the host.
-   * @default false
-   */
-  shareLongTermCredentials?: boolean;
-  /**
-   * Refresh behind on a timer at this process's advisory point, so a long-running process
-   * never waits for a fetch. Timers are `unref`'d.
-   * @default true
-   */
-  proactiveRefresh?: boolean;
-  /** Injectable clock (epoch ms). @default Date */
-  clock?: Clock;
-  /** Injectable random source in [0, 1), for jitter. @default Math.random */
-  random?: () => number;
-  /** An SDK-compatible logger. Lines are prefixed `@credcache/core - fromCache`. */
-  logger?: Logger;
-  /** Called with every {@link CacheEvent}. Exceptions it throws are ignored. */
-  onEvent?: (event: CacheEvent) => void;
-}
 
 /** Options the SDK passes when it calls a credential provider. */
 export interface CachedProviderOptions {
@@ -177,74 +68,18 @@ interface Held {
   fromStore: boolean;
 }
 
-/** The outcome of one attempt when it did not produce credentials. */
+/** An attempt that did not run: someone else's is live, or the shared backoff forbids one. */
 type NoAttempt = "busy" | "backoff";
 
-function checkMs(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-    throw new CacheConfigError(
-      `fromCache: ${name} must be a non-negative number of milliseconds, got ${value}`,
-    );
-  }
-  return value;
+/** Errors for a source that answered with credentials that cannot be used (expired on arrival, none). */
+const unusableAnswers = new WeakSet<object>();
+function unusable(error: Error): Error {
+  unusableAnswers.add(error);
+  return error;
 }
 
 /** A pause inside a resolution. Not unref'd: a caller is waiting on it, so the process must stay up. */
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Settings after defaults and validation. */
-interface Settings {
-  key: string;
-  policy: RefreshPolicy;
-  lockTtlMs: number;
-  lockWaitMs: number;
-  lockPollMs: number;
-  holderRetries: number;
-  staleIfError: boolean;
-  proactive: boolean;
-  shareLongTerm: boolean;
-}
-
-function settle(init: FromCacheInit, random: () => number): Settings {
-  if (typeof init?.provider !== "function") {
-    throw new CacheConfigError("fromCache: `provider` must be a credential provider function");
-  }
-  const key = init.key ?? DEFAULT_CACHE_KEY;
-  if (typeof key !== "string" || key.length === 0) {
-    throw new CacheConfigError("fromCache: `key` must be a non-empty string");
-  }
-  const d = REFRESH_DEFAULTS;
-  const advisoryMs = checkMs("advisoryRefreshMs", init.advisoryRefreshMs, d.advisoryRefreshMs);
-  const mandatoryMs = checkMs("mandatoryRefreshMs", init.mandatoryRefreshMs, d.mandatoryRefreshMs);
-  if (mandatoryMs > advisoryMs) {
-    throw new CacheConfigError(
-      `fromCache: mandatoryRefreshMs (${mandatoryMs}) must not exceed advisoryRefreshMs (${advisoryMs})`,
-    );
-  }
-  const lockTtlMs = checkMs("lockTtlMs", init.lockTtlMs, d.lockTtlMs);
-  const holderRetries = checkMs("holderRetries", init.holderRetries, d.holderRetries);
-  return {
-    key,
-    policy: {
-      advisoryMs,
-      mandatoryMs,
-      // (1 - random) is in (0, 1], so the point lies in (mandatory, advisory].
-      advisoryPointMs: mandatoryMs + (1 - random()) * (advisoryMs - mandatoryMs),
-      minValidityMs: checkMs("minValidityMs", init.minValidityMs, d.minValidityMs),
-      retryBaseMs: checkMs("retryBaseMs", init.retryBaseMs, d.retryBaseMs),
-      retryMaxMs: checkMs("retryMaxMs", init.retryMaxMs, d.retryMaxMs),
-      noExpirationTtlMs: checkMs("noExpirationTtlMs", init.noExpirationTtlMs, d.noExpirationTtlMs),
-    },
-    lockTtlMs,
-    lockWaitMs: checkMs("lockWaitMs", init.lockWaitMs, lockTtlMs + 2_000),
-    lockPollMs: Math.max(1, checkMs("lockPollMs", init.lockPollMs, d.lockPollMs)),
-    holderRetries: Math.floor(holderRetries),
-    staleIfError: init.staleIfError ?? false,
-    proactive: init.proactiveRefresh ?? true,
-    shareLongTerm: init.shareLongTermCredentials === true,
-  };
-}
 
 /**
  * Wraps a credential provider with an in-process memo (L1) and a shared store (L2)
@@ -254,6 +89,9 @@ function settle(init: FromCacheInit, random: () => number): Settings {
  * Nobody waits while a valid set exists, and good credentials keep being served while
  * the source is slow or down. A failing store never fails a resolution: it degrades to
  * "no L2" for that call and raises a `cache-error` event.
+ *
+ * Every rule it follows is a named function of the policy (`policy.ts`); this file only
+ * reads and writes the store and the source, and asks.
  *
  * @example
  * ```ts
@@ -274,41 +112,26 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
   const refresher = new Refresher(init);
   const provider = ((options?: CachedProviderOptions) => refresher.get(options)) as CachedCredentialProvider;
   provider.invalidate = () => refresher.invalidate();
-  provider.stats = () => ({ ...refresher.stats });
+  provider.stats = () => ({ ...refresher.report.stats });
   provider.close = () => refresher.close();
   // Credentials live in the refresher, which the provider function does not expose to
   // util.inspect or JSON.stringify.
   return provider;
 }
 
-/** The orchestrator: asks {@link decide}, then does it against the source and the store. */
+/** The orchestrator: reads and writes, and asks the policy what to do. */
 class Refresher {
-  readonly stats: CacheStats = {
-    hitsL1: 0,
-    hitsL2: 0,
-    misses: 0,
-    sourceCalls: 0,
-    sourceFailures: 0,
-    lockWaits: 0,
-    cacheErrors: 0,
-    recordsRejected: 0,
-    staleServed: 0,
-    extended: 0,
-  };
+  readonly report: Report;
   private readonly s: Settings;
   private readonly source: AwsCredentialIdentityProvider;
   private readonly store: GuardedStore | undefined;
   private readonly clock: Clock;
   private readonly random: () => number;
-  private readonly logger: Logger | undefined;
-  private readonly onEvent: ((event: CacheEvent) => void) | undefined;
+
   private readonly sourceLabel: string | undefined;
 
   private held: Held | undefined;
-  /** The shared refresh state as last read (or written) by this process. */
-  private shared: SharedView = NO_SHARED_STATE;
-  /** The last error the shared state recorded, for events about the set still served. */
-  private sharedError: EventError | undefined;
+  private readonly shared: SharedState;
   /** The one wait for a refresh that callers without a valid set share. */
   private waiting: Promise<AwsCredentialIdentity> | undefined;
   /** The one refresh behind a valid set. */
@@ -319,42 +142,36 @@ class Refresher {
   private behindNotBefore = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** Secrets of the last few credential sets, scrubbed from every error text we report. */
-  private readonly recentSecrets: string[] = [];
 
   constructor(init: FromCacheInit) {
     this.random = init.random ?? Math.random;
     this.s = settle(init, this.random);
     this.source = init.provider;
     this.clock = init.clock ?? Date;
-    this.logger = init.logger;
-    this.onEvent = init.onEvent;
     this.sourceLabel = init.source;
+    const report = new Report(this.s.key, init.logger, init.onEvent, () => this.clock.now());
+    this.report = report;
     this.store =
       init.cache &&
-      new GuardedStore(
-        init.cache,
-        checkMs("cacheTimeoutMs", init.cacheTimeoutMs, REFRESH_DEFAULTS.cacheTimeoutMs),
-        {
-          key: this.s.key,
-          stats: this.stats,
-          logger: this.logger,
-          logPrefix: LOG_PREFIX,
-          now: () => this.clock.now(),
-          emit: (event) => this.emit(event),
-          secrets: () => this.recentSecrets,
-        },
-      );
+      new GuardedStore(init.cache, this.s.cacheTimeoutMs, {
+        key: this.s.key,
+        logger: init.logger,
+        logPrefix: LOG_PREFIX,
+        now: () => this.clock.now(),
+        emit: (event) => report.emit(event),
+        secrets: () => report.secrets,
+      });
+    this.shared = new SharedState(this.store, this.s, this.clock, this.random, report);
     if (init.key === undefined && init.cache && init.cache.scope !== "process") {
-      this.logger?.warn?.(
-        `${LOG_PREFIX} no key given: using "${DEFAULT_CACHE_KEY}" on a store other processes read; ` +
+      report.warn(
+        `no key given: using "${DEFAULT_CACHE_KEY}" on a store other processes read; ` +
           "two providers with different credentials would share it. Pass a key, or use a preset",
       );
     }
     const { mandatoryMs } = this.s.policy;
     if (mandatoryMs <= SDK_REFRESH_WINDOWS.javascriptV3Ms && mandatoryMs !== 0) {
-      this.logger?.warn?.(
-        `${LOG_PREFIX} mandatoryRefreshMs (${mandatoryMs}) is not above the SDK client's 5 min window; ` +
+      report.warn(
+        `mandatoryRefreshMs (${mandatoryMs}) is not above the SDK client's 5 min window; ` +
           "the client may call the provider on every request near expiry",
       );
     }
@@ -368,9 +185,7 @@ class Refresher {
     if (h !== undefined && !h.fromStore && (options === undefined || !options.forceRefresh)) {
       const now = this.clock.now();
       if (now < h.t.freshUntil) {
-        this.stats.hitsL1 += 1;
-        if (this.onEvent)
-          this.emit({ type: "hit", key: this.s.key, time: now, layer: "l1", window: "fresh" });
+        this.report.hit(now, "l1", "fresh");
         return Promise.resolve(h.identity);
       }
     }
@@ -396,7 +211,7 @@ class Refresher {
     }
     const h = this.held;
     const now = this.clock.now();
-    const decision = decide(now, h?.t, this.shared, this.s.lockWaitMs);
+    const decision = decide(now, h?.t, this.shared.view, this.s.patience.lockWaitMs);
     if (h && (decision === "serve" || decision === "serve-and-refresh")) {
       this.countHit(h, now);
       if (decision === "serve-and-refresh" && !this.closed) {
@@ -405,36 +220,21 @@ class Refresher {
       return h.identity;
     }
     if (this.closed) return this.answerClosed();
-    if (!h) {
-      this.stats.misses += 1;
-      this.emit({ type: "miss", key: this.s.key, time: now });
-    }
+    if (!h) this.report.miss(now);
     return this.waitForRefresh(options, h ? "expired" : "miss", session);
   }
 
   private countHit(h: Held, now: number): void {
     const window = windowAt(h.t, now);
-    const layer = h.fromStore ? "l2" : "l1";
+    this.report.hit(now, h.fromStore ? "l2" : "l1", window);
     h.fromStore = false;
-    if (layer === "l2") this.stats.hitsL2 += 1;
-    else this.stats.hitsL1 += 1;
-    if (this.onEvent) this.emit({ type: "hit", key: this.s.key, time: now, layer, window });
-    if (window === "mandatory" && this.shared.failures > 0) {
+    if (window === "mandatory" && this.shared.view.failures > 0) {
       // The set is being served because refreshing it keeps failing: say so.
-      this.staleServed(h, now, this.sharedError ?? { name: "Error", message: "the last refresh failed" });
+      this.report.staleServed(
+        h.record,
+        this.shared.lastError ?? { name: "Error", message: "the last refresh failed" },
+      );
     }
-  }
-
-  private staleServed(h: Held, now: number, error: EventError): void {
-    this.stats.staleServed += 1;
-    this.emit({
-      type: "stale-served",
-      key: this.s.key,
-      time: now,
-      accessKeyId: truncateAccessKeyId(h.record.accessKeyId),
-      ...(h.record.expiration !== undefined && { expiration: h.record.expiration }),
-      error,
-    });
   }
 
   private answerClosed(): Promise<AwsCredentialIdentity> {
@@ -448,10 +248,7 @@ class Refresher {
   // ---- holding ----
 
   private hold(record: CacheRecord, fromStore: boolean, extendedUntil?: number): Held {
-    for (const secret of [record.secretAccessKey, record.sessionToken]) {
-      if (secret && !this.recentSecrets.includes(secret)) this.recentSecrets.push(secret);
-    }
-    if (this.recentSecrets.length > 8) this.recentSecrets.splice(0, this.recentSecrets.length - 8);
+    this.report.remember(record);
     const held: Held = {
       record,
       identity: toIdentity(extendedUntil === undefined ? record : { ...record, expiration: extendedUntil }),
@@ -463,28 +260,16 @@ class Refresher {
     return held;
   }
 
-  /**
-   * Holds the stored record when it makes a fetch pointless for this caller: valid above
-   * the floor and fresh, or fetched so recently that the source has nothing newer. Never
-   * replaces a set in hand that expires later.
-   */
+  /** Holds the stored record when the policy says it spares this caller a fetch ({@link adopts}). */
   private async adoptFromStore(session: StoreSession, blocking: boolean): Promise<Held | undefined> {
     if (!this.store) return undefined;
-    const stored = await this.store.readRecord(session);
-    if (!stored) return undefined;
+    const record = await this.store.readRecord(session);
+    if (!record) return undefined;
     const now = this.clock.now();
-    const t = timelineOf(stored, this.s.policy);
-    if (now >= t.floorAt || now >= t.expiresAt) return undefined;
-    const spares = blocking
-      ? now < t.mandatoryAt || now < t.recheckAt
-      : now < t.freshUntil || now < t.recheckAt;
-    if (!spares) return undefined;
-    const h = this.held;
-    if (h && !h.t.extended && now < h.t.expiresAt && supersedes(h.record, stored)) return undefined;
-    const adopted = this.hold(stored, false);
-    this.stats.hitsL2 += 1;
-    if (this.onEvent)
-      this.emit({ type: "hit", key: this.s.key, time: now, layer: "l2", window: windowAt(t, now) });
+    const t = timelineOf(record, this.s.policy);
+    if (!adopts(now, { record, t }, this.held, blocking)) return undefined;
+    const adopted = this.hold(record, false);
+    this.report.hit(now, "l2", windowAt(t, now));
     return adopted;
   }
 
@@ -504,13 +289,13 @@ class Refresher {
         return; // a failed attempt is shared and reported (refresh-failure, a warning) by attempt()
       }
       if (outcome === "busy") {
-        this.behindNotBefore = this.clock.now() + this.s.policy.retryBaseMs * (0.5 + this.random() * 0.5);
+        this.behindNotBefore = busyPauseUntil(this.clock.now(), this.s.policy, this.random);
         this.schedule();
       }
     })().catch((error) => {
       // attempt() reports its own failures; this only catches the unexpected.
-      this.logger?.error?.(
-        `${LOG_PREFIX} background refresh of "${this.s.key}" failed: ${describeError(error, this.recentSecrets).message}`,
+      this.report.logger?.error?.(
+        `${LOG_PREFIX} background refresh of "${this.s.key}" failed: ${this.report.describe(error).message}`,
       );
     });
     this.behind = run;
@@ -535,6 +320,11 @@ class Refresher {
     return run;
   }
 
+  /**
+   * A caller without a valid set: adopt what a peer wrote, wait for a live attempt or the
+   * end of the shared backoff, or attempt itself under the lock; after its own attempt
+   * failed it waits like any other caller. Every wait ends when {@link patienceLeft} says.
+   */
   private async waitLoop(
     options: CachedProviderOptions | undefined,
     reason: RefreshReason,
@@ -542,22 +332,26 @@ class Refresher {
   ): Promise<AwsCredentialIdentity> {
     const force = reason === "force";
     const key = this.s.key;
-    const startedReal = Date.now();
-    const startedClock = this.clock.now();
-    const outOfPatience = () =>
-      Date.now() - startedReal >= this.s.lockWaitMs || this.clock.now() - startedClock >= this.s.lockWaitMs;
+    const started = this.clock.now();
+    // Time slept counts as waited even when the clock does not move (a test's frozen clock).
+    let slept = 0;
+    const waitedMs = () => Math.max(this.clock.now() - started, slept);
+    const pause = async (ms: number) => {
+      slept += ms;
+      await sleep(ms);
+    };
     let waited = false;
     const waitedEvent = (outcome: "adopted" | "acquired" | "timeout") => {
-      if (waited) {
-        this.emit({
-          type: "lock-waited",
-          key,
-          time: this.clock.now(),
-          waitedMs: Date.now() - startedReal,
-          outcome,
-        });
-      }
+      if (waited) this.report.lockWaited(waitedMs(), outcome);
     };
+    const noteWaiting = () => {
+      if (!waited) this.report.lockBusy();
+      waited = true;
+    };
+    /** This caller's own failed attempt: what it throws when nothing better comes within its patience. */
+    let ownFailure: unknown;
+    const giveUp = (state: RefreshState | undefined) =>
+      ownFailure === undefined ? this.failFast(state) : this.answerFailure(ownFailure);
     // A refresh behind in this process is an attempt like any other: wait for it first.
     if (this.behind) await this.behind;
     // After a miss the store was read a moment ago.
@@ -572,34 +366,30 @@ class Refresher {
         }
       }
       readRecord = true;
-      const state = this.store ? await this.store.readState(session) : undefined;
-      if (this.store) this.noteShared(state);
+      const state = await this.shared.read(session);
       const now = this.clock.now();
-      const remaining = this.s.lockWaitMs - Math.max(Date.now() - startedReal, now - startedClock);
+      const live = now < this.shared.view.attemptUntil;
+      const patience = patienceLeft(this.s.patience, waitedMs(), Boolean(this.held), live);
       if (!force) {
-        // Only a process that has no set at all (a cold start, maybe one of a herd on a
-        // starved host) waits out a short backoff for the next attempt; one whose set
-        // expired is answered at once: extended with staleIfError, or the shared error.
-        const patience = this.held ? 0 : Math.max(0, remaining);
-        const decision = decide(now, undefined, this.shared, patience);
-        if (decision === "fail") return this.failFast(state);
-        if (decision === "wait" && state?.attempt && holderIsDead(state.attempt)) {
+        const decision = decide(now, undefined, this.shared.view, Math.max(0, patience));
+        if (decision === "fail") return giveUp(state);
+        if (live && state?.attempt && holderIsDead(state.attempt)) {
           // The holder died on this machine: one waiter takes over now, not at lease end.
           const takeover = await this.store?.lock(
             `${key}#takeover:${state.attempt.id}`,
             this.s.lockTtlMs,
             session,
           );
-          if (takeover && "held" in takeover)
-            return this.attemptOrThrow(options, reason, session, takeover.held);
+          if (takeover && "held" in takeover) {
+            const outcome = await this.attemptOnce(options, reason, session, takeover.held, false);
+            if (outcome.identity) return outcome.identity;
+            ownFailure = outcome.error ?? ownFailure;
+            continue;
+          }
         }
-        if (decision === "wait" || (decision === "refresh" && now < this.shared.nextAttemptAt)) {
-          if (!waited) this.noteWaiting();
-          waited = true;
-          // A live attempt ends by its lease at the latest: wait for it, however starved the
-          // host. Only a backoff is measured against this caller's patience.
-          if (decision !== "wait" && outOfPatience()) return this.failFast(state);
-          await sleep(this.pollDelay(this.shared.nextAttemptAt - now));
+        if ((live || now < this.shared.view.nextAttemptAt) && patience > 0) {
+          noteWaiting();
+          await pause(pollDelayMs(this.s.lockPollMs, this.shared.view.nextAttemptAt - now, this.random));
           continue;
         }
       }
@@ -607,55 +397,66 @@ class Refresher {
         ? await this.store.lock(key, this.s.lockTtlMs, session)
         : { unavailable: true as const };
       if ("busy" in lock) {
-        if (!waited) this.noteWaiting();
-        waited = true;
-        if (outOfPatience() && now >= this.shared.attemptUntil) {
-          // A lock held with no attempt visible (a peer without shared state, or a store
-          // that cannot keep it): give up waiting and fetch, as the SDK alone would.
+        noteWaiting();
+        // A recorded failure means the lock is between attempts (the holder is sharing its
+        // outcome, or the next one is about to mark itself): wait for it as for a live one.
+        const active = live || this.shared.view.failures > 0;
+        if (patienceLeft(this.s.patience, waitedMs(), false, active) <= 0) {
+          // A lock held past this caller's patience with no attempt it can wait for (a peer
+          // without shared state, a store that cannot keep it, a planted lock): fetch, as
+          // the SDK alone would.
           waitedEvent("timeout");
-          this.logger?.warn?.(
-            `${LOG_PREFIX} waited ${this.s.lockWaitMs} ms for the refresh lock on "${key}" with no attempt visible; fetching`,
+          this.report.warn(
+            `waited ${Math.round(waitedMs())} ms for the refresh lock on "${key}" with no attempt it could wait for; fetching`,
           );
-          return this.attemptOrThrow(options, reason, session, undefined);
+          const outcome = await this.attemptOnce(options, reason, session, undefined, force);
+          return outcome.identity ?? this.answerFailure(outcome.error);
         }
-        await sleep(this.pollDelay(0));
+        await pause(pollDelayMs(this.s.lockPollMs, 0, this.random));
         continue;
       }
       waitedEvent("acquired");
-      return this.attemptOrThrow(options, reason, session, "held" in lock ? lock.held : undefined, force);
+      const outcome = await this.attemptOnce(
+        options,
+        reason,
+        session,
+        "held" in lock ? lock.held : undefined,
+        force,
+      );
+      if (outcome.identity) return outcome.identity;
+      // Behaviour with a shared store: a holder whose attempt failed waits for the next
+      // shared attempt like every other caller, within its own patience. Without a store
+      // (or when forced) nobody else will try: answer now.
+      if (outcome.error !== undefined) {
+        if (force || !this.store) return this.answerFailure(outcome.error);
+        ownFailure = outcome.error;
+      }
     }
   }
 
-  private noteWaiting(): void {
-    this.stats.lockWaits += 1;
-    this.emit({ type: "lock-busy", key: this.s.key, time: this.clock.now() });
-  }
-
-  private pollDelay(untilNext: number): number {
-    const poll = this.s.lockPollMs * (0.5 + this.random());
-    return untilNext > 0 ? Math.min(Math.max(poll, untilNext), 250) : poll;
-  }
-
-  private noteShared(state: RefreshState | undefined): void {
-    this.shared = viewOf(state);
-    if (state?.error) this.sharedError = state.error;
-  }
-
-  /** One attempt for a caller without a valid set: credentials, or the reason there are none. */
-  private async attemptOrThrow(
+  /**
+   * One attempt for a caller without a valid set: its credentials (or, when the source
+   * failed, whatever the failure ladder serves), the source's error when this caller holds
+   * nothing, or neither when a peer's failure was found under the lock.
+   */
+  private async attemptOnce(
     options: CachedProviderOptions | undefined,
     reason: RefreshReason,
     session: StoreSession,
     lock: CacheLock | undefined,
-    force = false,
-  ): Promise<AwsCredentialIdentity> {
+    force: boolean,
+  ): Promise<{ identity?: AwsCredentialIdentity; error?: unknown }> {
     try {
       const outcome = await this.attempt(options, reason, session, true, lock ?? null, force);
-      if (typeof outcome !== "string") return outcome.identity;
-      // Someone failed or is trying right now; what we have is all there is.
-      return this.failFast(undefined);
+      // Someone failed meanwhile (a backoff found under the lock): wait like any caller.
+      if (typeof outcome === "string") return {};
+      return { identity: outcome.identity };
     } catch (error) {
-      return this.afterFailure(error);
+      // With a set in hand (valid, or expired) the failure ladder answers now; a caller
+      // with none may wait for the next shared attempt, unless the source did answer, with
+      // credentials that cannot be used: asking again soon gives the same.
+      if (this.held || unusableAnswers.has(error as object)) return { identity: this.answerFailure(error) };
+      return { error };
     }
   }
 
@@ -676,10 +477,10 @@ class Refresher {
     const store = this.store;
     let lock: CacheLock | undefined = given ?? undefined;
     if (given === undefined) {
-      if (store) this.noteShared(await store.readState(session));
+      await this.shared.read(session);
       const now = this.clock.now();
-      if (now < this.shared.attemptUntil) return "busy";
-      if (now < this.shared.nextAttemptAt) return "backoff";
+      if (now < this.shared.view.attemptUntil) return "busy";
+      if (now < this.shared.view.nextAttemptAt) return "backoff";
       const outcome = store ? await store.lock(this.s.key, this.s.lockTtlMs, session) : undefined;
       if (outcome && "busy" in outcome) return "busy";
       if (outcome && "held" in outcome) lock = outcome.held;
@@ -689,20 +490,13 @@ class Refresher {
         // Double check under the lock: the previous holder may have just written.
         const adopted = await this.adoptFromStore(session, blocking);
         if (adopted) return adopted;
-        const state = await store.readState(session);
-        this.noteShared(state);
-        if (this.clock.now() < this.shared.nextAttemptAt) return "backoff";
+        await this.shared.read(session);
+        if (this.clock.now() < this.shared.view.nextAttemptAt) return "backoff";
       }
-      const failures = this.shared.failures;
+      const failures = this.shared.view.failures;
       const started = this.clock.now();
-      const mark = newAttemptMark(started + this.s.lockTtlMs);
-      await this.writeShared(
-        { v: 1, kind: "refresh-state", failures, nextAttemptAt: 0, attempt: mark },
-        session,
-      );
-      // Extra tries only on a cold start, when nobody in this process has had a set (a
-      // herd on a starved host); an outage after expiry keeps to one try per backoff step.
-      const tries = blocking && !this.held ? 1 + this.s.holderRetries : 1;
+      await this.shared.markAttempt(session);
+      const tries = holderTries(blocking && !this.held, this.s.holderRetries);
       let lastError: unknown;
       for (let i = 0; i < tries; i++) {
         const tryStarted = this.clock.now();
@@ -716,12 +510,11 @@ class Refresher {
           return held;
         } catch (error) {
           lastError = error;
-          this.stats.sourceFailures += 1;
-          const took = this.clock.now() - tryStarted;
-          const pause = Math.min(1_000, this.s.lockTtlMs / 10) * (0.5 + this.random() * 0.5);
-          // Another try only if it fits in the lease, judged by how long this one took:
-          // past the lease another process may already be trying.
-          if (i + 1 >= tries || this.clock.now() + took + pause >= started + this.s.lockTtlMs) break;
+          this.report.stats.sourceFailures += 1;
+          const now = this.clock.now();
+          const pause = holderPauseMs(this.s.lockTtlMs, this.random);
+          if (i + 1 >= tries || !holderMayTryAgain(now, now - tryStarted, pause, started, this.s.lockTtlMs))
+            break;
           await sleep(pause);
         }
       }
@@ -741,50 +534,26 @@ class Refresher {
 
   /** After a success: no attempt live, no failures, for every process. */
   private async clearShared(session: StoreSession): Promise<void> {
-    if (this.store) await this.store.remove(this.store.stateKey, session);
-    this.shared = NO_SHARED_STATE;
-    this.sharedError = undefined;
+    await this.shared.clear(session);
     // The timer was set while our own attempt mark was live: set it again without.
     this.schedule();
   }
 
-  private async writeShared(state: RefreshState, session: StoreSession): Promise<void> {
-    this.noteShared(state);
-    if (!this.store) return;
-    // The state outlives the longest backoff and lease, then disappears by itself.
-    const ttl = Math.ceil((Math.max(this.s.policy.retryMaxMs, this.s.lockTtlMs) * 2 + 60_000) / 1000);
-    await this.store.writeState(state, ttl, session);
-  }
-
   /** Records a failed attempt for every process: the next one waits out the shared backoff. */
   private async shareFailure(failuresBefore: number, error: unknown, session: StoreSession): Promise<void> {
-    const failures = failuresBefore + 1;
+    const described = this.report.describe(error);
+    const nextAttemptAt = await this.shared.fail(failuresBefore, described, session);
     const now = this.clock.now();
-    const nextAttemptAt = now + backoffMs(failures, this.s.policy, this.random);
-    const described = describeError(error, this.recentSecrets);
-    await this.writeShared(
-      { v: 1, kind: "refresh-state", failures, nextAttemptAt, error: described },
-      session,
-    );
     this.schedule();
     const h = this.held;
-    const valid = h && now < h.t.expiresAt;
-    this.emit({
-      type: "refresh-failure",
-      key: this.s.key,
-      time: now,
-      error: described,
-      retryAt: nextAttemptAt,
-      background: Boolean(valid),
-    });
-    this.logger?.warn?.(
-      `${LOG_PREFIX} refreshing "${this.s.key}" failed (${described.message}); ` +
-        (valid ? `serving credentials valid until ${new Date(h.t.expiresAt).toISOString()}, ` : "") +
-        `next attempt (any process) at ${new Date(nextAttemptAt).toISOString()}`,
+    this.report.refreshFailure(
+      described,
+      nextAttemptAt,
+      h && now < h.t.expiresAt ? h.t.expiresAt : undefined,
     );
   }
 
-  /** Asks the source once; holds and writes (fenced) what it returns. */
+  /** Asks the source once; holds and writes (fenced) what it returns, as {@link classifyFetched} judges it. */
   private async fetch(
     options: CachedProviderOptions | undefined,
     reason: RefreshReason,
@@ -793,9 +562,7 @@ class Refresher {
   ): Promise<Held> {
     const key = this.s.key;
     const started = this.clock.now();
-    this.emit({ type: "refresh-start", key, time: started, reason, background });
-    this.logger?.debug?.(`${LOG_PREFIX} fetching credentials for "${key}" (${reason})`);
-    this.stats.sourceCalls += 1;
+    this.report.refreshStart(reason, background);
     const { forceRefresh: _ignored, ...identityProperties } = options ?? {};
     const identity = await this.source(identityProperties);
     const now = this.clock.now();
@@ -804,110 +571,73 @@ class Refresher {
       typeof identity.accessKeyId !== "string" ||
       typeof identity.secretAccessKey !== "string"
     ) {
-      throw new CredentialsUnavailableError("credcache: the source returned no credentials");
+      throw unusable(new CredentialsUnavailableError("credcache: the source returned no credentials"));
     }
-    const expiration = identity.expiration?.getTime();
     const original = (identity as { originalExpiration?: Date }).originalExpiration?.getTime();
-    if (expiration !== undefined && original !== undefined && original <= now && expiration > now) {
+    const fetched = classifyFetched(now, identity.expiration?.getTime(), original);
+    if (fetched.kind === "extended") {
       // The SDK's static stability extended an expired set: serve it as such, never store it.
-      return this.extend(
-        toRecord({ ...identity, expiration: new Date(original) }, now, this.sourceLabel, key),
-        expiration,
-        {
-          name: "CredentialsExtended",
-          message: `the source returned credentials that expired at ${new Date(original).toISOString()}`,
-        },
+      const record = toRecord(
+        { ...identity, expiration: new Date(fetched.expiredAt) },
+        now,
+        this.sourceLabel,
+        key,
+      );
+      return this.extend(record, fetched.until, {
+        name: "CredentialsExtended",
+        message: `the source returned credentials that expired at ${new Date(fetched.expiredAt).toISOString()}`,
+      });
+    }
+    if (fetched.kind === "expired") {
+      throw unusable(
+        new CredentialsUnavailableError(
+          `credcache: the source returned credentials that expired at ${new Date(fetched.expiredAt).toISOString()}`,
+        ),
       );
     }
-    if (expiration !== undefined && !(expiration > now)) {
-      throw new CredentialsUnavailableError(
-        `credcache: the source returned credentials that expired at ${new Date(expiration).toISOString()}`,
-      );
-    }
-    const record = toRecord(identity, now, this.sourceLabel, key);
-    const held = await this.writeFenced(record, session);
-    this.emit({
-      type: "refresh-success",
-      key,
-      time: this.clock.now(),
-      accessKeyId: truncateAccessKeyId(held.record.accessKeyId),
-      ...(held.record.expiration !== undefined && { expiration: held.record.expiration }),
-      durationMs: this.clock.now() - started,
-    });
+    const held = await this.writeFenced(toRecord(identity, now, this.sourceLabel, key), session);
+    this.report.refreshSuccess(held.record, this.clock.now() - started);
     return held;
   }
 
   /**
-   * Writes a fetched set unless the store holds one that supersedes it (a later
-   * expiration, or the same set cached later): a holder that was paused past its lease
-   * never replaces a successor's newer set. Read-then-write: a store with no atomic
-   * compare leaves a window of one store round trip, which a lease keeps rare.
+   * Writes a fetched set unless the store holds one that fences it ({@link fencedBy}): a
+   * holder that was paused past its lease never replaces a successor's newer set.
+   * Read-then-write: a store with no atomic compare leaves a window of one store round
+   * trip, which a lease keeps rare.
    */
   private async writeFenced(record: CacheRecord, session: StoreSession): Promise<Held> {
     const store = this.store;
-    if (store) {
-      const stored = await store.readRecord(session);
-      // Only a set still valid can fence: an expired one (or long-term keys past their
-      // noExpirationTtlMs) is replaced whatever its expiration says.
-      if (
-        stored &&
-        supersedes(stored, record) &&
-        this.clock.now() < timelineOf(stored, this.s.policy).expiresAt
-      ) {
-        return this.hold(stored, false);
-      }
-    }
+    if (!store) return this.hold(record, false);
+    const stored = await store.readRecord(session);
+    if (fencedBy(stored, record, this.clock.now(), this.s.policy)) return this.hold(stored, false);
     const held = this.hold(record, false);
-    if (!store) return held;
-    if (record.expiration === undefined && !this.s.shareLongTerm) {
-      const scope = store.scope;
-      if (scope !== "process" && scope !== "host") return held;
+    if (mayStore(record, store.scope, this.s.shareLongTerm)) {
+      await store.writeRecord(record, recordTtlSeconds(record, this.clock.now(), this.s.policy), session);
     }
-    // The record outlives its expiry (static stability for new processes); it is never
-    // served as valid. Records without an expiration live `noExpirationTtlMs`.
-    const until =
-      record.expiration === undefined
-        ? record.cachedAt + this.s.policy.noExpirationTtlMs
-        : record.expiration + REFRESH_DEFAULTS.keepExpiredMs;
-    await store.writeRecord(record, Math.max(1, Math.ceil((until - this.clock.now()) / 1000)), session);
     return held;
   }
 
   /** Static stability: keep `record` for `until` with the SDK's warning, in this process only. */
   private extend(record: CacheRecord, until: number, error: EventError): Held {
     const held = this.hold(record, false, until);
-    this.stats.extended += 1;
-    this.emit({
-      type: "extended",
-      key: this.s.key,
-      time: this.clock.now(),
-      accessKeyId: truncateAccessKeyId(record.accessKeyId),
-      expiration: until,
-      error,
-    });
-    this.logger?.warn?.(
-      "Attempting credential expiration extension due to a credential service availability issue. " +
-        `A refresh of these credentials will be attempted after ${new Date(until).toISOString()}. ` +
-        `(${LOG_PREFIX}, key "${this.s.key}": ${error.message})`,
-    );
+    this.report.extended(record, until, error);
     return held;
   }
 
-  /** The attempt failed (this process asked): serve what is valid, extend, or throw. */
-  private afterFailure(error: unknown): AwsCredentialIdentity {
+  /** Answers a caller after a failure, as the failure ladder ({@link afterFailure}) says. */
+  private answerFailure(error: unknown): AwsCredentialIdentity {
     const now = this.clock.now();
     const h = this.held;
-    const described = describeError(error, this.recentSecrets);
-    if (h && now < h.t.expiresAt) {
+    const described = this.report.describe(error);
+    const step = afterFailure(now, h?.t, this.s.staleIfError, this.random);
+    if (h && step.step === "serve") {
       // A forced refresh or a caller below its floor: the set is still valid, hand it out.
-      this.staleServed(h, now, described);
+      this.report.staleServed(h.record, described);
       return h.identity;
     }
-    if (h && this.s.staleIfError) {
-      return this.extend(h.record, now + 5 * MINUTE + Math.floor(this.random() * 5 * MINUTE), described)
-        .identity;
-    }
-    if (h) {
+    if (h && step.step === "extend") return this.extend(h.record, step.until, described).identity;
+    if (h && step.step === "throw" && step.expired) {
       throw new CredentialsUnavailableError(
         `credcache: the source failed and the cached credentials for "${this.s.key}" expired at ` +
           `${new Date(h.t.expiresAt).toISOString()} (${described.message}). Enable staleIfError to keep serving them.`,
@@ -919,23 +649,10 @@ class Refresher {
 
   /**
    * No attempt can happen within the caller's patience (the shared backoff), or the one
-   * that did failed: extend an expired set with staleIfError, serve a still-valid one,
-   * or fail with the last shared error. The source is not asked.
+   * that did failed: the failure ladder with the last shared error. The source is not asked.
    */
   private failFast(state: RefreshState | undefined): AwsCredentialIdentity {
-    const error = state?.error ?? this.sharedError;
-    const next = this.shared.nextAttemptAt;
-    const failures = this.shared.failures;
-    const cause = new CredentialsUnavailableError(
-      (failures > 0
-        ? `credcache: refreshing "${this.s.key}" failed ${failures} time(s) in a row`
-        : `credcache: no refresh of "${this.s.key}" finished while this caller waited`) +
-        (error ? ` (${error.message})` : "") +
-        (next > this.clock.now()
-          ? `; the next attempt (by any process) is after ${new Date(next).toISOString()}`
-          : ""),
-    );
-    return this.afterFailure(cause);
+    return this.answerFailure(this.shared.unavailable(state));
   }
 
   // ---- timer, controls ----
@@ -944,23 +661,15 @@ class Refresher {
     if (!this.s.proactive || this.closed) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const h = this.held;
-    if (!h || !Number.isFinite(h.t.expiresAt)) return;
-    const at = Math.max(
-      h.t.freshUntil,
-      h.t.recheckAt,
-      this.shared.nextAttemptAt,
-      this.shared.attemptUntil,
-      this.behindNotBefore,
-    );
-    const delay = at - this.clock.now();
-    if (delay > MAX_TIMER_MS || at >= h.t.expiresAt) return;
+    const now = this.clock.now();
+    const at = timerAt(now, this.held?.t, this.shared.view, this.behindNotBefore);
+    if (at === undefined) return;
     this.timer = setTimeout(
       () => {
         this.timer = undefined;
         const now = this.clock.now();
         const held = this.held;
-        if (held && decide(now, held.t, this.shared, 0) === "serve-and-refresh") {
+        if (held && decide(now, held.t, this.shared.view, 0) === "serve-and-refresh") {
           this.refreshBehind("advisory");
         } else if (!this.behind) {
           // Timers may fire a millisecond early, and an attempt elsewhere may be live: look
@@ -968,7 +677,7 @@ class Refresher {
           this.schedule(this.s.lockPollMs);
         }
       },
-      Math.max(minDelayMs, delay),
+      Math.max(minDelayMs, at - now),
     );
     this.timer.unref?.();
   }
@@ -976,8 +685,7 @@ class Refresher {
   async invalidate(): Promise<void> {
     const dropped = this.held?.record.accessKeyId;
     this.held = undefined;
-    this.shared = NO_SHARED_STATE;
-    this.sharedError = undefined;
+    this.shared.forget();
     this.behindNotBefore = 0;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -1005,14 +713,5 @@ class Refresher {
       }),
     ]);
     clearTimeout(wake);
-  }
-
-  private emit(event: CacheEvent): void {
-    if (!this.onEvent) return;
-    try {
-      this.onEvent(event);
-    } catch {
-      // A faulty listener must not break credential resolution.
-    }
   }
 }

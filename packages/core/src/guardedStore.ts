@@ -2,15 +2,7 @@ import { CacheTimeoutError, hasErrorCode } from "./errors.js";
 import { parseRecord } from "./record.js";
 import { describeError } from "./redact.js";
 import { parseRefreshState, type RefreshState, refreshStateKey } from "./refreshState.js";
-import type {
-  CacheEvent,
-  CacheLock,
-  CacheOperation,
-  CacheRecord,
-  CacheStats,
-  CredentialCache,
-  Logger,
-} from "./types.js";
+import type { CacheEvent, CacheLock, CacheOperation, CacheRecord, CredentialCache, Logger } from "./types.js";
 
 /**
  * Store calls race a deadline. One shared, unref'd sweeper checks every pending call
@@ -76,7 +68,6 @@ function withDeadline<T>(call: Promise<T>, ms: number, timeoutError: () => Error
 /** Where a guarded store reports what went wrong. */
 export interface StoreReporting {
   key: string;
-  stats: CacheStats;
   logger: Logger | undefined;
   logPrefix: string;
   now(): number;
@@ -140,7 +131,6 @@ export class GuardedStore {
       else session.readsDown = true;
     }
     const r = this.report;
-    r.stats.cacheErrors += 1;
     const described = describeError(error, r.secrets());
     r.logger?.warn?.(`${r.logPrefix} cache ${operation} failed for key "${r.key}": ${described.message}`);
     r.emit({ type: "cache-error", key: r.key, time: r.now(), operation, error: described });
@@ -177,7 +167,6 @@ export class GuardedStore {
 
   private async reject(reason: string, session: StoreSession): Promise<void> {
     const r = this.report;
-    r.stats.recordsRejected += 1;
     r.logger?.warn?.(`${r.logPrefix} rejected the record under "${r.key}" (${reason}); removing it`);
     r.emit({ type: "record-rejected", key: r.key, time: r.now(), reason });
     await this.remove(r.key, session);

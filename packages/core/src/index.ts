@@ -4,7 +4,14 @@ export {
   type NodeProviderChainSourceInit,
   nodeProviderChainSource,
 } from "./chain.js";
-export { DEFAULT_CACHE_KEY, PROCESS_DEFAULTS, REFRESH_DEFAULTS, SDK_REFRESH_WINDOWS } from "./defaults.js";
+export {
+  DEFAULT_CACHE_KEY,
+  lockWaitMsFor,
+  PROCESS_DEFAULTS,
+  REFRESH_CONSTANTS,
+  REFRESH_DEFAULTS,
+  SDK_REFRESH_WINDOWS,
+} from "./defaults.js";
 export { type EncryptedCacheOptions, encryptedCache } from "./encryptedCache.js";
 export {
   CacheArgumentError,
@@ -47,17 +54,37 @@ export {
   type WebIdentityParams,
   webIdentityKey,
 } from "./keys.js";
+export { processIsGone, thisMachine } from "./liveness.js";
 export {
+  adopts,
+  afterFailure,
   backoffMs,
+  busyPauseUntil,
+  classifyFetched,
   type Decision,
   decide,
+  type FailureStep,
+  type FetchedSet,
+  fencedBy,
+  holderMayTryAgain,
+  holderPauseMs,
+  holderTries,
+  mayStore,
   NO_SHARED_STATE,
+  type Patience,
+  patienceLeft,
+  plausibleView,
+  pollDelayMs,
   type RefreshPolicy,
   recheckAt,
+  recordTtlSeconds,
   type SharedView,
+  stateTtlSeconds,
   supersedes,
+  type TimedSet,
   type Timeline,
   timelineOf,
+  timerAt,
   windowAt,
 } from "./policy.js";
 export {
@@ -112,7 +139,7 @@ export {
   webTokenSource,
 } from "./webIdentity.js";
 /** Which refresh window a record is in, for tools such as `credcache inspect`. */
-export { windowOfRecord } from "./windows.js";
+export { expiresAtOfRecord, type RecordWindows, windowOfRecord } from "./windows.js";
 
 // Plumbing that fromCache, the CLI and the benchmarks share; not part of the public API.
 

@@ -1,3 +1,4 @@
+import { REFRESH_CONSTANTS, REFRESH_DEFAULTS } from "./defaults.js";
 import type { CacheRecord, RefreshWindow } from "./types.js";
 
 /**
@@ -157,4 +158,227 @@ export function supersedes(
   const b = incoming.expiration ?? Number.POSITIVE_INFINITY;
   if (a !== b) return a > b;
   return stored.accessKeyId === incoming.accessKeyId && stored.cachedAt > incoming.cachedAt;
+}
+
+// ---- the rules around an attempt: each a pure function of a number for "now" ----
+
+/** A set and its timeline, as the rules below see it. */
+export interface TimedSet {
+  record: Pick<CacheRecord, "accessKeyId" | "expiration" | "cachedAt">;
+  t: Timeline;
+}
+
+/**
+ * Adoption: a stored set spares this caller a fetch when it is valid above the floor and
+ * either fresh (a refresh behind) or before the mandatory window (a caller that must
+ * wait), or fetched so recently that the source has nothing newer. It never replaces a
+ * set in hand that is valid and expires later.
+ */
+export function adopts(
+  now: number,
+  stored: TimedSet,
+  held: TimedSet | undefined,
+  blocking: boolean,
+): boolean {
+  const t = stored.t;
+  if (now >= t.floorAt || now >= t.expiresAt) return false;
+  const spares = (blocking ? now < t.mandatoryAt : now < t.freshUntil) || now < t.recheckAt;
+  if (!spares) return false;
+  return !(held && !held.t.extended && now < held.t.expiresAt && supersedes(held.record, stored.record));
+}
+
+/**
+ * How many tries the lock holder makes in one attempt: extra ones only on a cold start,
+ * when this process has never had a set (a herd on a starved host); an outage after
+ * expiry keeps to one try per step of the shared backoff.
+ */
+export function holderTries(coldStart: boolean, holderRetries: number): number {
+  return coldStart ? 1 + Math.floor(holderRetries) : 1;
+}
+
+/** The pause before the holder's next try: a tenth of the lease, at most 1 s, jittered to 50–100%. */
+export function holderPauseMs(lockTtlMs: number, random: () => number): number {
+  return Math.min(REFRESH_CONSTANTS.holderPauseMaxMs, lockTtlMs / 10) * (0.5 + random() * 0.5);
+}
+
+/**
+ * Whether the holder tries again: only if another try, as long as the last one took,
+ * ends inside its lease. Past the lease another process may already be trying.
+ */
+export function holderMayTryAgain(
+  now: number,
+  lastTryMs: number,
+  pauseMs: number,
+  attemptStartedAt: number,
+  lockTtlMs: number,
+): boolean {
+  return now + lastTryMs + pauseMs < attemptStartedAt + lockTtlMs;
+}
+
+/** The store TTL (s) of a written record: 1 h past expiry (static stability), or `noExpirationTtlMs` for long-term keys. */
+export function recordTtlSeconds(
+  record: Pick<CacheRecord, "expiration" | "cachedAt">,
+  now: number,
+  policy: Pick<RefreshPolicy, "noExpirationTtlMs">,
+): number {
+  const until =
+    record.expiration === undefined
+      ? record.cachedAt + policy.noExpirationTtlMs
+      : record.expiration + REFRESH_DEFAULTS.keepExpiredMs;
+  return Math.max(1, Math.ceil((until - now) / 1000));
+}
+
+/** The store TTL (s) of the refresh state: it outlives the longest backoff and lease, then disappears. */
+export function stateTtlSeconds(policy: Pick<RefreshPolicy, "retryMaxMs">, lockTtlMs: number): number {
+  return Math.ceil((Math.max(policy.retryMaxMs, lockTtlMs) * 2 + 60_000) / 1000);
+}
+
+/**
+ * Scope: credentials without an expiration (long-term keys) are written only to a store
+ * that stays on this host (`scope` "process" or "host"), unless the caller shares them.
+ */
+export function mayStore(
+  record: Pick<CacheRecord, "expiration">,
+  scope: string | undefined,
+  shareLongTerm: boolean,
+): boolean {
+  return record.expiration !== undefined || shareLongTerm || scope === "process" || scope === "host";
+}
+
+/**
+ * Fencing: the stored set is kept instead of the fetched one when it supersedes it and is
+ * still valid (an expired set, or long-term keys past their TTL, never fences).
+ */
+export function fencedBy(
+  stored: CacheRecord | undefined,
+  incoming: CacheRecord,
+  now: number,
+  policy: RefreshPolicy,
+): stored is CacheRecord {
+  return stored !== undefined && supersedes(stored, incoming) && now < timelineOf(stored, policy).expiresAt;
+}
+
+/**
+ * The failure ladder, for a caller whose attempt failed: serve the set in hand while it
+ * is valid; extend an expired one by 5–10 min with `staleIfError` (static stability);
+ * else throw (`expired` names the set that expired, `source` passes the source's error).
+ */
+export type FailureStep =
+  | { step: "serve" }
+  | { step: "extend"; until: number }
+  | { step: "throw"; expired: boolean };
+
+export function afterFailure(
+  now: number,
+  held: Timeline | undefined,
+  staleIfError: boolean,
+  random: () => number,
+): FailureStep {
+  if (held && now < held.expiresAt) return { step: "serve" };
+  if (held && staleIfError) {
+    const { extendMinMs, extendJitterMs } = REFRESH_CONSTANTS;
+    return { step: "extend", until: now + extendMinMs + Math.floor(random() * extendJitterMs) };
+  }
+  return { step: "throw", expired: held !== undefined };
+}
+
+/**
+ * When the proactive timer fires: at this process's advisory point, not before the
+ * source may have something newer, nor inside the shared backoff or a live attempt, nor
+ * before `notBefore` (a local pause after a busy lock). Undefined: no timer (nothing held
+ * that expires, already past expiry, or beyond setTimeout's range).
+ */
+export function timerAt(
+  now: number,
+  held: Timeline | undefined,
+  shared: SharedView,
+  notBefore: number,
+): number | undefined {
+  if (!held || !Number.isFinite(held.expiresAt)) return undefined;
+  const at = Math.max(held.freshUntil, held.recheckAt, shared.nextAttemptAt, shared.attemptUntil, notBefore);
+  if (at - now > REFRESH_CONSTANTS.maxTimerMs || at >= held.expiresAt) return undefined;
+  return at;
+}
+
+/** After finding the lock busy behind a valid set: no new try from this process for half to one `retryBaseMs`. */
+export function busyPauseUntil(
+  now: number,
+  policy: Pick<RefreshPolicy, "retryBaseMs">,
+  random: () => number,
+): number {
+  return now + policy.retryBaseMs * (0.5 + random() * 0.5);
+}
+
+/**
+ * What the source returned, judged at `now`:
+ * - `fresh`: valid (or without an expiration): hold it and store it;
+ * - `extended`: the SDK's static stability moved an expired set's expiration 5–10 min out
+ *   (`originalExpiration` in the past, `expiration` ahead): served as extended until
+ *   `until`, never stored;
+ * - `expired`: it expired at `expiredAt` and nobody extended it: refused.
+ */
+export type FetchedSet =
+  | { kind: "fresh" }
+  | { kind: "extended"; expiredAt: number; until: number }
+  | { kind: "expired"; expiredAt: number };
+
+export function classifyFetched(now: number, expiration?: number, originalExpiration?: number): FetchedSet {
+  if (
+    expiration !== undefined &&
+    originalExpiration !== undefined &&
+    originalExpiration <= now &&
+    expiration > now
+  ) {
+    return { kind: "extended", expiredAt: originalExpiration, until: expiration };
+  }
+  if (expiration !== undefined && !(expiration > now)) return { kind: "expired", expiredAt: expiration };
+  return { kind: "fresh" };
+}
+
+/** What bounds a caller's wait (all in ms). */
+export interface Patience {
+  lockWaitMs: number;
+  lockTtlMs: number;
+}
+
+/**
+ * The one answer to "how long does this caller wait", as the time it has left after
+ * waiting `waitedMs`:
+ * - for a live attempt (some process holds the lease): one lease plus slack, or
+ *   `lockWaitMs` if longer: a live attempt ends by its lease, however starved the host;
+ * - for the next attempt after a shared backoff: `lockWaitMs`, but only a caller with no
+ *   set at all waits; one whose set expired is answered at once (extended with
+ *   `staleIfError`, or the shared error).
+ * Nothing read from a store makes it longer.
+ */
+export function patienceLeft(p: Patience, waitedMs: number, holdsSet: boolean, liveAttempt: boolean): number {
+  if (liveAttempt)
+    return Math.max(p.lockWaitMs, p.lockTtlMs + REFRESH_CONSTANTS.sharedStateSlackMs) - waitedMs;
+  if (holdsSet) return 0;
+  return p.lockWaitMs - waitedMs;
+}
+
+/** The sleep between two looks at the store while waiting: the poll interval (jittered), or the backoff left, at most 250 ms. */
+export function pollDelayMs(lockPollMs: number, untilNextMs: number, random: () => number): number {
+  const poll = lockPollMs * (0.5 + random());
+  return untilNextMs > 0 ? Math.min(Math.max(poll, untilNextMs), REFRESH_CONSTANTS.waitPollMaxMs) : poll;
+}
+
+/**
+ * Shared state is advice, never a veto. An attempt mark further ahead than one lease, or
+ * a backoff further ahead than `retryMaxMs` (each plus slack for clock skew), cannot have
+ * been written by a process using these settings: it is malformed (planted, or a clock
+ * far off) and the whole state is ignored. Returns the view to act on and why, if ignored.
+ */
+export function plausibleView(
+  view: SharedView,
+  now: number,
+  lockTtlMs: number,
+  policy: Pick<RefreshPolicy, "retryMaxMs">,
+): { view: SharedView; ignored?: "attempt" | "backoff" } {
+  const slack = REFRESH_CONSTANTS.sharedStateSlackMs;
+  if (view.attemptUntil > now + lockTtlMs + slack) return { view: NO_SHARED_STATE, ignored: "attempt" };
+  if (view.nextAttemptAt > now + policy.retryMaxMs + slack)
+    return { view: NO_SHARED_STATE, ignored: "backoff" };
+  return { view };
 }

@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { processIsGone, thisMachine } from "./liveness.js";
 import type { SharedView } from "./policy.js";
 import type { EventError } from "./types.js";
 
@@ -41,32 +40,23 @@ export function isRefreshStateKey(key: string): boolean {
   return key.endsWith(REFRESH_STATE_SUFFIX);
 }
 
-let machine: string | undefined;
-/** The boot id (Linux), else the host name: enough to tell "this machine" apart for pid checks. */
-export function thisMachine(): string {
-  if (machine === undefined) {
-    try {
-      machine = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim() || hostname();
-    } catch {
-      machine = hostname();
-    }
-  }
-  return machine;
-}
-
 export function newAttemptMark(until: number): AttemptMark {
   return { id: randomUUID(), machine: thisMachine(), pid: process.pid, until };
 }
 
 /** True when the attempt's process is known to be gone: same machine, and no such pid. */
 export function holderIsDead(mark: AttemptMark): boolean {
-  if (mark.machine !== thisMachine() || mark.pid === process.pid) return false;
-  try {
-    process.kill(mark.pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ESRCH";
+  return processIsGone(mark.machine, mark.pid);
+}
+
+/** C0 and C1 control characters (and DEL) as `\\xNN`. */
+function escapeControls(text: string): string {
+  let out = "";
+  for (const c of text) {
+    const code = c.charCodeAt(0);
+    out += code < 0x20 || (code >= 0x7f && code <= 0x9f) ? `\\x${code.toString(16).padStart(2, "0")}` : c;
   }
+  return out;
 }
 
 function finite(value: unknown): value is number {
@@ -108,10 +98,11 @@ export function parseRefreshState(value: unknown): RefreshState | undefined {
   }
   const e = s.error as Record<string, unknown> | undefined;
   if (e && typeof e === "object" && typeof e.name === "string" && typeof e.message === "string") {
+    // Text from a store may be planted: it reaches messages and terminals escaped.
     state.error = {
-      name: e.name.slice(0, 100),
-      message: e.message.slice(0, 500),
-      ...(typeof e.code === "string" && { code: e.code.slice(0, 100) }),
+      name: escapeControls(e.name.slice(0, 100)),
+      message: escapeControls(e.message.slice(0, 500)),
+      ...(typeof e.code === "string" && { code: escapeControls(e.code.slice(0, 100)) }),
     };
   }
   return state;

@@ -123,6 +123,8 @@ export type CacheEvent =
   | (EventBase & { type: "lock-busy" })
   | (EventBase & { type: "cache-error"; operation: CacheOperation; error: EventError })
   | (EventBase & { type: "record-rejected"; reason: string })
+  /** The shared refresh state was implausible (planted, or a clock far off) and was ignored. */
+  | (EventBase & { type: "state-ignored"; reason: string })
   | (EventBase & { type: "stale-served"; accessKeyId: string; expiration?: number; error: EventError })
   | (EventBase & { type: "extended"; accessKeyId: string; expiration: number; error: EventError });
 

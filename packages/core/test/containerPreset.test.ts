@@ -30,6 +30,8 @@ async function fetchWith(env: Record<string, string>, token?: string) {
     proactiveRefresh: false,
     maxRetries: 0,
     timeout: 5_000,
+    // A refused URI is answered at once, not tried again after the shared backoff.
+    lockWaitMs: 0,
     onEvent: rec.onEvent,
   });
   const settled: { identity?: AwsCredentialIdentity; error?: Error } = await provider().then(

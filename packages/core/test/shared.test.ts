@@ -1,7 +1,13 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { type FromCacheInit, fromCache, refreshStateKey, toRecord } from "../src/index.js";
-import { thisMachine } from "../src/refreshState.js";
+import {
+  type CredentialCache,
+  type FromCacheInit,
+  fromCache,
+  refreshStateKey,
+  toRecord,
+} from "../src/index.js";
+import { thisMachine } from "../src/liveness.js";
 import { MIN, recorder, scriptedProvider, scriptedSource, scriptedStore, testClock } from "./harness.js";
 
 /**
@@ -171,7 +177,8 @@ describe("fromCache: refresh state shared through the store", () => {
   });
 
   it("a holder that fails hands over at once: its lock is released and the failure is shared", async () => {
-    const { clock, source, store, make } = twoProcesses({ retryBaseMs: 1 });
+    // No patience: a holder with patience left waits for the next shared attempt (below).
+    const { clock, source, store, make } = twoProcesses({ retryBaseMs: 1, lockWaitMs: 0 });
     const a = make();
     source.state.fail = () => new Error("timed out");
     await expect(a.provider()).rejects.toThrow(/timed out/);
@@ -184,6 +191,43 @@ describe("fromCache: refresh state shared through the store", () => {
     await expect(make().provider()).resolves.toMatchObject({
       accessKeyId: expect.stringMatching(/^ASIATEST/),
     });
+  });
+
+  it("a holder whose attempt failed waits, within its patience, for the next shared attempt (and gets its result)", async () => {
+    const { clock, source, store, make } = twoProcesses({ retryBaseMs: 2_000, lockWaitMs: 12_000 });
+    source.state.fail = () => new Error("IMDS timed out");
+    const holder = make();
+    const pendingHolder = holder.provider();
+    await settle();
+    expect(source.state.calls, "the holder tried once").toBe(1);
+    expect(JSON.parse(store.data.get(refreshStateKey("k"))!.value)).toMatchObject({ failures: 1 });
+    // A second cold process waits for the same next attempt.
+    const waiter = make();
+    const pendingWaiter = waiter.provider();
+    await settle();
+    expect(source.state.calls, "nobody asks inside the shared backoff").toBe(1);
+    // The outage ends and the backoff runs out, well within both callers' patience.
+    source.state.fail = undefined;
+    clock.advance(2_000);
+    const [x, y] = await Promise.all([pendingHolder, pendingWaiter]);
+    expect(x.accessKeyId, "the holder gets credentials instead of its own failure").toMatch(/^ASIATEST/);
+    expect(y.accessKeyId).toBe(x.accessKeyId);
+    expect(source.state.calls, "one more attempt, by one of them").toBe(2);
+    expect(store.data.has(refreshStateKey("k")), "the success cleared the failure").toBe(false);
+  });
+
+  it("a holder whose source answered with expired credentials does not wait: asking again soon gives the same", async () => {
+    const { clock, source, make } = twoProcesses({ retryBaseMs: 2_000, lockWaitMs: 12_000 });
+    source.state.expiration = clock.now() - 1_000;
+    await expect(make().provider()).rejects.toThrow(/returned credentials that expired/);
+    expect(source.state.calls).toBe(1);
+  });
+
+  it("a holder whose attempt failed gives up with its own error when the next attempt is beyond its patience", async () => {
+    const { source, make } = twoProcesses({ retryBaseMs: 60_000, lockWaitMs: 5_000 });
+    source.state.fail = () => new Error("IMDS: 404 no role");
+    await expect(make().provider()).rejects.toThrow("IMDS: 404 no role");
+    expect(source.state.calls).toBe(1);
   });
 
   it("fencing: a holder that resumes after a pause never replaces the newer set a successor wrote", async () => {
@@ -265,6 +309,73 @@ describe("fromCache: refresh state shared through the store", () => {
     const valid = await b.provider();
     expect(valid.accessKeyId).not.toBe(extended.accessKeyId);
     expect(valid.expiration!.getTime()).toBeGreaterThan(clock.now() + 30 * MIN);
+  });
+});
+
+describe("fromCache: shared state is advice, never a veto", () => {
+  const YEAR_5138 = Date.UTC(5138, 10, 16);
+  const HOSTILE = "\u001b[2J\u001b]0;pwned\u0007";
+  /** What another tenant writes under `k#refresh`. */
+  const plant = (store: CredentialCache, state: object) =>
+    store.set(refreshStateKey("k"), { v: 1, kind: "refresh-state", ...state }, 600);
+
+  it("a planted attempt mark far ahead is ignored: a cold caller asks the source at once, with an event", async () => {
+    const { source, store, make } = twoProcesses();
+    await plant(store, {
+      failures: 0,
+      nextAttemptAt: 0,
+      attempt: { id: HOSTILE, machine: HOSTILE, pid: 1, until: YEAR_5138 },
+    });
+    const a = make();
+    await expect(a.provider()).resolves.toMatchObject({ accessKeyId: expect.stringMatching(/^ASIATEST/) });
+    expect(source.state.calls).toBe(1);
+    expect(a.rec.of("lock-busy"), "it did not wait").toHaveLength(0);
+    const ignored = a.rec.of("state-ignored");
+    expect(ignored.length).toBeGreaterThan(0);
+    expect(ignored[0]!.reason).toMatch(/^attempt mark \d+ s ahead$/);
+  });
+
+  it("a planted backoff far ahead is ignored: no failure, and none of its text reaches the caller", async () => {
+    const { source, store, make } = twoProcesses();
+    await plant(store, {
+      failures: 7,
+      nextAttemptAt: YEAR_5138,
+      error: { name: "Error", message: `down ${HOSTILE}` },
+    });
+    const a = make();
+    await expect(a.provider()).resolves.toMatchObject({ accessKeyId: expect.stringMatching(/^ASIATEST/) });
+    expect(source.state.calls).toBe(1);
+    expect(a.rec.of("state-ignored")[0]?.reason).toMatch(/^backoff \d+ s ahead$/);
+    expect(JSON.stringify(a.rec.events) + a.rec.lines.map((l) => l.text).join("\n")).not.toContain("pwned");
+  });
+
+  it("an attempt mark planted again and again (each one lease ahead) holds a caller for one bounded wait, then the source", async () => {
+    const clock = testClock();
+    const source = scriptedSource(clock);
+    const { store } = scriptedStore(clock);
+    const replant = () =>
+      plant(store, {
+        failures: 0,
+        nextAttemptAt: 0,
+        attempt: { id: "planted", machine: "elsewhere", pid: 1, until: clock.now() + 10_000 },
+      });
+    await replant();
+    const realGet = store.get.bind(store);
+    // Every read finds a fresh mark: the attacker rewrites it as fast as the victim reads.
+    store.get = async (key: string) => {
+      if (key === refreshStateKey("k")) {
+        clock.advance(50);
+        await replant();
+      }
+      return realGet(key);
+    };
+    const rec = recorder();
+    const provider = scriptedProvider(
+      { clock, source, store, rec },
+      { lockWaitMs: 1_000, lockTtlMs: 10_000 },
+    );
+    await expect(provider()).resolves.toMatchObject({ accessKeyId: expect.stringMatching(/^ASIATEST/) });
+    expect(source.state.calls).toBe(1);
   });
 });
 

@@ -1,11 +1,12 @@
 import {
   type CacheRecord,
-  windowOfRecord as coreWindowOfRecord,
+  expiresAtOfRecord,
   PROCESS_DEFAULTS,
   parseRecord,
   REFRESH_DEFAULTS,
   type RefreshWindow,
   truncateAccessKeyId,
+  windowOfRecord,
 } from "@credcache/core";
 import { commandLine } from "../args.js";
 import { CommandFailedError } from "../errors.js";
@@ -61,21 +62,7 @@ const CLI_WINDOWS = {
 
 /** When a record stops being handed out: its expiration, or the end of a long-term key's time. */
 function usableUntil(record: CacheRecord): number {
-  return record.expiration ?? record.cachedAt + CLI_WINDOWS.noExpirationTtlMs;
-}
-
-/**
- * TODO(core): core's `windowOfRecord(record, now, windows)` is being made to agree with
- * the policy (long-term keys kept `noExpirationTtlMs`, then expired); until that lands,
- * this adapter gives the policy's answer. Delete it and import core's when merged.
- */
-function windowOfRecord(record: CacheRecord, now: number, windows: typeof CLI_WINDOWS): RefreshWindow {
-  if (record.expiration !== undefined) return coreWindowOfRecord(record, now, windows);
-  // A long-term key is fresh until its time is up, then refetched: no refresh windows.
-  return coreWindowOfRecord({ expiration: usableUntil(record) }, now, {
-    advisoryRefreshMs: 0,
-    mandatoryRefreshMs: 0,
-  });
+  return expiresAtOfRecord(record, CLI_WINDOWS) ?? record.cachedAt;
 }
 
 /** `credcache inspect`: what the cache holds, without secrets. */
