@@ -9,7 +9,9 @@
 import { performance } from "node:perf_hooks";
 import { fromInstanceMetadata } from "@aws-sdk/credential-providers";
 
-const url = process.env.FLEET_CACHE_URL ?? "none";
+// Settings arrive by environment, as they would in a deployed worker.
+const { env } = process;
+const url = env.FLEET_CACHE_URL ?? "none";
 const out = { ok: false };
 try {
   const source = fromInstanceMetadata();
@@ -18,7 +20,7 @@ try {
   } else {
     const { createCache, fromCache } = await import("@credcache/core");
     const cache = await createCache(url);
-    const provider = fromCache({ provider: source, cache, key: process.env.FLEET_KEY });
+    const provider = fromCache({ provider: source, cache, key: env.FLEET_KEY });
     await provider();
     out.ttfcMs = performance.now();
     await provider.close();
