@@ -5,14 +5,15 @@
 // The source is the SDK's fromInstanceMetadata() (AWS_EC2_METADATA_SERVICE_ENDPOINT points
 // at the emulator); with a cache URL it is wrapped in fromCache under FLEET_KEY, which the
 // parent makes per host (instance credentials) or one for the fleet (role credentials).
-// Prints one JSON line: { ok, ttfcMs, error }; ttfcMs counts from process start.
+// Prints one JSON line: { ok, ttfcMs, cacheErrors, error }; ttfcMs counts from process start;
+// cacheErrors names the store operations that failed or timed out (then the source is asked).
 import { performance } from "node:perf_hooks";
 import { fromInstanceMetadata } from "@aws-sdk/credential-providers";
 
 // Settings arrive by environment, as they would in a deployed worker.
 const { env } = process;
 const url = env.FLEET_CACHE_URL ?? "none";
-const out = { ok: false };
+const out = { ok: false, cacheErrors: [] };
 try {
   const source = fromInstanceMetadata();
   if (url === "none") {
@@ -20,7 +21,14 @@ try {
   } else {
     const { createCache, fromCache } = await import("@credcache/core");
     const cache = await createCache(url);
-    const provider = fromCache({ provider: source, cache, key: env.FLEET_KEY });
+    const provider = fromCache({
+      provider: source,
+      cache,
+      key: env.FLEET_KEY,
+      onEvent: (event) => {
+        if (event.type === "cache-error") out.cacheErrors.push(event.operation);
+      },
+    });
     await provider();
     out.ttfcMs = performance.now();
     await provider.close();
