@@ -160,6 +160,8 @@ async function wave(hosts, cacheUrl, keyOf) {
   const ttfc = results.filter((r) => r.ok).map((r) => r.ttfcMs);
   return {
     failed: results.length - ttfc.length,
+    // Processes whose store read or write failed or timed out: each may have asked the source.
+    cacheErrors: results.filter((r) => r.cacheErrors?.length > 0).length,
     p99: percentile(ttfc, 99),
     errors: results.map((r) => r.error),
   };
