@@ -10,11 +10,4 @@ export function describeAsOtherUser(name: string, body: () => void): void;
 /** `it(name, fn, timeout)` where a child can run as uid 65534; skipped with a reason (failing under CI) where not. */
 export function itAsOtherUser(name: string, fn: () => unknown, timeout?: number): void;
 
-/**
- * Bundles a script and everything it imports into one file in a fresh 0755 directory
- * under the temp dir, and resolves with its path, so a child running as another user can
- * run it wherever the checkout lies. `script` is a file, or `{ name, contents, resolveDir }`.
- */
-export function reachableBundle(
-  script: string | { name: string; contents: string; resolveDir: string },
-): Promise<string>;
+export { reachableBundle } from "./bundle.mjs";
