@@ -45,7 +45,10 @@ function options(script, dir) {
     format: esm ? "esm" : "cjs",
     // CommonJS dependencies inside an ES module bundle still call require().
     banner: esm
-      ? { js: 'import { createRequire } from "node:module"; const require = createRequire(import.meta.url);' }
+      ? {
+          // Named apart from anything the bundle itself imports.
+          js: 'import { createRequire as bundleCreateRequire } from "node:module"; const require = bundleCreateRequire(import.meta.url);',
+        }
       : {},
     external: Object.keys(NATIVE),
     metafile: true,
