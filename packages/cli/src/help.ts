@@ -109,6 +109,13 @@ Options:
                          Default under systemd: $RUNTIME_DIRECTORY/token. Its directory and every one
                          above must not be writable by other users.
   --token-group GROUP    create the token file 640 for this group (e.g. the PHP-FPM pool's group)
+  --ecs-agent            answer the ECS agent's protocol instead, for clients that send no token
+                         (AsyncAws before 1.23, Ruby before 3.188): GET /v2/credentials/ID on
+                         169.254.170.2:80 (default --listen; it must be on lo) or on a loopback
+                         port behind DNAT, Host 169.254.170.2 accepted. Each ID is derived from
+                         the token file's secret; the path is the credential, never logged.
+  --print-env NAME       with --ecs-agent: print AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=... for
+                         credential NAME (for a systemd EnvironmentFile=) and exit
   --timeout, --retries, --session-name, --duration, --region
                          source options, as for "credcache process"
   --cache-timeout MS     longest wait for one store call before going on without it (default 1000)
@@ -124,6 +131,8 @@ Examples:
   credcache serve --source imds --cache file:///var/cache/credcache --token-file /run/credcache/token
   credcache serve --credentials /etc/credcache/serve.json --cache redis://127.0.0.1:6379 \\
     --token-file /run/credcache/token --token-group www-data
+  credcache serve --ecs-agent --source imds --cache file:///var/cache/credcache \\
+    --token-file /run/credcache/token --print-env default > /etc/credcache/ecs.env
 
 ${EXIT_CODES}
 `;

@@ -11,6 +11,14 @@ import { resolveCacheSpec } from "../config.js";
 import { CommandFailedError, messageOf, oneLine, UsageError } from "../errors.js";
 import type { CommandIo } from "../io.js";
 import { type CredentialsFile, readCredentialsFile } from "../serve/credentials.js";
+import {
+  checkEcsAgentAddress,
+  DEFAULT_ECS_AGENT_LISTEN,
+  ECS_AGENT_HOST,
+  ecsAgentEnvironmentLine,
+  ecsAgentRoutes,
+  parseEcsAgentListen,
+} from "../serve/ecs-agent.js";
 import { baseUrl, DEFAULT_LISTEN, type ListenAddress, parseListen } from "../serve/listen.js";
 import { ServeMetrics } from "../serve/metrics.js";
 import { notifyReady } from "../serve/notify.js";
@@ -30,6 +38,8 @@ const FLAGS = {
   listen: "string",
   "token-file": "string",
   "token-group": "string",
+  "ecs-agent": "boolean",
+  "print-env": "string",
   "cache-timeout": "string",
   timeout: "string",
   retries: "string",
@@ -66,9 +76,17 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
   if (positionals.length > 0) {
     throw new UsageError(`unexpected argument "${positionals[0]}"; run "credcache serve --help"`);
   }
-  const address = parseListen(flags.listen ?? DEFAULT_LISTEN);
+  const ecsAgent = flags["ecs-agent"];
+  if (flags["print-env"] !== undefined && !ecsAgent) {
+    throw new UsageError("--print-env prints the ECS-agent mode's variable; use it with --ecs-agent");
+  }
+  const address = ecsAgent
+    ? parseEcsAgentListen(flags.listen ?? DEFAULT_ECS_AGENT_LISTEN)
+    : parseListen(flags.listen ?? DEFAULT_LISTEN);
   const file = readCredentialsSetting(flags, io);
-  for (const { source } of file.credentials) checkContainerSource(source.kind, address, io.env);
+  for (const { source } of file.credentials) {
+    checkContainerSource(source.kind, address, io.env, ecsAgent);
+  }
   const cacheTimeoutMs = integerFlag(flags["cache-timeout"], "cache-timeout", 1, 60_000);
   const tokenPath = flags["token-file"] ?? defaultTokenFile(io.env);
   if (tokenPath === undefined) {
@@ -79,7 +97,19 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
   const gid = flags["token-group"] === undefined ? undefined : parseGroup(flags["token-group"]);
   const spec = resolveCacheSpec(flags, io.env, io.cwd);
   const tokenFile = resolve(io.cwd, tokenPath);
-  const checkToken = tokenChecker(prepareTokenFile(tokenFile, gid));
+  const secret = prepareTokenFile(tokenFile, gid);
+  const checkToken = tokenChecker(secret);
+  const printEnv = flags["print-env"];
+  if (printEnv !== undefined) {
+    const names = routeNames(file);
+    if (!names.includes(printEnv)) {
+      throw new UsageError(`--print-env ${printEnv}: no such credential (${names.join(", ")})`);
+    }
+    io.stdout.write(ecsAgentEnvironmentLine(secret, printEnv));
+    return 0;
+  }
+  // After --print-env: the line can be made before 169.254.170.2 is set up.
+  if (ecsAgent) checkEcsAgentAddress(address);
 
   // Core scrubs its own messages; an SDK error could still quote a credentials document,
   // so the secrets of the sets served lately are masked in every line as well.
@@ -128,6 +158,7 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     address,
     routes,
     checkToken,
+    ...(ecsAgent && { ecsAgent: ecsAgentRoutes(secret, routes.keys()) }),
     metrics,
     onServed: remember,
     onResolveError: (name, error) => log(`resolving ${name} failed: ${messageOf(error)}`),
@@ -150,8 +181,13 @@ export async function run(argv: readonly string[], io: CommandIo): Promise<numbe
     );
     let signal = await Promise.race([warmed.then(() => undefined), stopped.signal]);
     if (signal === undefined) {
+      const names = [...routes.keys()].join(",");
+      const cache = `cache ${store ? spec.label : "none"}`;
+      // In ECS-agent mode the paths are the capabilities: never logged, only how to get one.
       log(
-        `ready on ${baseUrl(bound)}/creds/{${[...routes.keys()].join(",")}} (cache ${store ? spec.label : "none"}, token file ${tokenFile})`,
+        ecsAgent
+          ? `ready on ${baseUrl(bound)} as the ECS agent for {${names}} (${cache}, ids from token file ${tokenFile}; print one with --print-env NAME)`
+          : `ready on ${baseUrl(bound)}/creds/{${names}} (${cache}, token file ${tokenFile})`,
       );
       const warning = await notifyReady(io.env);
       if (warning) log(`warning: ${warning}`);
@@ -195,10 +231,18 @@ function readCredentialsSetting(
   return file;
 }
 
+/** Every name served: the credentials, and "default" when it is an alias. */
+function routeNames(file: CredentialsFile): string[] {
+  const names = file.credentials.map((credential) => credential.name);
+  if (file.defaultName !== undefined && file.defaultName !== "default") names.push("default");
+  return names;
+}
+
 function checkContainerSource(
   kind: string,
   address: ListenAddress,
   env: Record<string, string | undefined>,
+  ecsAgent: boolean,
 ): void {
   if (kind !== "container") return;
   const full = env.AWS_CONTAINER_CREDENTIALS_FULL_URI;
@@ -211,6 +255,11 @@ function checkContainerSource(
   if (full && address.port !== 0 && full.startsWith(baseUrl(address))) {
     throw new UsageError(
       `--source container: AWS_CONTAINER_CREDENTIALS_FULL_URI points at this server (${baseUrl(address)}); unset it for credcache serve`,
+    );
+  }
+  if (ecsAgent && !full) {
+    throw new UsageError(
+      `--source container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI points at ${ECS_AGENT_HOST}, which this server answers in --ecs-agent mode; use the real source instead`,
     );
   }
 }

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AwsCredentialIdentity, CachedCredentialProvider } from "@credcache/core";
+import type { EcsAgentRoutes } from "./ecs-agent.js";
 import { allowedHosts, type ListenAddress } from "./listen.js";
 import type { ServeMetrics } from "./metrics.js";
 
@@ -9,6 +10,11 @@ export interface CredentialServerOptions {
   routes: ReadonlyMap<string, { canonical: string; provider: CachedCredentialProvider }>;
   /** Constant-time check of the `Authorization` header. */
   checkToken: (header: string | undefined) => boolean;
+  /**
+   * ECS-agent mode: credentials at `/v2/credentials/<id>` with no token (the path is the
+   * capability) instead of `/creds/NAME`; every other path is a 404, counted.
+   */
+  ecsAgent?: EcsAgentRoutes;
   metrics: ServeMetrics;
   /** Called with every set handed out (to mask its secrets in logs). */
   onServed?: (identity: AwsCredentialIdentity) => void;
@@ -98,6 +104,14 @@ export function createCredentialServer(options: CredentialServerOptions): Server
       return send(res, ok ? 200 : 503, body);
     }
     if (path === "/metrics") return send(res, 200, metrics.render(), "text/plain; version=0.0.4");
+    if (options.ecsAgent) {
+      const name = options.ecsAgent.credentialFor(path);
+      if (name === undefined) {
+        metrics.response("unknown", 404);
+        return sendError(res, 404, "NotFound", "no such path");
+      }
+      return answer(res, name, routes.get(name)!);
+    }
     if (!path.startsWith("/creds/")) return sendError(res, 404, "NotFound", "no such path");
     // The token comes before the name: without it, nobody learns which names exist.
     if (!checkToken(req.headers.authorization)) {
@@ -110,6 +124,14 @@ export function createCredentialServer(options: CredentialServerOptions): Server
       metrics.response("unknown", 404);
       return sendError(res, 404, "NotFound", "no such credential");
     }
+    return answer(res, name, route);
+  };
+
+  const answer = async (
+    res: ServerResponse,
+    name: string,
+    route: { canonical: string; provider: CachedCredentialProvider },
+  ): Promise<void> => {
     let identity: AwsCredentialIdentity;
     try {
       identity = await route.provider();
@@ -133,6 +155,7 @@ export function createCredentialServer(options: CredentialServerOptions): Server
   server.on("listening", () => {
     const { port } = server.address() as { port: number };
     hosts = allowedHosts({ ...options.address, port });
+    for (const host of options.ecsAgent?.hosts ?? []) hosts.add(host);
   });
   // Local clients send a small request at once; a slow one is holding a socket for nothing.
   server.headersTimeout = 10_000;
