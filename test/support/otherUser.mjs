@@ -5,6 +5,7 @@
 // as that user at all, the tests skip with one line saying why (and fail under CI).
 import { spawnSync } from "node:child_process";
 import { describe, it } from "vitest";
+import { registerNeeding } from "./needs.mjs";
 
 export { reachableBundle } from "./bundle.mjs";
 
@@ -23,23 +24,12 @@ function whyNoOtherUser() {
 /** Why children cannot run as uid 65534 here, or undefined when they can. */
 export const OTHER_USER_MISSING = whyNoOtherUser();
 
-function asOtherUser(register, name, body, timeout) {
-  if (OTHER_USER_MISSING === undefined) return register(name, body, timeout);
-  if (process.env.CI) {
-    return it(`${name}: needs a child as uid 65534`, () => {
-      throw new Error(`cannot run a child as another user, and CI is set: ${OTHER_USER_MISSING}`);
-    });
-  }
-  console.warn(`skipping "${name}": ${OTHER_USER_MISSING}`);
-  return register.skip(name, body, timeout);
-}
-
 /** `describe(name, body)` where a child can run as uid 65534; skipped with a reason (failing under CI) where not. */
 export function describeAsOtherUser(name, body) {
-  asOtherUser(describe, name, body);
+  registerNeeding(OTHER_USER_MISSING, describe, name, body);
 }
 
 /** `it(name, fn, timeout)` where a child can run as uid 65534; skipped with a reason (failing under CI) where not. */
 export function itAsOtherUser(name, fn, timeout) {
-  asOtherUser(it, name, fn, timeout);
+  registerNeeding(OTHER_USER_MISSING, it, name, fn, timeout);
 }

@@ -43,7 +43,7 @@ describe("the test Redis", () => {
 
   it("without redis-server on PATH and CI set: the run fails, saying why", async () => {
     const { code, output } = await run({ PATH: bare, CI: "true" });
-    expect(output).toContain("no Redis for these tests, and CI is set: redis-server is not on PATH");
+    expect(output).toContain("CI is set and these tests cannot run: redis-server is not on PATH");
     expect(code).toBe(1);
   });
 

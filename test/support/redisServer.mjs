@@ -40,7 +40,7 @@ process.once("exit", () => {
  */
 export async function startRedisServer(args = [], tls) {
   const binary = redisServerOnPath();
-  if (!binary) throw new Error("redis-server is not on PATH");
+  if (!binary) throw new Error("redis-server is not on PATH (install it to run the Redis tests)");
   const port = await freePort();
   const tlsPort = tls ? await freePort() : undefined;
   const tlsArgs = tls
