@@ -10,3 +10,6 @@ export function reachableBundle(script: BundledScript): Promise<string>;
 
 /** {@link reachableBundle}, synchronously. */
 export function reachableBundleSync(script: BundledScript): string;
+
+/** Removes every bundle this process made. */
+export function removeBundles(): void;

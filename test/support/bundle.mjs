@@ -19,9 +19,14 @@ const NATIVE = {
 const BUILD_ONLY = new Set(["deps", "src", "obj", "obj.target", "node_modules", "test", "docs"]);
 
 const dirs = [];
-process.once("exit", () => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+const bundles = new Map();
+
+/** Removes every bundle this process made (a vitest worker may be ended without an "exit" event). */
+export function removeBundles() {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  bundles.clear();
+}
+process.once("exit", removeBundles);
 
 function reachableDir() {
   const dir = mkdtempSync(join(tmpdir(), "credcache-other-user-"));
@@ -100,7 +105,6 @@ function finish(script, result, dir) {
   return outfile;
 }
 
-const bundles = new Map();
 const idOf = (script) => (typeof script === "string" ? script : `${script.resolveDir}\0${script.contents}`);
 
 /** The bundle of `script` (made once per process): its path, in a directory uid 65534 can reach. */

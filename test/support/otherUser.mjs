@@ -4,10 +4,14 @@
 // (reachableBundle, bundle.mjs) in a directory that user can reach. Where no child can run
 // as that user at all, the tests skip with one line saying why (and fail under CI).
 import { spawnSync } from "node:child_process";
-import { describe, it } from "vitest";
+import { afterAll, describe, it } from "vitest";
+import { removeBundles } from "./bundle.mjs";
 import { registerNeeding } from "./needs.mjs";
 
 export { reachableBundle } from "./bundle.mjs";
+
+// After the file that imported this: its bundles go with it.
+afterAll(removeBundles);
 
 /** The other user: `nobody` on Debian. */
 export const OTHER_UID = 65534;
