@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 const project = (name: string, root: string, setupFiles: string[] = []) => ({
@@ -12,6 +13,8 @@ export default defineConfig({
   test: {
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // One private redis-server for the run, when redis-server is on PATH (test/support/redis.mjs).
+    globalSetup: [fileURLToPath(new URL("./test/support/redisGlobalSetup.mjs", import.meta.url))],
     projects: [
       project("core", "packages/core", ["./test/setup.ts"]),
       project("config", "packages/config"),

@@ -23,6 +23,7 @@ import { basename, dirname, isAbsolute, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { inspect } from "node:util";
+import { reachableBundleSync } from "../test/support/bundle.mjs";
 import { setting } from "./settings.mjs";
 
 export const BATTERY_DIR = dirname(fileURLToPath(import.meta.url));
@@ -308,7 +309,10 @@ export function startGroup(name) {
       const tag = `${label ?? basename(script).replace(/\.mjs$/, "")}-${childCount}`;
       const logFile = join(out, `child-${name}-${tag}.log`);
       const childDeadline = Math.min(deadline - 2000, Date.now() + (timeoutMs ?? 120_000));
-      const path = command || isAbsolute(script) ? script : join(CHILDREN_DIR, script);
+      const file = command || isAbsolute(script) ? script : join(CHILDREN_DIR, script);
+      // A child of another user cannot reach a checkout under a private directory: it runs a bundle.
+      const path =
+        uid !== undefined && uid !== process.getuid?.() && !command ? reachableBundleSync(file) : file;
       // `command: true` runs `script` as an executable (e.g. redis-server) instead of a node script.
       const proc = spawn(command ? script : process.execPath, command ? args : [...nodeArgs, path, ...args], {
         cwd: cwd ?? REPO_DIR,

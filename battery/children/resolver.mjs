@@ -17,9 +17,14 @@ const config = JSON.parse(process.argv[2] ?? "{}");
 // Workers that will use several stores load every adapter now, before they say "ready", so
 // that no timed phase pays for a first import.
 if (config.preload) {
-  await Promise.all(
-    ["@credcache/fs", "@credcache/sqlite", "@credcache/keyv", "keyv", "@keyv/redis"].map((m) => import(m)),
-  );
+  // Named one by one, so a bundle of this script (a child of another user runs one) holds them.
+  await Promise.all([
+    import("@credcache/fs"),
+    import("@credcache/sqlite"),
+    import("@credcache/keyv"),
+    import("keyv"),
+    import("@keyv/redis"),
+  ]);
 }
 const log = observer(`[pid ${process.pid}] `);
 /** One store per spec, opened once, as an application keeps one. */

@@ -8,7 +8,7 @@ import { instanceMetadataKey, refreshStateKey } from "@credcache/core";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../battery/stores.mjs";
-import { redisAvailable } from "./redis.js";
+import { itWithRedis, TEST_REDIS_URL } from "../support/redis.mjs";
 
 /**
  * Shared state is advice, never a veto (issue 19): another tenant of the store plants a
@@ -85,17 +85,17 @@ const stores = [
     make: (id: string) => {
       const namespace = `planted-${id}`;
       return {
-        spec: { kind: "redis", url: "redis://127.0.0.1:6379", namespace },
-        url: `redis://127.0.0.1:6379?namespace=${namespace}`,
+        spec: { kind: "redis", url: TEST_REDIS_URL, namespace },
+        url: `${TEST_REDIS_URL}?namespace=${namespace}`,
       };
     },
   },
 ] as const;
 
 describe.each(stores)("a planted refresh state in a real $name store", ({ name, make }) => {
-  const skip = name === "redis" && !redisAvailable();
+  const itOn = name === "redis" ? itWithRedis : it;
   for (const [what, state] of Object.entries(plants)) {
-    it.skipIf(skip)(
+    itOn(
       `${what}: credcache process still gets credentials from the source`,
       async () => {
         const { spec, url } = make(randomBytes(4).toString("hex"));

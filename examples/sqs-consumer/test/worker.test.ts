@@ -9,8 +9,8 @@ import { createCache } from "@credcache/config";
 import { instanceMetadataKey } from "@credcache/core";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { itWithRedis, TEST_REDIS_URL } from "../../../test/support/redis.mjs";
 import { startLocalSqs } from "../src/localSqs.mjs";
-import { isRedisReachable } from "../src/redisCheck.mjs";
 import { runWorker, runWorkers, type WorkerResult } from "../src/runWorkers.mjs";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
@@ -23,16 +23,7 @@ const PATIENT = { CREDCACHE_CACHE_TIMEOUT_MS: "20000" };
 const PATIENT_ARGS = ["--imds-timeout-ms", "20000"];
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const REDIS_URL = "redis://127.0.0.1:6379";
-const redisUp = await isRedisReachable(REDIS_URL, 1_000);
-if (!redisUp && process.env.CI) {
-  throw new Error(`Redis is required when CI is set, but nothing answers at ${REDIS_URL}`);
-}
-if (!redisUp) {
-  console.warn(
-    `sqs-consumer tests: no Redis at ${REDIS_URL}; skipping the redis backend tests (set CI to fail instead)`,
-  );
-}
+const REDIS_URL = TEST_REDIS_URL ?? "redis://test-redis-not-started.invalid";
 
 let imds: ImdsEmulator;
 let sqs: Awaited<ReturnType<typeof startLocalSqs>>;
@@ -153,22 +144,19 @@ describe("sqs worker", { timeout: 120_000 }, () => {
     expect(await storedRecord(url)).toMatchObject({ v: 1, source: "imds" });
   });
 
-  it.skipIf(!redisUp)(
-    "redis backend (keyv): one IMDS fetch for all workers, and the key exists",
-    async () => {
-      const url = `${REDIS_URL}/?namespace=credcache-sqs-test-${process.pid}-${Date.now()}`;
-      try {
-        const run = await drain(4, 16, { CREDCACHE_URL: url });
-        expectExactlyOnce(run);
-        expect(run.fetches).toBe(1);
-        expect(await storedRecord(url)).toMatchObject({ v: 1, source: "imds" });
-      } finally {
-        const cache = await createCache(url);
-        await cache.remove(imdsKey());
-        await cache.close?.();
-      }
-    },
-  );
+  itWithRedis("redis backend (keyv): one IMDS fetch for all workers, and the key exists", async () => {
+    const url = `${REDIS_URL}/?namespace=credcache-sqs-test-${process.pid}-${Date.now()}`;
+    try {
+      const run = await drain(4, 16, { CREDCACHE_URL: url });
+      expectExactlyOnce(run);
+      expect(run.fetches).toBe(1);
+      expect(await storedRecord(url)).toMatchObject({ v: 1, source: "imds" });
+    } finally {
+      const cache = await createCache(url);
+      await cache.remove(imdsKey());
+      await cache.close?.();
+    }
+  });
 
   it("a Laravel-style config file: the named default store is used, the others are not", async () => {
     const dir = freshDir();

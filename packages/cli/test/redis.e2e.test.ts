@@ -2,10 +2,11 @@ import { randomUUID } from "node:crypto";
 import { instanceMetadataKey } from "@credcache/core";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { createClient } from "@keyv/redis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { describeWithRedis, TEST_REDIS_URL } from "../../../test/support/redis.mjs";
 import { assertBuilt, CliRunner } from "./helpers.js";
 
-const REDIS_URL = "redis://127.0.0.1:6379";
+const REDIS_URL = TEST_REDIS_URL ?? "redis://test-redis-not-started.invalid";
 
 function newClient() {
   const client = createClient({
@@ -14,39 +15,6 @@ function newClient() {
   });
   client.on("error", () => {});
   return client;
-}
-
-async function redisIsUp(): Promise<boolean> {
-  const client = newClient();
-  try {
-    await client.connect();
-    await client.ping();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.destroy();
-  }
-}
-
-const redisUp = await redisIsUp();
-
-/** Like the keyv package's tests: no Redis fails under CI and is skipped, with a reason, elsewhere. */
-function describeWithRedis(name: string, body: () => void): void {
-  if (redisUp) {
-    describe(name, body);
-  } else if (process.env.CI) {
-    describe(name, () => {
-      it("needs Redis at 127.0.0.1:6379", () => {
-        throw new Error(`Redis is not reachable at ${REDIS_URL}, and CI is set: start Redis for these tests`);
-      });
-    });
-  } else {
-    console.warn(
-      `[cli tests] skipping "${name}": no Redis at ${REDIS_URL} (start one, or set CI to make this fail)`,
-    );
-    describe.skip(name, body);
-  }
 }
 
 describeWithRedis("credcache with a Redis cache", () => {

@@ -2,11 +2,12 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chmod, chown, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer as createHttpServer, request } from "node:http";
 import { connect, createServer, type Socket } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { fromContainerMetadata, fromHttp, fromInstanceMetadata } from "@aws-sdk/credential-providers";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { describeAsOtherUser, itAsOtherUser, reachableBundle } from "../../../test/support/otherUser.mjs";
 import { assertBuilt, BIN, CliRunner, tempDir } from "./helpers.js";
 
 const LIFETIME_MS = 6 * 3600_000;
@@ -635,7 +636,7 @@ describe("credcache serve token file", () => {
     expect(run.stderr).not.toContain("a".repeat(64));
   });
 
-  it("leaves no half-made token file when it cannot give it to --token-group", async () => {
+  itAsOtherUser("leaves no half-made token file when it cannot give it to --token-group", async () => {
     // Run as uid 65534, which is not in group 4242: fchown fails.
     const dir = await freshDir();
     await chmod(root, 0o711);
@@ -652,10 +653,11 @@ describe("credcache serve token file", () => {
       "--token-group",
       "4242",
     ];
+    const bin = await reachableBundle(BIN);
     const run = spawnSync(
       "setpriv",
-      ["--reuid", "65534", "--regid", "65534", "--clear-groups", process.execPath, BIN, ...args],
-      { env: childEnv(), encoding: "utf8" },
+      ["--reuid", "65534", "--regid", "65534", "--clear-groups", process.execPath, bin, ...args],
+      { cwd: dirname(bin), env: childEnv(), encoding: "utf8" },
     );
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/cannot give it to group 4242/);
@@ -671,29 +673,26 @@ describe("credcache serve token file", () => {
   });
 });
 
-describe("credcache serve against another local user", () => {
+describeAsOtherUser("credcache serve against another local user", () => {
   /** Runs the SDK's fromHttp as uid 65534 with the given groups; resolves to its outcome. */
-  function otherUser(groups: string[], serve: Serve): Promise<string> {
-    const client = `
+  async function otherUser(groups: string[], serve: Serve): Promise<string> {
+    const contents = `
       import { fromHttp } from "@aws-sdk/credential-providers";
       try { console.log("ok " + (await fromHttp({ timeout: 10000, maxRetries: 0 })()).accessKeyId); }
       catch (error) { console.log("failed " + error.message); }
     `;
     const ids = ["--reuid", "65534", "--regid", "65534"];
     const groupArgs = groups.length > 0 ? ["--groups", groups.join(",")] : ["--clear-groups"];
+    const client = await reachableBundle({ name: "from-http.mjs", contents, resolveDir: CLI_DIR });
     return new Promise((resolve, reject) => {
-      const child = spawn(
-        "setpriv",
-        [...ids, ...groupArgs, process.execPath, "--input-type=module", "-e", client],
-        {
-          cwd: CLI_DIR,
-          env: childEnv({
-            AWS_CONTAINER_CREDENTIALS_FULL_URI: `${serve.url}/creds/default`,
-            AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: serve.tokenFile,
-          }),
-          stdio: ["ignore", "pipe", "inherit"],
-        },
-      );
+      const child = spawn("setpriv", [...ids, ...groupArgs, process.execPath, client], {
+        cwd: dirname(client),
+        env: childEnv({
+          AWS_CONTAINER_CREDENTIALS_FULL_URI: `${serve.url}/creds/default`,
+          AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: serve.tokenFile,
+        }),
+        stdio: ["ignore", "pipe", "inherit"],
+      });
       let out = "";
       child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
         out += chunk;

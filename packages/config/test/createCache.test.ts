@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import {
   cpSync,
   existsSync,
@@ -8,7 +8,6 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -17,6 +16,7 @@ import { CacheConfigError, redactUrl } from "@credcache/core";
 import KeyvSqlite from "@keyv/sqlite";
 import { Keyv } from "keyv";
 import { describe, expect, it } from "vitest";
+import { describeWithRedis, TEST_REDIS_URL } from "../../../test/support/redis.mjs";
 import { createCache, parseCacheUrl, resolveStoreConfig } from "../src/index.js";
 
 const packagesDir = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -321,39 +321,18 @@ describe("createCache adapter loading (issue 12: no code from the working direct
   });
 });
 
-describe("createCache on Redis (a redis-server of its own)", () => {
-  /** A free loopback port: listen on 0, read it, close. */
-  async function freePort(): Promise<number> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as { port: number };
-    await new Promise((resolve) => server.close(resolve));
-    return port;
-  }
-
+describeWithRedis("createCache on Redis (the test run's redis-server)", () => {
   it("builds the Redis store, with its lock, from a redis:// URL", async () => {
-    const port = await freePort();
-    const server = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", ""], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.stdout.on("data", (chunk: Buffer) => {
-          if (chunk.toString().includes("Ready to accept connections")) resolve();
-        });
-      });
-      const url = `redis://127.0.0.1:${port}`;
-      const store = await createCache(`${url}?namespace=app`);
-      await store.set("k", { via: "url" });
-      expect(store.acquireLock).toBeTypeOf("function");
-      const { createRedisCache } = await import("@credcache/keyv");
-      const reader = await createRedisCache({ url, namespace: "app" });
-      expect(await reader.get("k")).toEqual({ via: "url" });
-      await Promise.all([store.close?.(), reader.close?.()]);
-      await expect(createCache(`${url}?namespace=app:`)).rejects.toThrow(/must not contain ":"/);
-    } finally {
-      server.kill();
-    }
+    const url = TEST_REDIS_URL as string;
+    const namespace = `config-${process.pid}`;
+    const store = await createCache(`${url}?namespace=${namespace}`);
+    await store.set("k", { via: "url" });
+    expect(store.acquireLock).toBeTypeOf("function");
+    const { createRedisCache } = await import("@credcache/keyv");
+    const reader = await createRedisCache({ url, namespace });
+    expect(await reader.get("k")).toEqual({ via: "url" });
+    await store.remove("k");
+    await Promise.all([store.close?.(), reader.close?.()]);
+    await expect(createCache(`${url}?namespace=app:`)).rejects.toThrow(/must not contain ":"/);
   });
 });

@@ -2,7 +2,7 @@ import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   type AwsCredentialIdentity,
@@ -17,7 +17,8 @@ import { fileCache } from "../src/index.js";
 export const NOBODY = 65534;
 export const HOUR_MS = 60 * 60_000;
 export const here = dirname(fileURLToPath(import.meta.url));
-export const fixture = (name: string) => join(here, "fixtures", name);
+/** A fixture script by name; an absolute path (a bundle made for another user) as is. */
+export const fixture = (name: string) => (isAbsolute(name) ? name : join(here, "fixtures", name));
 
 const made: string[] = [];
 afterEach(() => {

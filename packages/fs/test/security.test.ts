@@ -15,12 +15,14 @@ import {
 import { join } from "node:path";
 import { CacheUnavailableError } from "@credcache/core";
 import { beforeAll, describe, expect, it } from "vitest";
+import { describeAsOtherUser, reachableBundle } from "../../../test/support/otherUser.mjs";
 import { fileCache } from "../src/index.js";
 import {
   assertBuilt,
   cacheErrors,
   entryFile,
   expectRefused,
+  fixture,
   mode,
   NOBODY,
   resolveThrough,
@@ -253,7 +255,7 @@ describe("entry files are never followed, never read when not ours, never writte
   });
 });
 
-describe("as another user (a real child process running as uid 65534)", () => {
+describeAsOtherUser("as another user (a real child process running as uid 65534)", () => {
   beforeAll(assertBuilt);
 
   it("refuses root's cache directory yet resolves credentials from the source; its own directory works", async () => {
@@ -267,11 +269,15 @@ describe("as another user (a real child process running as uid 65534)", () => {
     mkdirSync(own, { mode: 0o700 });
     chownSync(own, NOBODY, NOBODY);
 
-    const result = await runChild("as-other-user.mjs", [rootsDir, join(own, "cache")], {
-      uid: NOBODY,
-      gid: NOBODY,
-      env: { PATH: process.env.PATH, HOME: own },
-    });
+    const result = await runChild(
+      await reachableBundle(fixture("as-other-user.mjs")),
+      [rootsDir, join(own, "cache")],
+      {
+        uid: NOBODY,
+        gid: NOBODY,
+        env: { PATH: process.env.PATH, HOME: own },
+      },
+    );
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout);

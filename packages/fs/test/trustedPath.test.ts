@@ -19,12 +19,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CacheUnavailableError } from "@credcache/core";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { describeAsOtherUser, reachableBundle } from "../../../test/support/otherUser.mjs";
 import { fileCache } from "../src/index.js";
 import {
   assertBuilt,
   collect,
   entryFile,
   expectRefused,
+  fixture,
   leaseFile,
   lineFrom,
   mode,
@@ -117,7 +119,7 @@ describe("trusted paths: every directory above the store, up to /", () => {
   });
 });
 
-describe("trusted paths: the ancestor-swap race, against a real other user", () => {
+describeAsOtherUser("trusted paths: the ancestor-swap race, against a real other user", () => {
   beforeAll(assertBuilt);
 
   /** A temp dir the other user can reach (mkdtemp makes 0700). */
@@ -138,7 +140,8 @@ describe("trusted paths: the ancestor-swap race, against a real other user", () 
     mkdirSync(cache, { mode: 0o700 }); // the victim's, from an earlier run
     const attackerDir = dirOf(reachable(), "attacker", NOBODY, 0o777);
     const stop = join(reachable(), "stop");
-    const attacker = startChild("swap-loop.mjs", [cache, attackerDir, stop], { uid: NOBODY, gid: NOBODY });
+    const swapLoop = await reachableBundle(fixture("swap-loop.mjs"));
+    const attacker = startChild(swapLoop, [cache, attackerDir, stop], { uid: NOBODY, gid: NOBODY });
     const attackerDone = collect(attacker);
     await lineFrom(attacker, "ready");
     const secret = `race-secret-${Date.now()}-never-leaves-the-cache`;

@@ -3,9 +3,16 @@ import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { CredentialCache } from "@credcache/core";
 import { createClient } from "@keyv/redis";
-import { afterAll, afterEach, beforeAll, describe, it } from "vitest";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { describeWithRedis, TEST_REDIS_URL } from "../../../test/support/redis.mjs";
+import { freePort, startRedisServer } from "../../../test/support/redisServer.mjs";
 
-export const REDIS_URL = "redis://127.0.0.1:6379";
+/** The test run's private redis-server (test/support/redisGlobalSetup.mjs); tests using it run inside describeWithRedis. */
+export const REDIS_URL = TEST_REDIS_URL ?? "redis://test-redis-not-started.invalid";
+export const redisUp = TEST_REDIS_URL !== undefined;
+const REDIS_PORT = Number(new URL(REDIS_URL).port);
+
+export { describeWithRedis, freePort, startRedisServer };
 
 function newClient() {
   return createClient({ url: REDIS_URL, socket: { connectTimeout: 1_000, reconnectStrategy: false } });
@@ -19,41 +26,6 @@ export async function rawRedis(): Promise<RawRedis> {
   client.on("error", () => {});
   await client.connect();
   return client;
-}
-
-async function redisIsUp(): Promise<boolean> {
-  try {
-    const client = await rawRedis();
-    await client.ping();
-    await client.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export const redisUp = await redisIsUp();
-
-/**
- * Registers `body` when Redis answers at 127.0.0.1:6379. Without Redis the tests fail
- * under CI (a missing service must not pass silently) and are skipped, with a message
- * saying why, on a developer machine.
- */
-export function describeWithRedis(name: string, body: () => void): void {
-  if (redisUp) {
-    describe(name, body);
-  } else if (process.env.CI) {
-    describe(name, () => {
-      it("needs Redis at 127.0.0.1:6379", () => {
-        throw new Error(`Redis is not reachable at ${REDIS_URL}, and CI is set: start Redis for these tests`);
-      });
-    });
-  } else {
-    console.warn(
-      `[keyv tests] skipping "${name}": no Redis at ${REDIS_URL} (start one, or set CI to make this fail)`,
-    );
-    describe.skip(name, body);
-  }
 }
 
 /**
@@ -99,7 +71,7 @@ export async function redisProxy() {
       return;
     }
     accepted += 1;
-    const upstream = connect(6379, "127.0.0.1");
+    const upstream = connect(REDIS_PORT, "127.0.0.1");
     for (const [from, to] of [
       [socket, upstream],
       [upstream, socket],
@@ -133,15 +105,6 @@ export async function redisProxy() {
   };
 }
 
-/** A port nothing listens on: bind an ephemeral one, then let it go. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /**
  * A TCP server that plays Redis badly: `onData` gets every chunk a client sends, with its
  * socket, and answers (or not) as the test wants.
@@ -164,47 +127,6 @@ export async function fakeRedis(onData: (socket: Socket, chunk: Buffer, connecti
       new Promise<void>((resolve) => {
         for (const socket of open) socket.destroy();
         server.close(() => resolve());
-      }),
-  };
-}
-
-/**
- * A second, private redis-server (no persistence) on a free port, with `args` such as
- * `["--requirepass", pw]`, and with `tls` (PEM files) a TLS port too; resolves once it
- * accepts connections. `stop()` kills it.
- */
-export async function startRedisServer(args: string[], tls?: { certFile: string; keyFile: string }) {
-  const port = await freePort();
-  const tlsPort = tls ? await freePort() : undefined;
-  const tlsArgs = tls
-    ? ["--tls-port", String(tlsPort), "--tls-cert-file", tls.certFile, "--tls-key-file", tls.keyFile]
-    : [];
-  // Client certificates are not asked for; a CA file is required all the same.
-  if (tls) tlsArgs.push("--tls-ca-cert-file", tls.certFile, "--tls-auth-clients", "no");
-  const child = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", ...tlsArgs, ...args],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let output = "";
-  await new Promise<void>((resolve, reject) => {
-    const onOutput = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("Ready to accept connections")) resolve();
-    };
-    child.stdout.on("data", onOutput);
-    child.stderr.on("data", onOutput);
-    child.on("error", reject);
-    child.on("exit", (code) => reject(new Error(`redis-server exited (${code}): ${output.slice(-500)}`)));
-  });
-  return {
-    port,
-    tlsPort,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.on("exit", () => resolve());
-        child.kill("SIGKILL");
       }),
   };
 }

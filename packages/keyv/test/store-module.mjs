@@ -2,6 +2,9 @@
 import { basename } from "node:path";
 import { createRedisCache } from "@credcache/keyv";
 
-/** Parent and children get the same namespace from the shared location, so they share Redis keys. */
+/**
+ * Parent and children get the same namespace from the shared location, so they share Redis keys;
+ * the test run's Redis reaches the children through the environment (test/support/redisGlobalSetup.mjs).
+ */
 export default ({ location }) =>
-  createRedisCache({ url: "redis://127.0.0.1:6379", namespace: `cc-test-${basename(location)}` });
+  createRedisCache({ url: process.env.CREDCACHE_TEST_REDIS_URL, namespace: `cc-test-${basename(location)}` });

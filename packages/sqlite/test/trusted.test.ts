@@ -21,6 +21,7 @@ import { CacheUnavailableError } from "@credcache/core";
 import { sqliteCache } from "@credcache/sqlite";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { describeAsOtherUser, reachableBundle } from "../../../test/support/otherUser.mjs";
 import { tempDir } from "./helpers.js";
 
 const NOBODY = 65534;
@@ -100,14 +101,17 @@ describe("sqliteCache: the database directory follows the trusted-path policy", 
   });
 });
 
-describe("sqliteCache: a -wal planted by another member of a shared group", () => {
+describeAsOtherUser("sqliteCache: a -wal planted by another member of a shared group", () => {
   it("is never written to: the shared directory is refused, and the planter's open file holds no secret", async () => {
     // A setgid directory shared by a group: root (the victim) and uid 65534 (the attacker).
     const shared = dirOf(reachable(), "shared", 0, 0o2770, NOBODY);
     const path = join(shared, "cache.db");
     const planter = spawn(
       process.execPath,
-      [fileURLToPath(new URL("./fixtures/plant-wal.mjs", import.meta.url)), `${path}-wal`],
+      [
+        await reachableBundle(fileURLToPath(new URL("./fixtures/plant-wal.mjs", import.meta.url))),
+        `${path}-wal`,
+      ],
       { uid: NOBODY, gid: NOBODY, stdio: ["pipe", "pipe", "inherit"] },
     );
     const lines = createInterface({ input: planter.stdout! })[Symbol.asyncIterator]();
