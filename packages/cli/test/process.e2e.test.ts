@@ -326,7 +326,7 @@ describe("credcache usage errors (exit 2, one line, says what to fix)", () => {
     [["process", "--source", "imds", "--cache", "sqlite:///var/"], /no database file name/],
     [
       ["process", "--source", "ec2", "--cache", "memory:"],
-      /unknown source "ec2": use imds, container, profile:NAME or assume-role:ARN/,
+      /unknown source "ec2": use imds, container, profile:NAME, assume-role:ARN, web-identity or chain/,
     ],
     [["process", "--source", "assume-role:nope", "--cache", "memory:"], /expected a role ARN/],
     [["process", "--source", "imds"], /no cache configured: pass --cache URL/],
