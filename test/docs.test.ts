@@ -240,3 +240,45 @@ describe("the docs say what the refresh model does", () => {
     }
   });
 });
+
+// Statements about keys, adapter loading and encryption, each checked against the code.
+describe("the docs say what the keys and the loader are", () => {
+  const docs = [
+    "README.md",
+    "SECURITY.md",
+    "docs/porting-from-php.md",
+    ...packageDirs.map((dir) => `${dir}/README.md`),
+  ].filter((file) => {
+    try {
+      read(file);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+
+  it("the IMDS key is imds:<endpoint>:<host identity>, never the host name alone", () => {
+    const key = core.instanceMetadataKey({
+      host: "instance-id:i-0abc",
+      env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: "http://127.0.0.1:1338" },
+    });
+    expect(key).toBe("imds:http://127.0.0.1:1338:instance-id:i-0abc");
+    for (const file of docs) {
+      for (const stated of read(file).match(/imds:<[^`]*?>:<[^>]*>/g) ?? []) {
+        expect(stated, file).toMatch(/^imds:<(IMDS )?endpoint>:<host identity>/);
+      }
+    }
+  });
+
+  it("adapters are never loaded from the working directory", () => {
+    for (const file of docs) {
+      expect(read(file).replace(/\s+/g, " "), file).not.toMatch(/then from the (current )?working directory/);
+    }
+  });
+
+  it("encryptedCache's associated data is the version, the namespace and the key", () => {
+    for (const file of docs) {
+      expect(read(file).replace(/\s+/g, " "), file).not.toMatch(/the cache key is the associated data/i);
+    }
+  });
+});
