@@ -19,7 +19,8 @@ try {
   if (url === "none") {
     await source();
   } else {
-    const { createCache, fromCache } = await import("@credcache/core");
+    const { createCache } = await import("@credcache/config");
+    const { fromCache } = await import("@credcache/core");
     const cache = await createCache(url);
     const provider = fromCache({
       provider: source,

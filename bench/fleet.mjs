@@ -23,12 +23,13 @@
 //
 //   node bench/fleet.mjs [--hosts 1,4,16] [--per-host 4] [--kinds role,instance]
 //                        [--redis-url redis://host:port] [--stats-nodes host:port,...]
-//                        [--no-hot-key]
+//                        [--cluster] [--no-hot-key]
 //
 // Without --redis-url a private redis-server (from PATH) is started for the run. Cluster
 // rows: pass the cluster's URL as --redis-url and every master as --stats-nodes (commands
 // are summed over them, and the busiest one is shown as the hottest shard); the cluster
-// fixture of packages/keyv/test can start one.
+// fixture of packages/keyv/test can start one: `--cluster` does that (3 masters, 3 replicas
+// on loopback) and writes bench/results/fleet-cluster.md instead.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -52,6 +53,7 @@ const { values: flags } = parseArgs({
     kinds: { type: "string", default: "role,instance" },
     "redis-url": { type: "string" },
     "stats-nodes": { type: "string" },
+    cluster: { type: "boolean", default: false },
     "no-hot-key": { type: "boolean", default: false },
   },
 });
@@ -60,9 +62,28 @@ const PER_HOST = Number(flags["per-host"]);
 const KINDS = flags.kinds.split(",");
 const ROLE_KEY = "role:arn:aws:iam::123456789012:role/fleet-bench";
 
-const server = flags["redis-url"] ? undefined : await startRedisServer();
-const redisUrl = flags["redis-url"] ?? server.url;
-const statsNodes = (flags["stats-nodes"] ?? new URL(redisUrl).host).split(",");
+const cluster = flags.cluster
+  ? await (await import("../packages/keyv/test/cluster.mjs")).startCluster()
+  : undefined;
+const server = flags["redis-url"] || cluster ? undefined : await startRedisServer();
+const redisUrl = cluster?.url ?? flags["redis-url"] ?? server.url;
+const statsNodes = (
+  flags["stats-nodes"] ?? (cluster ? await mastersOf(cluster) : new URL(redisUrl).host)
+).split(",");
+
+/** The cluster's masters (`host:port,...`), from CLUSTER NODES: the nodes that serve the fleet's commands. */
+async function mastersOf({ ports }) {
+  const client = createClient({ url: `redis://127.0.0.1:${ports[0]}` });
+  client.on("error", () => {});
+  await client.connect();
+  const text = await client.sendCommand(["CLUSTER", "NODES"]);
+  await client.close();
+  return String(text)
+    .split("\n")
+    .filter((line) => /\bmaster\b/.test(line))
+    .map((line) => line.split(" ")[1].split("@")[0])
+    .join(",");
+}
 const nodes = await Promise.all(
   statsNodes.map(async (node) => {
     const client = createClient({ url: `redis://${node}` });
@@ -209,10 +230,14 @@ say();
 say(
   `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, Node ${process.version}, load ${loadavg()
     .map((l) => l.toFixed(2))
-    .join(" ")} at the end. Redis: ${server ? "a private redis-server (single node)" : redisUrl}` +
+    .join(
+      " ",
+    )} at the end. Redis: ${server ? "a private redis-server (single node)" : cluster ? "a private Redis Cluster (3 masters, 3 replicas, loopback)" : redisUrl}` +
     `${nodes.length > 1 ? ` (${nodes.length} stats nodes)` : ""}. ${PER_HOST} processes per host, all started at once.`,
 );
-say("Command: `pnpm bench:fleet` (`node bench/fleet.mjs`).");
+say(
+  `Command: \`pnpm bench:fleet${cluster ? " -- --cluster" : ""}\` (\`node bench/fleet.mjs${cluster ? " --cluster" : ""}\`).`,
+);
 say();
 say(
   "Cold: every key empty (one rotation). Warm: the same starts again on the filled cache (every start between rotations). " +
@@ -306,7 +331,8 @@ if (!flags["no-hot-key"] && server) {
 }
 
 mkdirSync(join(here, "results"), { recursive: true });
-writeFileSync(join(here, "results", "fleet.md"), `${lines.join("\n")}\n`);
+writeFileSync(join(here, "results", cluster ? "fleet-cluster.md" : "fleet.md"), `${lines.join("\n")}\n`);
 await Promise.all(nodes.map(({ client }) => client.close()));
 await imds.close();
 await server?.stop();
+await cluster?.stop();

@@ -10,4 +10,4 @@ export function describeAsOtherUser(name: string, body: () => void): void;
 /** `it(name, fn, timeout)` where a child can run as uid 65534; skipped with a reason (failing under CI) where not. */
 export function itAsOtherUser(name: string, fn: () => unknown, timeout?: number): void;
 
-export { reachableBundle } from "./bundle.mjs";
+export { reachableBundle, reachableBundleSync } from "./bundle.mjs";

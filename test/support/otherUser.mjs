@@ -8,7 +8,7 @@ import { afterAll, describe, it } from "vitest";
 import { removeBundles } from "./bundle.mjs";
 import { registerNeeding } from "./needs.mjs";
 
-export { reachableBundle } from "./bundle.mjs";
+export { reachableBundle, reachableBundleSync } from "./bundle.mjs";
 
 // After the file that imported this: its bundles go with it.
 afterAll(removeBundles);
