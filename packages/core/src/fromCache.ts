@@ -4,9 +4,8 @@ import { DEFAULT_CACHE_KEY } from "./defaults.js";
 import { settleWithin } from "./drain.js";
 import { CredentialsUnavailableError } from "./errors.js";
 import { GuardedStore, type StoreSession } from "./guardedStore.js";
-import { type Held, heldSet } from "./heldSet.js";
+import { type Held, Memo } from "./memo.js";
 import {
-  adopts,
   afterFailure,
   busyPauseUntil,
   decide,
@@ -23,7 +22,6 @@ import {
   refreshReasonAt,
   servedStale,
   servingUntil,
-  timelineOf,
   timerAt,
   waiterStep,
   waitsForBusyLock,
@@ -151,15 +149,13 @@ class Refresher {
   private readonly sourceLabel: string | undefined;
   private readonly shared: SharedState;
   private readonly timer = new ProactiveTimer();
-
   /** L1: the set this process holds. */
-  private held: Held | undefined;
+  private readonly memo: Memo;
+
   /** The one wait for a refresh that callers without a valid set share. */
   private waiting: Promise<AwsCredentialIdentity> | undefined;
   /** The one refresh behind a valid set. */
   private behind: Promise<void> | undefined;
-  /** The one read of the store that cold callers share. */
-  private loading: Promise<CacheRecord | undefined> | undefined;
   /** No refresh behind before then after finding the lock busy (local, not shared). */
   private behindNotBefore = 0;
   private closed = false;
@@ -182,6 +178,7 @@ class Refresher {
         emit: (event) => report.emit(event),
         secrets: () => report.secrets,
       });
+    this.memo = new Memo(this.s.policy, this.store, report, this.clock, () => this.schedule());
     this.shared = new SharedState(this.store, this.s, this.clock, this.random, report);
     for (const warning of settingsWarnings(init, this.s)) report.warn(warning);
   }
@@ -190,7 +187,7 @@ class Refresher {
 
   get(options: CachedProviderOptions | undefined): Promise<AwsCredentialIdentity> {
     // Hot path: fresh credentials in L1 cost one clock read.
-    const h = this.held;
+    const h = this.memo.held;
     if (h !== undefined && !h.fromStore && (options === undefined || !options.forceRefresh)) {
       const now = this.clock.now();
       if (now < h.t.freshUntil) {
@@ -209,11 +206,11 @@ class Refresher {
       if (this.closed) return this.answerClosed();
       return this.waitForRefresh({ options, reason: "force", session });
     }
-    if (!this.held) {
+    if (!this.memo.held) {
       if (this.waiting) return this.waiting;
-      if (this.store) await this.loadFromStore(this.store, session);
+      if (this.store) await this.memo.load(session);
     }
-    const h = this.held;
+    const h = this.memo.held;
     const now = this.clock.now();
     const decision = decide(now, h?.t, this.shared.view, this.s.patience.lockWaitMs);
     if (h && (decision === "serve" || decision === "serve-and-refresh")) {
@@ -224,14 +221,6 @@ class Refresher {
     if (this.closed) return this.answerClosed();
     if (!h) this.report.miss(now);
     return this.waitForRefresh({ options, reason: h ? "expired" : "miss", session });
-  }
-
-  /** A cold start: one read of the store for every caller, held whether valid or expired (static stability). */
-  private async loadFromStore(store: GuardedStore, session: StoreSession): Promise<void> {
-    this.loading ??= store.readRecord(session);
-    const stored = await this.loading;
-    this.loading = undefined;
-    if (stored && !this.held) this.hold(stored, true);
   }
 
   private countHit(h: Held, now: number): void {
@@ -254,28 +243,6 @@ class Refresher {
     );
   }
 
-  // ---- holding ----
-
-  private hold(record: CacheRecord, fromStore: boolean, extendedUntil?: number): Held {
-    this.report.remember(record);
-    this.held = heldSet(record, this.s.policy, fromStore, extendedUntil);
-    this.schedule();
-    return this.held;
-  }
-
-  /** Holds the stored record when the policy says it spares this caller a fetch ({@link adopts}). */
-  private async adoptFromStore(session: StoreSession, blocking: boolean): Promise<Held | undefined> {
-    if (!this.store) return undefined;
-    const record = await this.store.readRecord(session);
-    if (!record) return undefined;
-    const now = this.clock.now();
-    const t = timelineOf(record, this.s.policy);
-    if (!adopts(now, { record, t }, this.held, blocking)) return undefined;
-    const adopted = this.hold(record, false);
-    this.report.hit(now, "l2", windowAt(t, now));
-    return adopted;
-  }
-
   // ---- refreshing behind a valid set ----
 
   /** Serve now, refresh behind: one attempt, try-lock only, never waits. */
@@ -295,7 +262,7 @@ class Refresher {
   }
 
   private async runBehind(call: Call): Promise<void> {
-    if (await this.adoptFromStore(call.session, false)) return;
+    if (await this.memo.adopt(call.session, false)) return;
     let outcome: Held | NoAttempt;
     try {
       outcome = await this.attempt(call, false);
@@ -340,7 +307,7 @@ class Refresher {
     for (;;) {
       if (this.closed) return this.answerClosed();
       if (readRecord) {
-        const adopted = await this.adoptFromStore(w.session, true);
+        const adopted = await this.memo.adopt(w.session, true);
         if (adopted) {
           w.wait.ended("adopted");
           return adopted.identity;
@@ -360,7 +327,7 @@ class Refresher {
 
   /** A waiter reads the shared state: gives up, takes over from a dead holder, waits, or goes for the lock. */
   private async lookAtShared(w: Waiter, { state, now, live }: Look): Promise<Turn | "lock"> {
-    const patience = patienceLeft(this.s.patience, w.wait.ms, Boolean(this.held), live);
+    const patience = patienceLeft(this.s.patience, w.wait.ms, Boolean(this.memo.held), live);
     const step = waiterStep(now, this.shared.view, patience);
     if (step === "give-up") return { identity: this.giveUp(w, state) };
     if (live && state?.attempt && holderIsDead(state.attempt)) {
@@ -427,7 +394,7 @@ class Refresher {
       if (typeof outcome === "string") return {};
       return { identity: outcome.identity };
     } catch (error) {
-      if (failureAnswersNow(Boolean(this.held), isUnusableAnswer(error))) {
+      if (failureAnswersNow(Boolean(this.memo.held), isUnusableAnswer(error))) {
         return { identity: this.answerFailure(error) };
       }
       return { error };
@@ -481,7 +448,7 @@ class Refresher {
     session: StoreSession,
     blocking: boolean,
   ): Promise<Held | "backoff" | undefined> {
-    const adopted = await this.adoptFromStore(session, blocking);
+    const adopted = await this.memo.adopt(session, blocking);
     if (adopted) return adopted;
     await this.shared.read(session);
     return this.clock.now() < this.shared.view.nextAttemptAt ? "backoff" : undefined;
@@ -504,7 +471,7 @@ class Refresher {
       }
       return fetched.held;
     }
-    const adopted = await this.adoptFromStore(call.session, blocking);
+    const adopted = await this.memo.adopt(call.session, blocking);
     if (adopted) {
       // A peer's success ends the run of failures as our own would.
       await this.clearShared(call.session);
@@ -520,7 +487,7 @@ class Refresher {
     blocking: boolean,
     started: number,
   ): Promise<{ held?: Held; error?: unknown }> {
-    const tries = holderTries(blocking && !this.held, this.s.holderRetries);
+    const tries = holderTries(blocking && !this.memo.held, this.s.holderRetries);
     let error: unknown;
     for (let i = 0; i < tries; i++) {
       const tryStarted = this.clock.now();
@@ -552,7 +519,7 @@ class Refresher {
     const nextAttemptAt = await this.shared.fail(failuresBefore, described, session);
     const now = this.clock.now();
     this.schedule();
-    this.report.refreshFailure(described, nextAttemptAt, servingUntil(this.held?.t, now));
+    this.report.refreshFailure(described, nextAttemptAt, servingUntil(this.memo.held?.t, now));
   }
 
   /** Asks the source once; holds and writes (fenced) what it returns, as {@link judgeAnswer} judges it. */
@@ -577,10 +544,10 @@ class Refresher {
    */
   private async writeFenced(record: CacheRecord, session: StoreSession): Promise<Held> {
     const store = this.store;
-    if (!store) return this.hold(record, false);
+    if (!store) return this.memo.hold(record, false);
     const stored = await store.readRecord(session);
-    if (fencedBy(stored, record, this.clock.now(), this.s.policy)) return this.hold(stored, false);
-    const held = this.hold(record, false);
+    if (fencedBy(stored, record, this.clock.now(), this.s.policy)) return this.memo.hold(stored, false);
+    const held = this.memo.hold(record, false);
     if (mayStore(record, store.scope, this.s.shareLongTerm)) {
       await store.writeRecord(record, recordTtlSeconds(record, this.clock.now(), this.s.policy), session);
     }
@@ -591,7 +558,7 @@ class Refresher {
 
   /** Static stability: keep `record` for `until` with the SDK's warning, in this process only. */
   private extend(record: CacheRecord, until: number, error: EventError): Held {
-    const held = this.hold(record, false, until);
+    const held = this.memo.hold(record, false, until);
     this.report.extended(record, until, error);
     return held;
   }
@@ -599,7 +566,7 @@ class Refresher {
   /** Answers a caller after a failure, as the failure ladder ({@link afterFailure}) says. */
   private answerFailure(error: unknown): AwsCredentialIdentity {
     const now = this.clock.now();
-    const h = this.held;
+    const h = this.memo.held;
     const described = this.report.describe(error);
     const step = afterFailure(now, h?.t, this.s.staleIfError, this.random);
     if (h && step.step === "serve") {
@@ -625,13 +592,13 @@ class Refresher {
     if (!this.s.proactive || this.closed) return;
     this.timer.cancel();
     const now = this.clock.now();
-    const at = timerAt(now, this.held?.t, this.shared.view, this.behindNotBefore);
+    const at = timerAt(now, this.memo.held?.t, this.shared.view, this.behindNotBefore);
     if (at === undefined) return;
     this.timer.set(Math.max(minDelayMs, at - now), () => this.onTimer());
   }
 
   private onTimer(): void {
-    const held = this.held;
+    const held = this.memo.held;
     if (held && decide(this.clock.now(), held.t, this.shared.view, 0) === "serve-and-refresh") {
       this.refreshBehind("advisory");
     } else if (!this.behind) {
@@ -642,8 +609,7 @@ class Refresher {
   }
 
   async invalidate(): Promise<void> {
-    const dropped = this.held?.record.accessKeyId;
-    this.held = undefined;
+    const dropped = this.memo.drop();
     this.shared.forget();
     this.behindNotBefore = 0;
     this.timer.cancel();
