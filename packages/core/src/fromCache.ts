@@ -1,5 +1,7 @@
-import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
-import { CallerWait, sleep } from "./callerWait.js";
+import type { AwsCredentialIdentity } from "@smithy/types";
+import { Attempts, type Call, type NoAttempt } from "./attempt.js";
+import type { CachedCredentialProvider, CachedProviderOptions } from "./cachedProvider.js";
+import { CallerWait } from "./callerWait.js";
 import { DEFAULT_CACHE_KEY } from "./defaults.js";
 import { settleWithin } from "./drain.js";
 import { CredentialsUnavailableError } from "./errors.js";
@@ -10,18 +12,11 @@ import {
   busyPauseUntil,
   decide,
   failureAnswersNow,
-  fencedBy,
-  holderMayTryAgain,
-  holderPauseMs,
-  holderTries,
   holderWaitsAfterFailure,
-  mayStore,
   patienceLeft,
   pollDelayMs,
-  recordTtlSeconds,
   refreshReasonAt,
   servedStale,
-  servingUntil,
   timerAt,
   waiterStep,
   waitsForBusyLock,
@@ -32,48 +27,12 @@ import { holderIsDead, type RefreshState } from "./refreshState.js";
 import { LOG_PREFIX, Report } from "./report.js";
 import { type FromCacheInit, type Settings, settingsWarnings, settle } from "./settings.js";
 import { SharedState } from "./sharedState.js";
-import { isUnusableAnswer, judgeAnswer } from "./sourceAnswer.js";
-import type { CacheLock, CacheRecord, CacheStats, Clock, EventError, RefreshReason } from "./types.js";
+import { isUnusableAnswer } from "./sourceAnswer.js";
+import type { CacheLock, Clock, RefreshReason } from "./types.js";
 
+export type { CachedCredentialProvider, CachedProviderOptions } from "./cachedProvider.js";
 export type { FromCacheInit };
 export { DEFAULT_CACHE_KEY };
-
-/** Options the SDK passes when it calls a credential provider. */
-export interface CachedProviderOptions {
-  /** Ignore L1 and L2 freshness and fetch from the source. */
-  forceRefresh?: boolean;
-  [property: string]: unknown;
-}
-
-/** What {@link fromCache} returns: an SDK credential provider plus cache controls. */
-export interface CachedCredentialProvider extends AwsCredentialIdentityProvider {
-  (options?: CachedProviderOptions): Promise<AwsCredentialIdentity>;
-  /**
-   * Drops the cached credentials from L1 and the store, and the shared failure count.
-   * The store entry is removed only if it still holds the same access key id, so a
-   * racing refresh by another process is not undone.
-   */
-  invalidate(): Promise<void>;
-  /** Counters since creation. */
-  stats(): CacheStats;
-  /**
-   * Cancels the proactive timer; later calls are answered from what is held or stored
-   * and never start a refresh. Resolves when a refresh already under way has written its
-   * result and released its lock, so a short-lived process can close its store after it
-   * and leave no lock behind; waits at most `lockTtlMs`.
-   */
-  close(): Promise<void>;
-}
-
-/** An attempt that did not run: someone else's is live, or the shared backoff forbids one. */
-type NoAttempt = "busy" | "backoff";
-
-/** What a caller asked for, and the store session of its resolution. */
-interface Call {
-  options: CachedProviderOptions | undefined;
-  reason: RefreshReason;
-  session: StoreSession;
-}
 
 /** A caller without a valid set, waiting for a refresh. */
 interface Waiter extends Call {
@@ -142,13 +101,12 @@ export function fromCache(init: FromCacheInit): CachedCredentialProvider {
 class Refresher {
   readonly report: Report;
   private readonly s: Settings;
-  private readonly source: AwsCredentialIdentityProvider;
   private readonly store: GuardedStore | undefined;
   private readonly clock: Clock;
   private readonly random: () => number;
-  private readonly sourceLabel: string | undefined;
   private readonly shared: SharedState;
   private readonly timer = new ProactiveTimer();
+  private readonly attempts: Attempts;
   /** L1: the set this process holds. */
   private readonly memo: Memo;
 
@@ -163,9 +121,7 @@ class Refresher {
   constructor(init: FromCacheInit) {
     this.random = init.random ?? Math.random;
     this.s = settle(init, this.random);
-    this.source = init.provider;
     this.clock = init.clock ?? Date;
-    this.sourceLabel = init.source;
     const report = new Report(this.s.key, init.logger, init.onEvent, () => this.clock.now());
     this.report = report;
     this.store =
@@ -180,6 +136,19 @@ class Refresher {
       });
     this.memo = new Memo(this.s.policy, this.store, report, this.clock, () => this.schedule());
     this.shared = new SharedState(this.store, this.s, this.clock, this.random, report);
+    this.attempts = new Attempts({
+      s: this.s,
+      clock: this.clock,
+      random: this.random,
+      source: init.provider,
+      sourceLabel: init.source,
+      store: this.store,
+      shared: this.shared,
+      memo: this.memo,
+      report,
+      // After an attempt's outcome is shared: set the timer again without its mark.
+      sharedChanged: () => this.schedule(),
+    });
     for (const warning of settingsWarnings(init, this.s)) report.warn(warning);
   }
 
@@ -265,7 +234,7 @@ class Refresher {
     if (await this.memo.adopt(call.session, false)) return;
     let outcome: Held | NoAttempt;
     try {
-      outcome = await this.attempt(call, false);
+      outcome = await this.attempts.run(call, false);
     } catch {
       return; // a failed attempt is shared and reported (refresh-failure, a warning) by attempt()
     }
@@ -389,7 +358,7 @@ class Refresher {
    */
   private async attemptOnce(call: Call, lock: CacheLock | undefined, force: boolean): Promise<Turn> {
     try {
-      const outcome = await this.attempt(call, true, lock ?? null, force);
+      const outcome = await this.attempts.run(call, true, lock ?? null, force);
       // Someone failed meanwhile (a backoff found under the lock): wait like any caller.
       if (typeof outcome === "string") return {};
       return { identity: outcome.identity };
@@ -401,167 +370,7 @@ class Refresher {
     }
   }
 
-  // ---- one attempt ----
-
-  /**
-   * One careful attempt: under the lock (taken here unless given), double-check the store
-   * and the shared state, mark the attempt as live, fetch (with retries within the lease
-   * when `blocking`), write the result fenced, and share the outcome. Throws the source's
-   * error when the attempt failed and no peer succeeded meanwhile.
-   */
-  private async attempt(
-    call: Call,
-    blocking: boolean,
-    given?: CacheLock | null,
-    force = false,
-  ): Promise<Held | NoAttempt> {
-    let lock: CacheLock | undefined = given ?? undefined;
-    if (given === undefined) {
-      const taken = await this.takeLock(call.session);
-      if (taken === "busy" || taken === "backoff") return taken;
-      lock = taken;
-    }
-    try {
-      if (this.store && lock && !force) {
-        const found = await this.recheckUnderLock(call.session, blocking);
-        if (found) return found;
-      }
-      return await this.fetchAndShare(call, blocking);
-    } finally {
-      if (lock) await this.store?.release(lock);
-    }
-  }
-
-  /** Try-lock, unless the shared state says an attempt is live (busy) or the backoff forbids one. */
-  private async takeLock(session: StoreSession): Promise<CacheLock | undefined | NoAttempt> {
-    await this.shared.read(session);
-    const decision = decide(this.clock.now(), undefined, this.shared.view, 0);
-    if (decision === "wait") return "busy";
-    if (decision === "fail") return "backoff";
-    const outcome = this.store ? await this.store.lock(this.s.key, this.s.lockTtlMs, session) : undefined;
-    if (outcome && "busy" in outcome) return "busy";
-    return outcome && "held" in outcome ? outcome.held : undefined;
-  }
-
-  /** Double check under the lock: the previous holder may have just written, or failed. */
-  private async recheckUnderLock(
-    session: StoreSession,
-    blocking: boolean,
-  ): Promise<Held | "backoff" | undefined> {
-    const adopted = await this.memo.adopt(session, blocking);
-    if (adopted) return adopted;
-    await this.shared.read(session);
-    return this.clock.now() < this.shared.view.nextAttemptAt ? "backoff" : undefined;
-  }
-
-  /**
-   * Marks the attempt as live, fetches with the holder's tries, and shares the outcome.
-   * Before failing it re-reads the store: a peer may have succeeded.
-   */
-  private async fetchAndShare(call: Call, blocking: boolean): Promise<Held> {
-    const failures = this.shared.view.failures;
-    const started = this.clock.now();
-    await this.shared.markAttempt(call.session);
-    const fetched = await this.fetchWithTries(call, blocking, started);
-    if (fetched.held) {
-      if (fetched.held.t.extended) {
-        await this.shareFailure(failures, new Error("the source returned expired credentials"), call.session);
-      } else {
-        await this.clearShared(call.session);
-      }
-      return fetched.held;
-    }
-    const adopted = await this.memo.adopt(call.session, blocking);
-    if (adopted) {
-      // A peer's success ends the run of failures as our own would.
-      await this.clearShared(call.session);
-      return adopted;
-    }
-    await this.shareFailure(failures, fetched.error, call.session);
-    throw fetched.error;
-  }
-
-  /** The holder's tries ({@link holderTries}), paused ({@link holderPauseMs}), all inside its lease. */
-  private async fetchWithTries(
-    call: Call,
-    blocking: boolean,
-    started: number,
-  ): Promise<{ held?: Held; error?: unknown }> {
-    const tries = holderTries(blocking && !this.memo.held, this.s.holderRetries);
-    let error: unknown;
-    for (let i = 0; i < tries; i++) {
-      const tryStarted = this.clock.now();
-      try {
-        return { held: await this.fetch(call, !blocking) };
-      } catch (failure) {
-        error = failure;
-        this.report.sourceFailure();
-        const now = this.clock.now();
-        const pause = holderPauseMs(this.s.lockTtlMs, this.random);
-        if (i + 1 >= tries || !holderMayTryAgain(now, now - tryStarted, pause, started, this.s.lockTtlMs))
-          break;
-        await sleep(pause);
-      }
-    }
-    return { error };
-  }
-
-  /** After a success: no attempt live, no failures, for every process. */
-  private async clearShared(session: StoreSession): Promise<void> {
-    await this.shared.clear(session);
-    // The timer was set while our own attempt mark was live: set it again without.
-    this.schedule();
-  }
-
-  /** Records a failed attempt for every process: the next one waits out the shared backoff. */
-  private async shareFailure(failuresBefore: number, error: unknown, session: StoreSession): Promise<void> {
-    const described = this.report.describe(error);
-    const nextAttemptAt = await this.shared.fail(failuresBefore, described, session);
-    const now = this.clock.now();
-    this.schedule();
-    this.report.refreshFailure(described, nextAttemptAt, servingUntil(this.memo.held?.t, now));
-  }
-
-  /** Asks the source once; holds and writes (fenced) what it returns, as {@link judgeAnswer} judges it. */
-  private async fetch(call: Call, background: boolean): Promise<Held> {
-    const started = this.clock.now();
-    this.report.refreshStart(call.reason, background);
-    const { forceRefresh: _ignored, ...identityProperties } = call.options ?? {};
-    const identity = await this.source(identityProperties);
-    const answer = judgeAnswer(identity, this.clock.now(), this.sourceLabel, this.s.key);
-    // The SDK's static stability extended an expired set: serve it as such, never store it.
-    if (answer.kind === "extended") return this.extend(answer.record, answer.until, answer.warning);
-    const held = await this.writeFenced(answer.record, call.session);
-    this.report.refreshSuccess(held.record, this.clock.now() - started);
-    return held;
-  }
-
-  /**
-   * Writes a fetched set unless the store holds one that fences it ({@link fencedBy}): a
-   * holder that was paused past its lease never replaces a successor's newer set.
-   * Read-then-write: a store with no atomic compare leaves a window of one store round
-   * trip, which a lease keeps rare.
-   */
-  private async writeFenced(record: CacheRecord, session: StoreSession): Promise<Held> {
-    const store = this.store;
-    if (!store) return this.memo.hold(record, false);
-    const stored = await store.readRecord(session);
-    if (fencedBy(stored, record, this.clock.now(), this.s.policy)) return this.memo.hold(stored, false);
-    const held = this.memo.hold(record, false);
-    if (mayStore(record, store.scope, this.s.shareLongTerm)) {
-      await store.writeRecord(record, recordTtlSeconds(record, this.clock.now(), this.s.policy), session);
-    }
-    return held;
-  }
-
   // ---- after a failure ----
-
-  /** Static stability: keep `record` for `until` with the SDK's warning, in this process only. */
-  private extend(record: CacheRecord, until: number, error: EventError): Held {
-    const held = this.memo.hold(record, false, until);
-    this.report.extended(record, until, error);
-    return held;
-  }
 
   /** Answers a caller after a failure, as the failure ladder ({@link afterFailure}) says. */
   private answerFailure(error: unknown): AwsCredentialIdentity {
@@ -574,7 +383,7 @@ class Refresher {
       this.report.staleServed(h.record, described);
       return h.identity;
     }
-    if (h && step.step === "extend") return this.extend(h.record, step.until, described).identity;
+    if (h && step.step === "extend") return this.memo.extend(h.record, step.until, described).identity;
     if (h && step.step === "throw" && step.expired) {
       throw new CredentialsUnavailableError(
         `credcache: the source failed and the cached credentials for "${this.s.key}" expired at ` +

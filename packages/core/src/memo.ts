@@ -3,7 +3,7 @@ import type { GuardedStore, StoreSession } from "./guardedStore.js";
 import { adopts, type RefreshPolicy, type Timeline, timelineOf, windowAt } from "./policy.js";
 import { toIdentity } from "./record.js";
 import type { Report } from "./report.js";
-import type { CacheRecord, Clock } from "./types.js";
+import type { CacheRecord, Clock, EventError } from "./types.js";
 
 /** A set held in L1 (this process's memo) with its timeline. */
 export interface Held {
@@ -57,6 +57,13 @@ export class Memo {
     this.held = heldSet(record, this.policy, fromStore, extendedUntil);
     this.changed();
     return this.held;
+  }
+
+  /** Static stability: keep `record` until `until` with the SDK's warning, in this process only. */
+  extend(record: CacheRecord, until: number, warning: EventError): Held {
+    const held = this.hold(record, false, until);
+    this.report.extended(record, until, warning);
+    return held;
   }
 
   /** A cold start: one read of the store for every caller, held whether valid or expired. */
