@@ -13,6 +13,7 @@ import {
   decide,
   failureAnswersNow,
   holderWaitsAfterFailure,
+  invalidateRemoves,
   patienceLeft,
   pollDelayMs,
   refreshReasonAt,
@@ -219,7 +220,7 @@ class Refresher {
     if (this.behind || this.waiting || this.closed) return;
     if (this.clock.now() < this.behindNotBefore) return;
     const run = this.runBehind({ options: undefined, reason, session: { down: false } }).catch((error) => {
-      // attempt() reports its own failures; this only catches the unexpected.
+      // An attempt reports its own failures; this only catches the unexpected.
       this.report.logger?.error?.(
         `${LOG_PREFIX} background refresh of "${this.s.key}" failed: ${this.report.describe(error).message}`,
       );
@@ -236,7 +237,7 @@ class Refresher {
     try {
       outcome = await this.attempts.run(call, false);
     } catch {
-      return; // a failed attempt is shared and reported (refresh-failure, a warning) by attempt()
+      return; // a failed attempt is shared and reported (refresh-failure, a warning) by Attempts
     }
     if (outcome === "busy") {
       this.behindNotBefore = busyPauseUntil(this.clock.now(), this.s.policy, this.random);
@@ -285,8 +286,8 @@ class Refresher {
       readRecord = true;
       const state = await this.shared.read(w.session);
       const now = this.clock.now();
-      // A forced refresh does not wait for the shared state: it goes for the lock.
       const look: Look = { state, now, live: now < this.shared.view.attemptUntil };
+      // A forced refresh does not wait for the shared state: it goes for the lock.
       const turn = w.force ? "lock" : await this.lookAtShared(w, look);
       const done = turn === "lock" ? await this.lockTurn(w, look) : turn;
       if (done.identity) return done.identity;
@@ -427,8 +428,7 @@ class Refresher {
     const session: StoreSession = { down: false };
     await store.remove(store.stateKey, session);
     const stored = await store.readRecord(session);
-    if (stored && dropped !== undefined && stored.accessKeyId !== dropped) return;
-    await store.remove(this.s.key, session);
+    if (invalidateRemoves(stored, dropped)) await store.remove(this.s.key, session);
   }
 
   async close(): Promise<void> {

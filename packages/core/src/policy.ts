@@ -67,6 +67,17 @@ export function recheckAt(
   return record.cachedAt + Math.min(Math.max(policy.retryBaseMs, leftAtFetch / 4), leftAtFetch / 2);
 }
 
+/**
+ * How long credentials without an expiration (long-term keys) are kept: `noExpirationTtlMs`
+ * after they were fetched, in L1 and in the store alike, so a rotated key reaches every client.
+ */
+export function longTermExpiresAt(
+  record: Pick<CacheRecord, "cachedAt">,
+  policy: Pick<RefreshPolicy, "noExpirationTtlMs">,
+): number {
+  return record.cachedAt + policy.noExpirationTtlMs;
+}
+
 /** The timeline of a record; `extendedUntil` marks a set kept past expiry by static stability. */
 export function timelineOf(record: CacheRecord, policy: RefreshPolicy, extendedUntil?: number): Timeline {
   if (extendedUntil !== undefined) {
@@ -79,9 +90,7 @@ export function timelineOf(record: CacheRecord, policy: RefreshPolicy, extendedU
       extended: true,
     };
   }
-  // Credentials without an expiration are kept for a bounded time, so a rotated static
-  // key reaches every client.
-  const expiresAt = record.expiration ?? record.cachedAt + policy.noExpirationTtlMs;
+  const expiresAt = record.expiration ?? longTermExpiresAt(record, policy);
   if (record.expiration === undefined) {
     return {
       freshUntil: expiresAt,
@@ -223,7 +232,7 @@ export function recordTtlSeconds(
 ): number {
   const until =
     record.expiration === undefined
-      ? record.cachedAt + policy.noExpirationTtlMs
+      ? longTermExpiresAt(record, policy)
       : record.expiration + REFRESH_DEFAULTS.keepExpiredMs;
   return Math.max(1, Math.ceil((until - now) / 1000));
 }
@@ -448,4 +457,15 @@ export function failureAnswersNow(holdsSet: boolean, unusableAnswer: boolean): b
  */
 export function holderWaitsAfterFailure(forced: boolean, hasStore: boolean): boolean {
   return !forced && hasStore;
+}
+
+/**
+ * Whether `invalidate()` removes the stored set: only if it is the one this process
+ * dropped (or it dropped none), so a racing refresh by another process is not undone.
+ */
+export function invalidateRemoves(
+  stored: Pick<CacheRecord, "accessKeyId"> | undefined,
+  droppedAccessKeyId: string | undefined,
+): boolean {
+  return !(stored && droppedAccessKeyId !== undefined && stored.accessKeyId !== droppedAccessKeyId);
 }

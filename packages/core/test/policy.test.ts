@@ -30,6 +30,8 @@ import {
 import {
   failureAnswersNow,
   holderWaitsAfterFailure,
+  invalidateRemoves,
+  longTermExpiresAt,
   refreshReasonAt,
   servedStale,
   servingUntil,
@@ -386,5 +388,20 @@ describe("after a failed attempt", () => {
     expect(holderWaitsAfterFailure(false, true)).toBe(true);
     expect(holderWaitsAfterFailure(true, true)).toBe(false);
     expect(holderWaitsAfterFailure(false, false)).toBe(false);
+  });
+});
+
+describe("long-term keys and invalidate", () => {
+  it("long-term keys are kept noExpirationTtlMs after they were fetched, in L1 and in the store alike", () => {
+    const keys = record({ expiration: undefined });
+    expect(longTermExpiresAt(keys, policy)).toBe(T0 + 15 * MIN);
+    expect(timelineOf(keys, policy).expiresAt).toBe(longTermExpiresAt(keys, policy));
+    expect(recordTtlSeconds(keys, T0, policy)).toBe(15 * 60);
+  });
+  it("invalidate removes the stored set only if it is the one dropped (or none was held)", () => {
+    expect(invalidateRemoves(record(), "ASIAPOLICY")).toBe(true);
+    expect(invalidateRemoves(record({ accessKeyId: "ASIANEWER" }), "ASIAPOLICY")).toBe(false);
+    expect(invalidateRemoves(record(), undefined)).toBe(true);
+    expect(invalidateRemoves(undefined, "ASIAPOLICY")).toBe(true);
   });
 });
