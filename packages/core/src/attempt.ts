@@ -79,6 +79,10 @@ export class Attempts {
    * and the shared state, mark the attempt as live, fetch (with retries within the lease
    * when `blocking`), write the result fenced, and share the outcome. Throws the source's
    * error when the attempt failed and no peer succeeded meanwhile.
+   *
+   * `given`: omitted, the lock is tried here (a refresh behind); a lock, the caller holds
+   * it already; `null`, the caller attempts without one (no lock to be had, or it waited
+   * past its patience for a lock with no attempt behind it).
    */
   async run(
     call: Call,
