@@ -7,7 +7,14 @@ import type { CacheEvent, CacheLock, CacheOperation, CacheRecord, CredentialCach
 /**
  * Store calls race a deadline. One shared, unref'd sweeper checks every pending call
  * instead of a timer per call: a timer costs more than a whole memory-store hit.
+ *
+ * One clock, and not the injected one: a deadline bounds how long real I/O may take, so it
+ * is set and checked by the monotonic clock the sweeper's timer runs on. The injected
+ * clock is "now" for expirations and backoffs; tests freeze it or run it hours behind,
+ * and a frozen one would turn a hanging store into a hanging resolution. Monotonic, so a
+ * wall-clock step (NTP) neither fires every pending deadline at once nor postpones them.
  */
+const monotonicNow = () => performance.now();
 interface Deadline {
   at: number;
   fail: () => void;
@@ -21,7 +28,7 @@ let sweeper: NodeJS.Timeout | undefined;
 const SWEEP_MS = 20;
 
 function sweepDeadlines(): void {
-  const now = Date.now();
+  const now = monotonicNow();
   for (const deadline of deadlines) {
     if (deadline.at <= now) {
       deadlines.delete(deadline);
@@ -40,7 +47,7 @@ function withDeadline<T>(call: Promise<T>, ms: number, timeoutError: () => Error
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     const deadline: Deadline = {
-      at: Date.now() + ms,
+      at: monotonicNow() + ms,
       fail: () => {
         if (!settled) reject(timeoutError());
       },

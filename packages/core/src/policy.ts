@@ -67,6 +67,17 @@ export function recheckAt(
   return record.cachedAt + Math.min(Math.max(policy.retryBaseMs, leftAtFetch / 4), leftAtFetch / 2);
 }
 
+/**
+ * How long credentials without an expiration (long-term keys) are kept: `noExpirationTtlMs`
+ * after they were fetched, in L1 and in the store alike, so a rotated key reaches every client.
+ */
+export function longTermExpiresAt(
+  record: Pick<CacheRecord, "cachedAt">,
+  policy: Pick<RefreshPolicy, "noExpirationTtlMs">,
+): number {
+  return record.cachedAt + policy.noExpirationTtlMs;
+}
+
 /** The timeline of a record; `extendedUntil` marks a set kept past expiry by static stability. */
 export function timelineOf(record: CacheRecord, policy: RefreshPolicy, extendedUntil?: number): Timeline {
   if (extendedUntil !== undefined) {
@@ -79,9 +90,7 @@ export function timelineOf(record: CacheRecord, policy: RefreshPolicy, extendedU
       extended: true,
     };
   }
-  // Credentials without an expiration are kept for a bounded time, so a rotated static
-  // key reaches every client.
-  const expiresAt = record.expiration ?? record.cachedAt + policy.noExpirationTtlMs;
+  const expiresAt = record.expiration ?? longTermExpiresAt(record, policy);
   if (record.expiration === undefined) {
     return {
       freshUntil: expiresAt,
@@ -223,7 +232,7 @@ export function recordTtlSeconds(
 ): number {
   const until =
     record.expiration === undefined
-      ? record.cachedAt + policy.noExpirationTtlMs
+      ? longTermExpiresAt(record, policy)
       : record.expiration + REFRESH_DEFAULTS.keepExpiredMs;
   return Math.max(1, Math.ceil((until - now) / 1000));
 }
@@ -381,4 +390,82 @@ export function plausibleView(
   if (view.nextAttemptAt > now + policy.retryMaxMs + slack)
     return { view: NO_SHARED_STATE, ignored: "backoff" };
   return { view };
+}
+
+// ---- the rules of serving and waiting ----
+
+/** Why a refresh behind a served set starts: the mandatory window, else the advisory one. */
+export function refreshReasonAt(t: Timeline, now: number): "mandatory" | "advisory" {
+  return windowAt(t, now) === "mandatory" ? "mandatory" : "advisory";
+}
+
+/** A set served in the mandatory window while refreshing it keeps failing is served stale: say so. */
+export function servedStale(window: RefreshWindow, shared: SharedView): boolean {
+  return window === "mandatory" && shared.failures > 0;
+}
+
+/** Until when a failed refresh leaves this process serving its set (undefined: it has no valid one). */
+export function servingUntil(held: Timeline | undefined, now: number): number | undefined {
+  return held && now < held.expiresAt ? held.expiresAt : undefined;
+}
+
+/**
+ * A caller without a valid set, having looked at the shared state with `patienceMs` left:
+ * - `give-up`: the shared backoff allows no attempt within its patience ({@link decide});
+ * - `wait`: an attempt is live, or the backoff ends, and it still has patience: look again;
+ * - `lock`: take the lock and attempt (or find it busy).
+ */
+export type WaiterStep = "give-up" | "wait" | "lock";
+
+export function waiterStep(now: number, shared: SharedView, patienceMs: number): WaiterStep {
+  if (decide(now, undefined, shared, Math.max(0, patienceMs)) === "fail") return "give-up";
+  const expected = now < shared.attemptUntil || now < shared.nextAttemptAt;
+  return expected && patienceMs > 0 ? "wait" : "lock";
+}
+
+/**
+ * Whether a caller that found the lock busy keeps waiting for it ({@link patienceLeft}). A
+ * recorded failure means the lock is between attempts (the holder is sharing its outcome,
+ * or the next one is about to mark itself): waited for as a live attempt. Past that, a
+ * lock with no attempt to wait for (a peer without shared state, a store that cannot keep
+ * it, a planted lock) is ignored and the caller fetches, as the SDK alone would.
+ */
+export function waitsForBusyLock(
+  p: Patience,
+  waitedMs: number,
+  liveAttempt: boolean,
+  shared: Pick<SharedView, "failures">,
+): boolean {
+  const active = liveAttempt || shared.failures > 0;
+  return patienceLeft(p, waitedMs, false, active) > 0;
+}
+
+/**
+ * After a failed attempt, whether the failure ladder ({@link afterFailure}) answers this
+ * caller now: with a set in hand (valid, or expired), or when the source did answer with
+ * credentials that cannot be used (asking again soon gives the same). Otherwise the caller
+ * may wait for the next shared attempt.
+ */
+export function failureAnswersNow(holdsSet: boolean, unusableAnswer: boolean): boolean {
+  return holdsSet || unusableAnswer;
+}
+
+/**
+ * Whether a lock holder whose own attempt failed waits for the next shared attempt like
+ * every other caller, within its patience. Not when forced, nor without a store: then
+ * nobody else will try, so it answers now.
+ */
+export function holderWaitsAfterFailure(forced: boolean, hasStore: boolean): boolean {
+  return !forced && hasStore;
+}
+
+/**
+ * Whether `invalidate()` removes the stored set: only if it is the one this process
+ * dropped (or it dropped none), so a racing refresh by another process is not undone.
+ */
+export function invalidateRemoves(
+  stored: Pick<CacheRecord, "accessKeyId"> | undefined,
+  droppedAccessKeyId: string | undefined,
+): boolean {
+  return !(stored && droppedAccessKeyId !== undefined && stored.accessKeyId !== droppedAccessKeyId);
 }

@@ -121,6 +121,11 @@ export class Report {
     this.logger?.debug?.(`${LOG_PREFIX} fetching credentials for "${this.key}" (${reason})`);
   }
 
+  /** One try at the source failed (the attempt may try again, or share the failure). */
+  sourceFailure(): void {
+    this.stats.sourceFailures += 1;
+  }
+
   refreshSuccess(record: CacheRecord, durationMs: number): void {
     this.emit({
       type: "refresh-success",

@@ -1,5 +1,5 @@
 import type { AwsCredentialIdentityProvider, Logger } from "@smithy/types";
-import { DEFAULT_CACHE_KEY, lockWaitMsFor, REFRESH_DEFAULTS } from "./defaults.js";
+import { DEFAULT_CACHE_KEY, lockWaitMsFor, REFRESH_DEFAULTS, SDK_REFRESH_WINDOWS } from "./defaults.js";
 import { CacheConfigError } from "./errors.js";
 import type { Patience, RefreshPolicy } from "./policy.js";
 import type { CacheEvent, Clock, CredentialCache } from "./types.js";
@@ -178,4 +178,23 @@ export function settle(init: FromCacheInit, random: () => number): Settings {
     proactive: init.proactiveRefresh ?? true,
     shareLongTerm: init.shareLongTermCredentials === true,
   };
+}
+
+/** Settings that work but are probably a mistake: each a warning to log once, at construction. */
+export function settingsWarnings(init: FromCacheInit, s: Settings): string[] {
+  const warnings: string[] = [];
+  if (init.key === undefined && init.cache && init.cache.scope !== "process") {
+    warnings.push(
+      `no key given: using "${DEFAULT_CACHE_KEY}" on a store other processes read; ` +
+        "two providers with different credentials would share it. Pass a key, or use a preset",
+    );
+  }
+  const { mandatoryMs } = s.policy;
+  if (mandatoryMs <= SDK_REFRESH_WINDOWS.javascriptV3Ms && mandatoryMs !== 0) {
+    warnings.push(
+      `mandatoryRefreshMs (${mandatoryMs}) is not above the SDK client's 5 min window; ` +
+        "the client may call the provider on every request near expiry",
+    );
+  }
+  return warnings;
 }

@@ -27,6 +27,17 @@ import {
   timerAt,
   windowAt,
 } from "../src/index.js";
+import {
+  failureAnswersNow,
+  holderWaitsAfterFailure,
+  invalidateRemoves,
+  longTermExpiresAt,
+  refreshReasonAt,
+  servedStale,
+  servingUntil,
+  waiterStep,
+  waitsForBusyLock,
+} from "../src/policy.js";
 
 const MIN = 60_000;
 const T0 = Date.UTC(2026, 10, 30, 12, 0, 0);
@@ -317,5 +328,80 @@ describe("shared state is advice, never a veto", () => {
     });
     const backoff = { attemptUntil: 0, nextAttemptAt: T0 + 60_000, failures: 9 };
     expect(plausibleView(backoff, T0, 10_000, policy)).toEqual({ view: backoff });
+  });
+});
+
+describe("serving: why a refresh behind starts, when a served set is stale, until when it is served", () => {
+  const t = timelineOf(record(), policy);
+  it("a refresh behind is mandatory in the mandatory window, else advisory", () => {
+    expect(refreshReasonAt(t, left(11 * MIN))).toBe("advisory");
+    expect(refreshReasonAt(t, left(9 * MIN))).toBe("mandatory");
+  });
+  it("a set served in the mandatory window while refreshing keeps failing is served stale", () => {
+    const failing = { attemptUntil: 0, nextAttemptAt: 0, failures: 2 };
+    expect(servedStale("mandatory", failing)).toBe(true);
+    expect(servedStale("advisory", failing)).toBe(false);
+    expect(servedStale("mandatory", NO_SHARED_STATE)).toBe(false);
+  });
+  it("after a failed refresh a valid set is served until it expires; an expired one, or none, is not", () => {
+    expect(servingUntil(t, left(MIN))).toBe(T0 + 60 * MIN);
+    expect(servingUntil(t, left(0))).toBeUndefined();
+    expect(servingUntil(undefined, T0)).toBeUndefined();
+  });
+});
+
+describe("waiting: what a caller without a valid set does next", () => {
+  const p = { lockWaitMs: 12_000, lockTtlMs: 10_000 };
+  it("gives up when the shared backoff ends beyond its patience", () => {
+    const backoff = { attemptUntil: 0, nextAttemptAt: T0 + 20_000, failures: 1 };
+    expect(waiterStep(T0, backoff, 12_000)).toBe("give-up");
+    expect(waiterStep(T0, backoff, -5)).toBe("give-up");
+  });
+  it("waits for a live attempt or a backoff that ends within its patience, while it has some", () => {
+    const live = { attemptUntil: T0 + 5_000, nextAttemptAt: 0, failures: 0 };
+    expect(waiterStep(T0, live, 1_000)).toBe("wait");
+    expect(waiterStep(T0, { attemptUntil: 0, nextAttemptAt: T0 + 3_000, failures: 1 }, 12_000)).toBe("wait");
+    // A live attempt past the caller's patience: no more waiting, it goes for the lock.
+    expect(waiterStep(T0, live, 0)).toBe("lock");
+  });
+  it("goes for the lock when nothing is live and no backoff runs", () => {
+    expect(waiterStep(T0, NO_SHARED_STATE, 12_000)).toBe("lock");
+  });
+  it("waits on a busy lock while an attempt is live or a failure is recorded, within its patience; else fetches", () => {
+    expect(waitsForBusyLock(p, 1_000, true, NO_SHARED_STATE)).toBe(true);
+    expect(waitsForBusyLock(p, 1_000, false, { failures: 1 })).toBe(true);
+    expect(waitsForBusyLock(p, 14_000, false, { failures: 1 })).toBe(true);
+    expect(waitsForBusyLock(p, 15_000, false, { failures: 1 })).toBe(false);
+    // A lock with no attempt behind it is waited for lockWaitMs only.
+    expect(waitsForBusyLock(p, 11_000, false, { failures: 0 })).toBe(true);
+    expect(waitsForBusyLock(p, 12_000, false, { failures: 0 })).toBe(false);
+  });
+});
+
+describe("after a failed attempt", () => {
+  it("the failure ladder answers now with a set in hand, or when the source answered with unusable credentials", () => {
+    expect(failureAnswersNow(true, false)).toBe(true);
+    expect(failureAnswersNow(false, true)).toBe(true);
+    expect(failureAnswersNow(false, false)).toBe(false);
+  });
+  it("a holder whose attempt failed waits for the next shared attempt, unless forced or without a store", () => {
+    expect(holderWaitsAfterFailure(false, true)).toBe(true);
+    expect(holderWaitsAfterFailure(true, true)).toBe(false);
+    expect(holderWaitsAfterFailure(false, false)).toBe(false);
+  });
+});
+
+describe("long-term keys and invalidate", () => {
+  it("long-term keys are kept noExpirationTtlMs after they were fetched, in L1 and in the store alike", () => {
+    const keys = record({ expiration: undefined });
+    expect(longTermExpiresAt(keys, policy)).toBe(T0 + 15 * MIN);
+    expect(timelineOf(keys, policy).expiresAt).toBe(longTermExpiresAt(keys, policy));
+    expect(recordTtlSeconds(keys, T0, policy)).toBe(15 * 60);
+  });
+  it("invalidate removes the stored set only if it is the one dropped (or none was held)", () => {
+    expect(invalidateRemoves(record(), "ASIAPOLICY")).toBe(true);
+    expect(invalidateRemoves(record({ accessKeyId: "ASIANEWER" }), "ASIAPOLICY")).toBe(false);
+    expect(invalidateRemoves(record(), undefined)).toBe(true);
+    expect(invalidateRemoves(undefined, "ASIAPOLICY")).toBe(true);
   });
 });
