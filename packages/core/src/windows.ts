@@ -1,5 +1,5 @@
 import { REFRESH_DEFAULTS } from "./defaults.js";
-import { type RefreshPolicy, timelineOf, windowAt } from "./policy.js";
+import { longTermExpiresAt, type RefreshPolicy, timelineOf, windowAt } from "./policy.js";
 import type { CacheRecord, RefreshWindow } from "./types.js";
 
 /**
@@ -56,5 +56,5 @@ export function windowOfRecord(record: StoredTimes, now: number, windows: Record
 export function expiresAtOfRecord(record: StoredTimes, windows: RecordWindows = {}): number | undefined {
   if (record.expiration !== undefined) return record.expiration;
   if (record.cachedAt === undefined) return undefined;
-  return record.cachedAt + (windows.noExpirationTtlMs ?? REFRESH_DEFAULTS.noExpirationTtlMs);
+  return longTermExpiresAt({ cachedAt: record.cachedAt }, policyOf(windows));
 }
