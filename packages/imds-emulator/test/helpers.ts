@@ -1,6 +1,8 @@
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterEach } from "vitest";
+import { type ImdsEmulator, type ImdsEmulatorOptions, startImdsEmulator } from "../src/index.js";
 
 export interface HttpResult {
   status: number;
@@ -134,4 +136,29 @@ export function recordingLogger() {
       lines.push({ level, text: args.map(String).join(" ") });
     };
   return { lines, debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
+}
+
+/**
+ * One emulator per test: `start` starts it, `current` is the one this test started, and
+ * it is closed after the test.
+ */
+export function emulatorPerTest(): {
+  start(options?: ImdsEmulatorOptions): Promise<ImdsEmulator>;
+  readonly current: ImdsEmulator;
+} {
+  let imds: ImdsEmulator | undefined;
+  afterEach(async () => {
+    await imds?.close();
+    imds = undefined;
+  });
+  return {
+    start: async (options = {}) => {
+      imds = await startImdsEmulator(options);
+      return imds;
+    },
+    get current() {
+      if (!imds) throw new Error("this test started no emulator");
+      return imds;
+    },
+  };
 }
