@@ -579,6 +579,17 @@ async function runHerd({ n, store, provider, endpoint, capMs }) {
   };
 }
 
+/**
+ * An IMDS emulator the run tracks, the environment that points the SDK at it, the cache
+ * key its instance gets, and a fresh store of `backend`.
+ */
+async function emulatorAndStore(ctx, /** @type {string} */ backend, emulatorOptions = {}) {
+  const imds = await startImdsEmulator(emulatorOptions);
+  ctx.imdsUrls.add(imds.url);
+  const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url };
+  return { imds, env, key: instanceMetadataKey({ env }), cache: ctx.freshStore(backend) };
+}
+
 /** Tallies event strings the herd children logged. */
 function tallyEvents(/** @type {any[]} */ reports, /** @type {(e: string) => boolean} */ keep) {
   /** @type {Record<string, number>} */
@@ -977,11 +988,7 @@ async function paused(ctx) {
   const rows = [];
   for (const backend of ctx.pickBackends(flags["scenario-backends"])) {
     process.stderr.write(`paused: ${backend}...\n`);
-    const imds = await startImdsEmulator();
-    ctx.imdsUrls.add(imds.url);
-    const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url };
-    const key = instanceMetadataKey({ env });
-    const cache = ctx.freshStore(backend);
+    const { imds, env, key, cache } = await emulatorAndStore(ctx, backend);
     const row = {
       backend,
       older: "",
@@ -1079,11 +1086,9 @@ async function extended(ctx) {
   for (const backend of ctx.pickBackends(flags["scenario-backends"])) {
     for (const first of ["preset", "credcache process"]) {
       process.stderr.write(`extended: ${backend}, first ${first}...\n`);
-      const imds = await startImdsEmulator({ faults: { credentials: { expired: true, count: 1 } } });
-      ctx.imdsUrls.add(imds.url);
-      const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url };
-      const key = instanceMetadataKey({ env });
-      const cache = ctx.freshStore(backend);
+      const { imds, env, key, cache } = await emulatorAndStore(ctx, backend, {
+        faults: { credentials: { expired: true, count: 1 } },
+      });
       const row = {
         backend,
         first,
