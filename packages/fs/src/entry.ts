@@ -14,11 +14,12 @@ import { join } from "node:path";
 import { CacheUnavailableError } from "@credcache/core";
 
 /**
+ * How entry and lease files are opened to read.
  * `O_NOFOLLOW`: a symlink planted as an entry fails with ELOOP instead of being followed.
  * `O_NONBLOCK`: a FIFO planted as an entry cannot block `open` (and the event loop);
  * `fstat` then refuses it. Neither changes anything for a regular file.
  */
-const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+export const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 
 /** What an entry file holds. `key` lets tools list entries and catches a misplaced file. */
 export interface Envelope {

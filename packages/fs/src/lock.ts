@@ -12,6 +12,7 @@ import fs, {
   writeSync,
 } from "node:fs";
 import { type CacheLock, CacheUnavailableError, type Clock, newLockToken } from "@credcache/core";
+import { READ_FLAGS } from "./entry.js";
 
 /**
  * A try-lock with a lease, kept in a small 0600 file beside the entry (`<hash>.lease`,
@@ -39,7 +40,6 @@ interface Lease {
 
 const MAX_LEASE_BYTES = 1024;
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
-const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 
 /** Contention on the mutex lasts microseconds; a few short retries ride it out. */
 const ACQUIRE_ATTEMPTS = 8;
