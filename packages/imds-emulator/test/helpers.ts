@@ -162,3 +162,29 @@ export function emulatorPerTest(): {
     },
   };
 }
+
+/**
+ * {@link emulatorPerTest} whose `start` also points this process's SDK at the emulator (and
+ * only at it, with `env` on top) until the test ends.
+ */
+export function sdkEmulatorPerTest(): {
+  start(options?: ImdsEmulatorOptions, env?: Record<string, string>): Promise<ImdsEmulator>;
+  readonly current: ImdsEmulator;
+} {
+  const emulators = emulatorPerTest();
+  let restoreEnv: (() => void) | undefined;
+  afterEach(() => {
+    restoreEnv?.();
+    restoreEnv = undefined;
+  });
+  return {
+    start: async (options = {}, env = {}) => {
+      const imds = await emulators.start(options);
+      restoreEnv = useSdkEnv(imds.url, env);
+      return imds;
+    },
+    get current() {
+      return emulators.current;
+    },
+  };
+}
