@@ -8,6 +8,7 @@ import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import KeyvRedis from "@keyv/redis";
 import { Keyv } from "keyv";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { outputOf } from "../../../test/support/childOutput.mjs";
 import { slotOf } from "../src/clusterSlots.js";
 import { createRedisCache, keyvCache, redisLock } from "../src/index.js";
 import { type RedisCluster, startCluster } from "./cluster.mjs";
@@ -29,27 +30,18 @@ function herd(
   env: Record<string, string>,
 ): Promise<Resolved[]> {
   return Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<Resolved>((resolve) => {
-          const child = spawn(process.execPath, [RESOLVE, JSON.stringify({ patienceMs: 15_000, ...spec })], {
-            env: { ...process.env, ...env },
-            stdio: ["ignore", "pipe", "pipe"],
-          });
-          let stdout = "";
-          let stderr = "";
-          child.stdout.on("data", (chunk) => (stdout += chunk));
-          child.stderr.on("data", (chunk) => (stderr += chunk));
-          child.on("close", (code) => {
-            try {
-              resolve(JSON.parse(stdout) as Resolved);
-            } catch {
-              resolve({ ok: false, error: `exit ${code}: ${stderr.slice(-500)}`, events: [] });
-            }
-          });
-        }),
-    ),
+    Array.from({ length: count }, async () => {
+      const child = spawn(process.execPath, [RESOLVE, JSON.stringify({ patienceMs: 15_000, ...spec })], {
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const { code, stdout, stderr } = await outputOf(child);
+      try {
+        return JSON.parse(stdout) as Resolved;
+      } catch {
+        return { ok: false, error: `exit ${code}: ${stderr.slice(-500)}`, events: [] };
+      }
+    }),
   );
 }
 
