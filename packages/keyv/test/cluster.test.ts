@@ -12,6 +12,7 @@ import { outputOf } from "../../../test/support/childOutput.mjs";
 import { slotOf } from "../src/clusterSlots.js";
 import { createRedisCache, keyvCache, redisLock } from "../src/index.js";
 import { type RedisCluster, startCluster } from "./cluster.mjs";
+import { expectOneLockKey } from "./redis.js";
 import { describeWithRedisServer } from "./redisServer.js";
 
 const RESOLVE = fileURLToPath(new URL("./fixtures/cluster-resolve.mjs", import.meta.url));
@@ -235,16 +236,7 @@ describeWithRedisServer("Redis Cluster: 3 masters, 3 replicas (private redis-ser
         await viaKeyv.set(`node-redis-${i}`, { i }, 60);
         expect(await builtIn.get(`node-redis-${i}`)).toEqual({ i });
       }
-      const held = await viaKeyv.acquireLock!("node-redis-3", { ttlMs: 10_000 });
-      expect(held).toBeDefined();
-      expect(
-        await builtIn.acquireLock!("node-redis-3", { ttlMs: 10_000 }),
-        "one lock key for both",
-      ).toBeUndefined();
-      await held!.release();
-      const mine = await builtIn.acquireLock!("node-redis-3", { ttlMs: 10_000 });
-      expect(mine).toBeDefined();
-      await mine!.release();
+      await expectOneLockKey(viaKeyv, builtIn, "node-redis-3");
     } finally {
       await keyv.disconnect();
       await builtIn.close?.();
