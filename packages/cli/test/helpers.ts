@@ -5,6 +5,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 
 /** The built command. Children run it with plain node, as an SDK's credential_process does. */
 export const BIN = fileURLToPath(new URL("../dist/bin.cjs", import.meta.url));
@@ -108,4 +109,12 @@ export function get(url: string, headers: Record<string, string> = {}): Promise<
     req.on("error", reject);
     req.end();
   });
+}
+
+/**
+ * An IMDS emulator on a free port that issues sets of `lifetimeMs`, on a clock `behindMs()`
+ * behind the real one: a test moves it back to make the sets the CLI reads as old as it needs.
+ */
+export function startEmulatorBehind(lifetimeMs: number, behindMs: () => number): Promise<ImdsEmulator> {
+  return startImdsEmulator({ port: 0, lifetimeMs, clock: { now: () => Date.now() - behindMs() } });
 }

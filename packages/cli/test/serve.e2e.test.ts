@@ -5,10 +5,19 @@ import { connect, createServer, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { fromContainerMetadata, fromHttp, fromInstanceMetadata } from "@aws-sdk/credential-providers";
-import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
+import type { ImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { describeAsOtherUser, itAsOtherUser, reachableBundle } from "../../../test/support/otherUser.mjs";
-import { assertBuilt, BIN, CliRunner, get, type Reply, tempDir, watchChild } from "./helpers.js";
+import {
+  assertBuilt,
+  BIN,
+  CliRunner,
+  get,
+  type Reply,
+  startEmulatorBehind,
+  tempDir,
+  watchChild,
+} from "./helpers.js";
 
 const LIFETIME_MS = 6 * 3600_000;
 const CLI_DIR = fileURLToPath(new URL("..", import.meta.url));
@@ -154,11 +163,7 @@ async function until(
 
 beforeAll(async () => {
   assertBuilt();
-  emulator = await startImdsEmulator({
-    port: 0,
-    lifetimeMs: LIFETIME_MS,
-    clock: { now: () => Date.now() - behindMs },
-  });
+  emulator = await startEmulatorBehind(LIFETIME_MS, () => behindMs);
   root = await tempDir("serve");
   cli = new CliRunner({ AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url });
 });
@@ -341,11 +346,7 @@ describe("credcache serve", () => {
     // or for the next client: by then the source fails, and every client must still get
     // the set the server holds.
     // Its own emulator: the shared one has handed out 6 h sets already.
-    const imds = await startImdsEmulator({
-      port: 0,
-      lifetimeMs: LIFETIME_MS,
-      clock: { now: () => Date.now() - behindMs },
-    });
+    const imds = await startEmulatorBehind(LIFETIME_MS, () => behindMs);
     onClose.push(imds);
     behindMs = LIFETIME_MS - 60_000;
     const serve = await startServe({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url } });
