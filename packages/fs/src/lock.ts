@@ -12,7 +12,7 @@ import fs, {
   writeSync,
 } from "node:fs";
 import { type CacheLock, CacheUnavailableError, type Clock, newLockToken } from "@credcache/core";
-import { READ_FLAGS } from "./entry.js";
+import { openToRead } from "./entry.js";
 
 /**
  * A try-lock with a lease, kept in a small 0600 file beside the entry (`<hash>.lease`,
@@ -142,14 +142,12 @@ type LeaseState =
   | { kind: "unreadable"; mtimeMs: number; reason: string };
 
 function readLease(file: string): LeaseState {
-  let fd: number;
-  try {
-    fd = openSync(file, READ_FLAGS);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return { kind: "none" };
-    return unreadable(file, code ?? "cannot open it");
+  const opened = openToRead(file);
+  if (!("fd" in opened)) {
+    if (opened.code === "ENOENT") return { kind: "none" };
+    return unreadable(file, opened.code ?? "cannot open it");
   }
+  const { fd } = opened;
   try {
     const stats = fstatSync(fd);
     const uid = process.getuid?.();
