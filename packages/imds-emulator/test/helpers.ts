@@ -51,25 +51,7 @@ export async function getToken(base: string, ttlSeconds = 21_600): Promise<strin
   return res.body;
 }
 
-export interface TestClock {
-  now(): number;
-  set(ms: number): void;
-  advance(ms: number): void;
-}
-
-/** Starts on a whole second, since EC2 times have no milliseconds. */
-export function testClock(start = Date.UTC(2026, 10, 26, 12, 0, 0)): TestClock {
-  let t = start;
-  return {
-    now: () => t,
-    set: (ms) => {
-      t = ms;
-    },
-    advance: (ms) => {
-      t += ms;
-    },
-  };
-}
+export { type TestClock, testClock } from "../../../test/support/testClock.mjs";
 
 /** Variables that would let the SDK find credentials or an endpoint anywhere but the emulator. */
 const SDK_ENV = [
