@@ -320,24 +320,13 @@ async function coldSdk(ctx) {
         process.stderr.write(`cold-sdk: ${n} × ${config.name}${hogs ? `, ${hogs} CPU hogs` : ""}...\n`);
         imds.resetStats();
         const store = ctx.freshStore(config.backend);
-        const results = await Promise.all(
-          Array.from(
-            { length: n },
-            () =>
-              run(
-                [HERD_CHILD],
-                {
-                  HERD_CACHE_URL: store,
-                  HERD_PROVIDER: config.provider,
-                  AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url,
-                },
-                180_000,
-              ).done,
-          ),
-        );
-        const reports = results.map((r) => lastJson(r.lines));
-        const ok = reports.filter((r, i) => results[i]?.code === 0 && r?.ok);
-        const ttfc = ok.map((r) => r.ttfcMs);
+        const { reports, ok, outcome } = await runHerd({
+          n,
+          store,
+          provider: config.provider,
+          endpoint: imds.url,
+          capMs: 180_000,
+        });
         const cpu = ok.map((r) => r.cpuMs);
         const stats = imds.stats;
         rows.push({
@@ -346,10 +335,7 @@ async function coldSdk(ctx) {
           fetches: stats.credentialFetches,
           attempts: stats.requests.credentials + stats.requests.extended,
           tokens: stats.requests.token,
-          failed: n - ok.length,
-          errors: [...new Set(reports.filter((r) => !r?.ok).map((r) => r?.error ?? "no report"))].slice(0, 2),
-          p50: percentile(ttfc, 50),
-          p99: percentile(ttfc, 99),
+          ...outcome,
           cpu50: percentile(cpu, 50),
           cpu99: percentile(cpu, 99),
           reasons: tallyEvents(
@@ -358,14 +344,7 @@ async function coldSdk(ctx) {
           ),
           // What the children saw go wrong: store calls that failed or timed out, failed
           // attempts (with the source's error), lock waits; cut to the first 60 characters.
-          trouble: tallyEvents(
-            reports.map((r) => ({ events: (r?.events ?? []).map((e) => String(e).slice(0, 60)) })),
-            (e) =>
-              e.startsWith("cache-error") ||
-              e.startsWith("refresh-failure") ||
-              e.startsWith("lock-waited") ||
-              e.startsWith("extended"),
-          ),
+          trouble: tallyShortEvents(reports, ["cache-error", "refresh-failure", "lock-waited", "extended"]),
           load: loadavg()[0] ?? 0,
         });
       }
@@ -499,47 +478,31 @@ async function hang6s(ctx) {
         clearInterval(watch);
         healed = setTimeout(() => imds.setFaults(undefined), hangMs);
       }, 10);
-      const results = await Promise.all(
-        Array.from(
-          { length: n },
-          () =>
-            run(
-              [HERD_CHILD],
-              {
-                HERD_CACHE_URL: store,
-                HERD_PROVIDER: "sdk-defaults",
-                AWS_EC2_METADATA_SERVICE_ENDPOINT: proxy.url,
-              },
-              120_000,
-            ).done,
-        ),
-      );
+      const { reports, outcome } = await runHerd({
+        n,
+        store,
+        provider: "sdk-defaults",
+        endpoint: proxy.url,
+        capMs: 120_000,
+      });
       clearInterval(watch);
       clearTimeout(healed);
       imds.setFaults(undefined);
       const wallMs = performance.now() - started;
-      const reports = results.map((r) => lastJson(r.lines));
-      const ok = reports.filter((r, i) => results[i]?.code === 0 && r?.ok);
-      const ttfc = ok.map((r) => r.ttfcMs);
       const row = {
         backend,
-        failed: n - ok.length,
+        ...outcome,
         fetches: imds.stats.credentialFetches,
         credentialRequests: imds.stats.requests.credentials,
         requests: proxy.requests,
         inFlight: proxy.maxInFlight,
-        p50: percentile(ttfc, 50),
-        p99: percentile(ttfc, 99),
         wallMs,
-        errors: [...new Set(reports.filter((r) => !r?.ok).map((r) => r?.error ?? "no report"))].slice(0, 2),
-        trouble: tallyEvents(
-          reports.map((r) => ({ events: (r?.events ?? []).map((e) => String(e).slice(0, 60)) })),
-          (e) =>
-            e.startsWith("refresh-failure") ||
-            e.startsWith("lock-waited") ||
-            e.startsWith("refresh-start") ||
-            e.startsWith("state-ignored"),
-        ),
+        trouble: tallyShortEvents(reports, [
+          "refresh-failure",
+          "lock-waited",
+          "refresh-start",
+          "state-ignored",
+        ]),
       };
       say(`## Cold herd of ${n} while IMDS's credential route hangs ${hangMs / 1000} s (${label(backend)})`);
       say("");
@@ -593,6 +556,40 @@ async function hang6s(ctx) {
   }
 }
 
+/**
+ * Starts a herd of `n` children on one store and one IMDS endpoint and waits for all of
+ * them: their JSON reports, the reports of those that got credentials, and the outcome
+ * (how many failed, the first two distinct errors, time to first credential).
+ */
+async function runHerd({ n, store, provider, endpoint, capMs }) {
+  const env = { HERD_CACHE_URL: store, HERD_PROVIDER: provider, AWS_EC2_METADATA_SERVICE_ENDPOINT: endpoint };
+  const results = await Promise.all(Array.from({ length: n }, () => run([HERD_CHILD], env, capMs).done));
+  const reports = results.map((r) => lastJson(r.lines));
+  const ok = reports.filter((r, i) => results[i]?.code === 0 && r?.ok);
+  const ttfc = ok.map((r) => r.ttfcMs);
+  return {
+    reports,
+    ok,
+    outcome: {
+      failed: n - ok.length,
+      errors: [...new Set(reports.filter((r) => !r?.ok).map((r) => r?.error ?? "no report"))].slice(0, 2),
+      p50: percentile(ttfc, 50),
+      p99: percentile(ttfc, 99),
+    },
+  };
+}
+
+/**
+ * An IMDS emulator the run tracks, the environment that points the SDK at it, the cache
+ * key its instance gets, and a fresh store of `backend`.
+ */
+async function emulatorAndStore(ctx, /** @type {string} */ backend, emulatorOptions = {}) {
+  const imds = await startImdsEmulator(emulatorOptions);
+  ctx.imdsUrls.add(imds.url);
+  const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url };
+  return { imds, env, key: instanceMetadataKey({ env }), cache: ctx.freshStore(backend) };
+}
+
 /** Tallies event strings the herd children logged. */
 function tallyEvents(/** @type {any[]} */ reports, /** @type {(e: string) => boolean} */ keep) {
   /** @type {Record<string, number>} */
@@ -607,6 +604,15 @@ function tallyEvents(/** @type {any[]} */ reports, /** @type {(e: string) => boo
   }
   return counts;
 }
+/**
+ * Tallies the events that start with one of `prefixes`, each cut to its first 60
+ * characters (what went wrong, not the whole error).
+ */
+const tallyShortEvents = (/** @type {any[]} */ reports, /** @type {string[]} */ prefixes) =>
+  tallyEvents(
+    reports.map((r) => ({ events: (r?.events ?? []).map((e) => String(e).slice(0, 60)) })),
+    (e) => prefixes.some((prefix) => e.startsWith(prefix)),
+  );
 const showTally = (/** @type {Record<string, number>} */ t) =>
   Object.entries(t)
     .map(([k, v]) => `${k} ${v}`)
@@ -982,11 +988,7 @@ async function paused(ctx) {
   const rows = [];
   for (const backend of ctx.pickBackends(flags["scenario-backends"])) {
     process.stderr.write(`paused: ${backend}...\n`);
-    const imds = await startImdsEmulator();
-    ctx.imdsUrls.add(imds.url);
-    const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url };
-    const key = instanceMetadataKey({ env });
-    const cache = ctx.freshStore(backend);
+    const { imds, env, key, cache } = await emulatorAndStore(ctx, backend);
     const row = {
       backend,
       older: "",
@@ -1084,11 +1086,9 @@ async function extended(ctx) {
   for (const backend of ctx.pickBackends(flags["scenario-backends"])) {
     for (const first of ["preset", "credcache process"]) {
       process.stderr.write(`extended: ${backend}, first ${first}...\n`);
-      const imds = await startImdsEmulator({ faults: { credentials: { expired: true, count: 1 } } });
-      ctx.imdsUrls.add(imds.url);
-      const env = { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url };
-      const key = instanceMetadataKey({ env });
-      const cache = ctx.freshStore(backend);
+      const { imds, env, key, cache } = await emulatorAndStore(ctx, backend, {
+        faults: { credentials: { expired: true, count: 1 } },
+      });
       const row = {
         backend,
         first,

@@ -3,6 +3,7 @@
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { outputOf } from "../test/support/childOutput.mjs";
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 
@@ -34,33 +35,20 @@ export function timeNodeProcess(/** @type {string[]} */ args, env = process.env)
  * printed none) and the head of its stderr. Killed after two minutes.
  * @returns {Promise<{ code: number | null, report: any, stderr: string }>}
  */
-export function runHerdChild(/** @type {Record<string, string>} */ env) {
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [join(benchDir, "herd-child.mjs")], {
-      cwd: join(benchDir, ".."),
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    proc.stdout.setEncoding("utf8").on("data", (c) => {
-      stdout += c;
-    });
-    proc.stderr.setEncoding("utf8").on("data", (c) => {
-      if (stderr.length < 8_000) stderr += c;
-    });
-    const timer = setTimeout(() => proc.kill("SIGKILL"), 120_000);
-    proc.on("close", (code) => {
-      clearTimeout(timer);
-      let report;
-      try {
-        report = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
-      } catch {
-        report = undefined;
-      }
-      resolve({ code, report, stderr });
-    });
+export async function runHerdChild(/** @type {Record<string, string>} */ env) {
+  const proc = spawn(process.execPath, [join(benchDir, "herd-child.mjs")], {
+    cwd: join(benchDir, ".."),
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
   });
+  const { code, stdout, stderr } = await outputOf(proc, { maxStderr: 8_000, killAfterMs: 120_000 });
+  let report;
+  try {
+    report = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
+  } catch {
+    report = undefined;
+  }
+  return { code, report, stderr };
 }
 
 /** Percentile of a sorted copy of `samples`. */

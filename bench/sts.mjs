@@ -20,13 +20,13 @@
 //   node bench/sts.mjs [--processes 64] [--backends file,sqlite,redis] [--throttle-ms 5000] [--hosts 4] [--per-host 16]
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { REFRESH_DEFAULTS } from "@credcache/core";
 import { startImdsEmulator } from "@credcache/imds-emulator";
+import { redisServerOnPath, startRedisServer } from "../test/support/redisServer.mjs";
 import { percentile } from "./measure.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -54,36 +54,6 @@ writeFileSync(
   tokenFile,
   `${part({ alg: "RS256" })}.${part({ iss: "https://oidc.eks.example", sub: SUBJECT, aud: "sts.amazonaws.com" })}.c2ln`,
 );
-
-/** A free TCP port on loopback. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A private redis-server (no persistence) on a free port; undefined when none is installed. */
-async function startRedis() {
-  const port = await freePort();
-  const proc = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    {
-      stdio: "ignore",
-    },
-  );
-  const failed = await new Promise((resolve) => {
-    proc.once("error", () => resolve(true));
-    setTimeout(() => resolve(false), 300);
-  });
-  if (failed) return undefined;
-  return { url: `redis://127.0.0.1:${port}`, stop: () => proc.kill("SIGTERM") };
-}
 
 /** One child; with `host`, in a UTS namespace of its own whose host name is `host` (a simulated host). */
 function runChild(env, host) {
@@ -115,7 +85,8 @@ function runChild(env, host) {
 }
 
 const sts = await startImdsEmulator({ sts: { roles: { [ROLE]: { subjects: [SUBJECT] } } } });
-const redis = flags.backends.includes("redis") ? await startRedis() : undefined;
+// A private redis-server (no persistence) on a free port; none when it is not installed.
+const redis = flags.backends.includes("redis") && redisServerOnPath() ? await startRedisServer() : undefined;
 
 const baseEnv = { ...process.env };
 for (const name of Object.keys(baseEnv)) if (name.startsWith("AWS_")) delete baseEnv[name];
@@ -321,6 +292,6 @@ mkdirSync(join(here, "results"), { recursive: true });
 writeFileSync(join(here, "results", "sts.md"), report);
 console.log(report);
 
-redis?.stop();
+await redis?.stop();
 await sts.close();
 rmSync(work, { recursive: true, force: true });

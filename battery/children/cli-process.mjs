@@ -8,6 +8,7 @@
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { outputOf } from "../../test/support/childOutput.mjs";
 import { digest, send } from "./lib.mjs";
 
 const config = JSON.parse(process.argv[2] ?? "{}");
@@ -18,18 +19,8 @@ const proc = spawn(
   [bin, "process", "--source", "imds", "--cache", config.cache, ...(config.args ?? [])],
   { stdio: ["ignore", "pipe", "pipe"] },
 );
-let stdout = "";
-let stderr = "";
-proc.stdout.setEncoding("utf8").on("data", (chunk) => {
-  stdout += chunk;
-});
-proc.stderr.setEncoding("utf8").on("data", (chunk) => {
-  stderr += chunk;
-});
 // Bounded: the CLI waits at most its lock lease for a refresh.
-const cap = setTimeout(() => proc.kill("SIGKILL"), 60_000);
-proc.on("close", (code) => {
-  clearTimeout(cap);
+outputOf(proc, { killAfterMs: 60_000 }).then(({ code, stdout, stderr }) => {
   let creds;
   try {
     const out = JSON.parse(stdout);

@@ -19,6 +19,18 @@ function storeFor(kind, clock) {
   return openStore({ kind: "redis", url: REDIS_URL, namespace: `battery-clock-${g.runId}` });
 }
 
+/** `fromCache` over one store on the manual clock, its log and events watched by the battery. */
+function observedProvider({ source, store, key, clock, seen }) {
+  return fromCache({
+    provider: source,
+    cache: store,
+    key,
+    clock,
+    logger: seen.logger,
+    onEvent: seen.onEvent,
+  });
+}
+
 /** A source that hands out the given expirations (relative to the clock), one per call. */
 function scriptedSource(clock, offsets) {
   let calls = 0;
@@ -53,14 +65,7 @@ for (const kind of ["fs", "sqlite", "keyv+redis"]) {
         const key = `clock-expired-${offset}-${g.runId}`;
         const seen = g.observe();
         const source = scriptedSource(clock, [offset]);
-        const provider = fromCache({
-          provider: source,
-          cache: store,
-          key,
-          clock,
-          logger: seen.logger,
-          onEvent: seen.onEvent,
-        });
+        const provider = observedProvider({ source, store, key, clock, seen });
         try {
           const result = await attempt(provider);
           expect(
@@ -107,14 +112,7 @@ for (const kind of ["fs", "sqlite", "keyv+redis"]) {
         const key = `clock-1s-${g.runId}`;
         const seen = g.observe();
         const source = scriptedSource(clock, [1000, 6 * HOUR]);
-        const provider = fromCache({
-          provider: source,
-          cache: store,
-          key,
-          clock,
-          logger: seen.logger,
-          onEvent: seen.onEvent,
-        });
+        const provider = observedProvider({ source, store, key, clock, seen });
         try {
           const served = [];
           for (let step = 0; step <= 12; step++) {
@@ -166,14 +164,7 @@ for (const kind of ["fs", "sqlite", "keyv+redis"]) {
       const key = `clock-jump-${g.runId}`;
       const seen = g.observe();
       const source = imdsSource(imds.url);
-      const provider = fromCache({
-        provider: source,
-        cache: store,
-        key,
-        clock,
-        logger: seen.logger,
-        onEvent: seen.onEvent,
-      });
+      const provider = observedProvider({ source, store, key, clock, seen });
       try {
         const before = await attempt(provider);
         expect(!before.error, () => `first call failed: ${before.error?.message}`);

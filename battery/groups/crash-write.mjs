@@ -105,18 +105,20 @@ for (const plan of crashModes) {
   });
 }
 
+/** Starts a crash-writer writing back to back and kills it (SIGKILL) 30 to 280 ms in. */
+async function killMidLoop(config) {
+  const child = g.spawn("crash-writer.mjs", { args: [JSON.stringify(config)], label: config.mode });
+  await child.waitType("writing", 20_000);
+  await sleep(30 + Math.floor(Math.random() * 250));
+  child.kill("SIGKILL");
+  await child.exited;
+}
+
 await g.check("fs: killed at random moments of back-to-back writes", async (c) => {
   const key = `crash-fs-loop-${g.runId}`;
   for (let i = 0; i < 10; i++) {
     await c.trial(async () => {
-      const child = g.spawn("crash-writer.mjs", {
-        args: [JSON.stringify({ mode: "fs-loop", dir: fsDir, key })],
-        label: "fs-loop",
-      });
-      await child.waitType("writing", 20_000);
-      await sleep(30 + Math.floor(Math.random() * 250));
-      child.kill("SIGKILL");
-      await child.exited;
+      await killMidLoop({ mode: "fs-loop", dir: fsDir, key });
       if (!existsSync(await fsEntryPath(fsDir, key))) return; // killed before its first rename
       const value = await readBoth(key);
       expect(intactTagged(value), "a torn or altered value");
@@ -221,14 +223,7 @@ await g.check("sqlite: killed at random moments of back-to-back writes", async (
   const key = `crash-sqlite-loop-${g.runId}`;
   for (let i = 0; i < 8; i++) {
     await c.trial(async () => {
-      const child = g.spawn("crash-writer.mjs", {
-        args: [JSON.stringify({ mode: "sqlite-loop", path: dbPath, key })],
-        label: "sqlite-loop",
-      });
-      await child.waitType("writing", 20_000);
-      await sleep(30 + Math.floor(Math.random() * 250));
-      child.kill("SIGKILL");
-      await child.exited;
+      await killMidLoop({ mode: "sqlite-loop", path: dbPath, key });
       const reader = await openStore({ kind: "sqlite", path: dbPath });
       const value = await reader.get(key);
       await reader.close();

@@ -174,31 +174,32 @@ for (const [label, { spec, where }] of Object.entries(specs)) {
         "onReject was not called for the copy",
       );
     });
-    if (label === "fs") {
-      // The raw file copied under the other name.
+    // The raw bytes (the file, the Redis value) copied under the other name.
+    const rawCopies = {
+      fs: {
+        what: "the copied file",
+        copy: async (keyA, keyB) =>
+          writeFileSync(await fsEntryPath(where, keyB), readFileSync(await fsEntryPath(where, keyA)), {
+            mode: 0o600,
+          }),
+      },
+      "keyv+redis": {
+        what: "the copied Redis value",
+        copy: async (keyA, keyB) =>
+          redis.set(redisKeyOf(namespace, keyB), await redis.get(redisKeyOf(namespace, keyA))),
+      },
+    };
+    const rawCopy = rawCopies[label];
+    if (rawCopy) {
       await c.trial(async () => {
         imds.rotate();
         const keyA = `enc-rawcopy-a-${g.runId}`;
         const keyB = `enc-rawcopy-b-${g.runId}`;
         const a = await resolveThrough(sealed, keyA);
-        writeFileSync(await fsEntryPath(where, keyB), readFileSync(await fsEntryPath(where, keyA)), {
-          mode: 0o600,
-        });
+        await rawCopy.copy(keyA, keyB);
         imds.rotate();
         const b = await resolveThrough(sealed, keyB);
-        expect(b.identity.accessKeyId !== a.identity.accessKeyId, "the copied file was served");
-      });
-    }
-    if (label === "keyv+redis") {
-      await c.trial(async () => {
-        imds.rotate();
-        const keyA = `enc-rawcopy-a-${g.runId}`;
-        const keyB = `enc-rawcopy-b-${g.runId}`;
-        const a = await resolveThrough(sealed, keyA);
-        await redis.set(redisKeyOf(namespace, keyB), await redis.get(redisKeyOf(namespace, keyA)));
-        imds.rotate();
-        const b = await resolveThrough(sealed, keyB);
-        expect(b.identity.accessKeyId !== a.identity.accessKeyId, "the copied Redis value was served");
+        expect(b.identity.accessKeyId !== a.identity.accessKeyId, `${rawCopy.what} was served`);
       });
     }
   });

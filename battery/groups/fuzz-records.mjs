@@ -356,6 +356,14 @@ const { fileCache } = await import("@credcache/fs").catch(() => ({}));
 const { sqliteCache } = await import("@credcache/sqlite").catch(() => ({}));
 
 // memory: values are kept as copies, not JSON.
+/** One check that the store could be opened; the store's own checks run only if it was. */
+function checkAvailable(label, store, why) {
+  return g.check(`${label}: store available`, (c) => {
+    c.attempt();
+    expect(store, why);
+  });
+}
+
 await g.check("memory: store available", async (c) => {
   c.attempt();
   await openStore({ kind: "memory" });
@@ -366,10 +374,7 @@ if (memory) await setPathCheck("memory", memory, cloneRoundTrip, 200);
 // fs
 const fsDir = join(g.tmp("fs", { mode: 0o700 }), "cache");
 const fsStore = fileCache ? fileCache({ dir: fsDir }) : undefined;
-await g.check("fs: store available", (c) => {
-  c.attempt();
-  expect(fsStore, "@credcache/fs is not built");
-});
+await checkAvailable("fs", fsStore, "@credcache/fs is not built");
 if (fsStore) {
   await setPathCheck("fs", fsStore, jsonRoundTrip, 150);
   await fsStore.get("warm-up").catch(() => {}); // creates the directory, once for every planted file
@@ -404,10 +409,7 @@ if (fsStore) {
 // sqlite
 const dbPath = join(g.tmp("sqlite", { mode: 0o700 }), "cache.db");
 const sqliteStore = sqliteCache ? sqliteCache({ path: dbPath }) : undefined;
-await g.check("sqlite: store available", (c) => {
-  c.attempt();
-  expect(sqliteStore, "@credcache/sqlite is not built");
-});
+await checkAvailable("sqlite", sqliteStore, "@credcache/sqlite is not built");
 if (sqliteStore) {
   await setPathCheck("sqlite", sqliteStore, jsonRoundTrip, 150);
   const { default: Database } = await import("better-sqlite3");
@@ -460,10 +462,7 @@ const redisStore = await openStore({
   g.seenError(error);
   return undefined;
 });
-await g.check("keyv+redis: store available", (c) => {
-  c.attempt();
-  expect(redisStore, "@credcache/keyv is not built or Redis is not reachable");
-});
+await checkAvailable("keyv+redis", redisStore, "@credcache/keyv is not built or Redis is not reachable");
 if (redisStore) {
   await setPathCheck("keyv+redis", redisStore, jsonRoundTrip, 150);
   const { createClient } = await import("@redis/client");

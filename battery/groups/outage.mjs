@@ -169,6 +169,28 @@ async function tickLoop({ provider, flight, clock, t0, ticks, onResult }) {
 const kinds = ["fs", "sqlite", "keyv+redis"];
 const dir = g.tmp("stores", { mode: 0o700 });
 
+/**
+ * `fromCache` (no proactive refresh: only the backoff schedule decides when to ask) over a
+ * source and a store that `flight` watches, its log and events observed by the battery.
+ */
+function watchedProvider({ source, store, flight, seen, ...options }) {
+  return fromCache({
+    provider: flight.source(source),
+    cache: flight.store(store),
+    proactiveRefresh: false,
+    logger: seen.logger,
+    onEvent: seen.onEvent,
+    ...options,
+  });
+}
+
+/** Once a resolver child is ready, asks it for `key`'s credentials and waits for its answer. */
+async function resolveIn(child, id, key, what) {
+  await child.waitType("ready", 60_000);
+  child.send({ cmd: "resolve", id, key });
+  return child.waitFor((m) => m.t === "resolved" && m.id === id, 30_000, what);
+}
+
 // ---- a valid record in the store, the source down for 10 minutes ----
 
 for (const kind of kinds) {
@@ -192,16 +214,7 @@ for (const kind of kinds) {
           const source = imdsSource(imds.url, { timeoutMs: 150 });
           const seen = g.observe();
           const flight = inFlight();
-          const provider = fromCache({
-            provider: flight.source(source),
-            cache: flight.store(store),
-            key,
-            clock,
-            random: () => plan.r,
-            proactiveRefresh: false,
-            logger: seen.logger,
-            onEvent: seen.onEvent,
-          });
+          const provider = watchedProvider({ source, store, flight, seen, key, clock, random: () => plan.r });
           let failed = 0;
           let wrong = 0;
           const ticks = 600;
@@ -266,21 +279,20 @@ for (const staleIfError of [true, false]) {
           const source = imdsSource(imds.url, { timeoutMs: 150 });
           const seen = g.observe();
           const flight = inFlight();
-          const provider = fromCache({
-            provider: flight.source(source),
-            cache: flight.store(store),
+          const provider = watchedProvider({
+            source,
+            store,
+            flight,
+            seen,
             key,
             clock,
             random: () => 0,
             staleIfError,
-            proactiveRefresh: false,
             // A caller without a valid set waits (polling in real time) up to lockWaitMs for the
             // backoff to end; the injected clock stands still between ticks, so each wait would
             // last the whole 12 s. Patience 0: a caller inside the backoff fails at once, which
             // is what the schedule below counts.
             lockWaitMs: 0,
-            logger: seen.logger,
-            onEvent: seen.onEvent,
           });
           const first = await provider();
           g.secrets(imds.secretsIssued());
@@ -506,13 +518,7 @@ async function sharedBackoff(kind) {
       });
     // 1. One process is served the set and tries a refresh behind it, which fails.
     const first = spawnResolver({ retryBaseMs: FIRST_BACKOFF_MS, retryMaxMs: FIRST_BACKOFF_MS });
-    await first.waitType("ready", 60_000);
-    first.send({ cmd: "resolve", id: 1, key });
-    const r1 = await first.waitFor(
-      (m) => m.t === "resolved" && m.id === 1,
-      30_000,
-      "the first process's answer",
-    );
+    const r1 = await resolveIn(first, 1, key, "the first process's answer");
     expect(
       r1.ok && r1.creds.accessKeyId === seeded.accessKeyId,
       "the first process was not served the valid set",
@@ -538,13 +544,7 @@ async function sharedBackoff(kind) {
         label: `cli-${kind.replace(/\W/g, "")}`,
       }),
     );
-    await second.waitType("ready", 60_000);
-    second.send({ cmd: "resolve", id: 2, key });
-    const r2 = await second.waitFor(
-      (m) => m.t === "resolved" && m.id === 2,
-      30_000,
-      "the second process's answer",
-    );
+    const r2 = await resolveIn(second, 2, key, "the second process's answer");
     const runs = await Promise.all(cli.map((c) => c.waitType("cli", 60_000)));
     await Promise.all([second.stop?.(), ...cli.map((c) => c.exited)]);
     const inside = Date.now() < state.nextAttemptAt;

@@ -17,9 +17,10 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { startImdsEmulator } from "@credcache/imds-emulator";
+import { freePort } from "../../test/support/redisServer.mjs";
 import { allReady, expect, NOBODY, requireRoot, sleep, startGroup, waitUntil } from "../harness.mjs";
 import { setting } from "../settings.mjs";
 
@@ -199,17 +200,6 @@ await g.check(`sqlite: database file replaced by garbage under ${WORKERS} proces
 });
 
 // ---- keyv + redis: Redis is killed and restarted ----
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function ping(port) {
   return new Promise((resolve) => {

@@ -93,6 +93,29 @@ const stores = [
   },
 ] as const;
 
+/**
+ * Hand-over settings: a 60 s lease (a waiter that waited for it to run out would time the
+ * test out), a 200 ms pause between shared attempts, one try per holder.
+ */
+const HANDOVER_OPTIONS = {
+  lockTtlMs: 60_000,
+  lockWaitMs: 60_000,
+  retryBaseMs: 200,
+  retryMaxMs: 200,
+  holderRetries: 0,
+};
+
+/** Starts a holder, and once it holds the lock a waiter (with `HANDOVER_OPTIONS`); resolves when both exit. */
+async function holderThenWaiter(
+  base: { store: string; key: string },
+  holderOptions: typeof HANDOVER_OPTIONS,
+) {
+  const holder = start({ ...base, options: holderOptions });
+  await holder.waitFor("event:lock-acquired");
+  const waiter = start({ ...base, options: HANDOVER_OPTIONS });
+  return Promise.all([holder.done, waiter.done]);
+}
+
 describe.each(stores)("refresh coordination across processes: $name store", ({ name, spec }) => {
   // The Redis cases need the test run's redis-server: without one they skip (fail under CI).
   const itOn = name === "redis" ? itWithRedis : it;
@@ -125,20 +148,9 @@ describe.each(stores)("refresh coordination across processes: $name store", ({ n
       const base = fresh();
       // The first credential request hangs past the SDK's 1 s timeout; the rest answer.
       emulator.setFaults({ credentials: { hang: true, count: 1 } });
-      // A 60 s lease: a waiter that waited for it to run out would time this test out.
-      const options = {
-        lockTtlMs: 60_000,
-        lockWaitMs: 60_000,
-        retryBaseMs: 200,
-        retryMaxMs: 200,
-        holderRetries: 0,
-      };
       // A holder with no patience of its own answers with its failure (with patience it
       // waits for the next shared attempt: the next test).
-      const holder = start({ ...base, options: { ...options, lockWaitMs: 0 } });
-      await holder.waitFor("event:lock-acquired");
-      const waiter = start({ ...base, options });
-      const [h, w] = await Promise.all([holder.done, waiter.done]);
+      const [h, w] = await holderThenWaiter(base, { ...HANDOVER_OPTIONS, lockWaitMs: 0 });
       expect(resultOf(h.lines), "the holder's one try timed out").toMatchObject({ type: "error" });
       expect(resultOf(w.lines), "the waiter took over and got credentials").toMatchObject({ type: "result" });
       expect(
@@ -156,18 +168,8 @@ describe.each(stores)("refresh coordination across processes: $name store", ({ n
     async () => {
       const base = fresh();
       emulator.setFaults({ credentials: { hang: true, count: 1 } });
-      const options = {
-        lockTtlMs: 60_000,
-        lockWaitMs: 60_000,
-        retryBaseMs: 200,
-        retryMaxMs: 200,
-        holderRetries: 0,
-      };
       const before = credentialRequests();
-      const holder = start({ ...base, options });
-      await holder.waitFor("event:lock-acquired");
-      const waiter = start({ ...base, options });
-      const [h, w] = await Promise.all([holder.done, waiter.done]);
+      const [h, w] = await holderThenWaiter(base, HANDOVER_OPTIONS);
       expect(events(h.lines, "refresh-failure"), "the holder's one try timed out").toHaveLength(1);
       expect(resultOf(h.lines), "and then it got credentials").toMatchObject({ type: "result" });
       expect(resultOf(w.lines)).toMatchObject({ type: "result", accessKeyId: resultOf(h.lines).accessKeyId });

@@ -8,6 +8,7 @@ import { instanceMetadataKey, refreshStateKey } from "@credcache/core";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../battery/stores.mjs";
+import { outputOf } from "../support/childOutput.mjs";
 import { itWithRedis, TEST_REDIS_URL } from "../support/redis.mjs";
 
 /**
@@ -38,21 +39,7 @@ function runCli(cacheUrl: string): Promise<{ code: number | null; stdout: string
     env: { ...process.env, AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
-  proc.stdout.on("data", (d) => {
-    stdout += d;
-  });
-  proc.stderr.on("data", (d) => {
-    stderr += d;
-  });
-  const kill = setTimeout(() => proc.kill("SIGKILL"), KILL_AFTER_MS);
-  return new Promise((resolve) => {
-    proc.on("close", (code) => {
-      clearTimeout(kill);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return outputOf(proc, { killAfterMs: KILL_AFTER_MS });
 }
 
 const plants = {

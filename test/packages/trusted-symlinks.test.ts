@@ -5,9 +5,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import {
   chmodSync,
-  chownSync,
   existsSync,
-  mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -21,6 +19,7 @@ import { CacheUnavailableError, type CredentialCache } from "@credcache/core";
 import { fileCache } from "@credcache/fs";
 import { sqliteCache } from "@credcache/sqlite";
 import { afterEach, describe, expect, it } from "vitest";
+import { dirOf } from "../support/dirOf.mjs";
 import { describeAsOtherUser, reachableBundleSync } from "../support/otherUser.mjs";
 
 const NOBODY = 65534;
@@ -36,15 +35,6 @@ function reachable(): string {
   const dir = mkdtempSync(join(tmpdir(), "credcache-symlinks-"));
   made.push(dir);
   chmodSync(dir, 0o755);
-  return dir;
-}
-
-/** A directory of `uid` with exactly `mode`, inside `parent`. */
-function dirOf(parent: string, name: string, uid: number, mode: number): string {
-  const dir = join(parent, name);
-  mkdirSync(dir);
-  chownSync(dir, uid, uid);
-  chmodSync(dir, mode);
   return dir;
 }
 

@@ -113,6 +113,18 @@ function expectExactlyOnce(run: Drain): void {
   for (const r of run.results) expect(r.report.firstCredentialMs).toBeGreaterThan(0);
 }
 
+/** {@link drain}, then: every message handled exactly once, and one IMDS fetch for all the workers. */
+async function drainWithOneFetch(
+  workers: number,
+  messages: number,
+  env: Record<string, string>,
+): Promise<Drain> {
+  const run = await drain(workers, messages, env);
+  expectExactlyOnce(run);
+  expect(run.fetches).toBe(1);
+  return run;
+}
+
 async function storedRecord(url: string): Promise<unknown> {
   const cache = await createCache(url);
   try {
@@ -126,9 +138,7 @@ describe("sqs worker", { timeout: 120_000 }, () => {
   it("file backend: workers drain the queue exactly once with one IMDS fetch, and the cache dir holds the record", async () => {
     const dir = join(freshDir(), "cache");
     const url = `file://${dir}`;
-    const run = await drain(4, 16, { CREDCACHE_URL: url });
-    expectExactlyOnce(run);
-    expect(run.fetches).toBe(1);
+    const run = await drainWithOneFetch(4, 16, { CREDCACHE_URL: url });
     expect(readdirSync(dir).length).toBeGreaterThan(0);
     expect(await storedRecord(url)).toMatchObject({ v: 1, source: "imds" });
     expect(run.results.map((r) => r.report.backend)).toEqual(Array(4).fill(url));
@@ -137,9 +147,7 @@ describe("sqs worker", { timeout: 120_000 }, () => {
   it("sqlite backend: one IMDS fetch for all workers, and the database has the row", async () => {
     const path = join(freshDir(), "credcache.db");
     const url = `sqlite://${path}`;
-    const run = await drain(4, 16, { CREDCACHE_URL: url });
-    expectExactlyOnce(run);
-    expect(run.fetches).toBe(1);
+    await drainWithOneFetch(4, 16, { CREDCACHE_URL: url });
     expect(existsSync(path)).toBe(true);
     expect(await storedRecord(url)).toMatchObject({ v: 1, source: "imds" });
   });
@@ -147,9 +155,7 @@ describe("sqs worker", { timeout: 120_000 }, () => {
   itWithRedis("redis backend (keyv): one IMDS fetch for all workers, and the key exists", async () => {
     const url = `${REDIS_URL}/?namespace=credcache-sqs-test-${process.pid}-${Date.now()}`;
     try {
-      const run = await drain(4, 16, { CREDCACHE_URL: url });
-      expectExactlyOnce(run);
-      expect(run.fetches).toBe(1);
+      await drainWithOneFetch(4, 16, { CREDCACHE_URL: url });
       expect(await storedRecord(url)).toMatchObject({ v: 1, source: "imds" });
     } finally {
       const cache = await createCache(url);
@@ -171,9 +177,7 @@ describe("sqs worker", { timeout: 120_000 }, () => {
         },
       }),
     );
-    const run = await drain(3, 9, { CREDCACHE_CONFIG: config });
-    expectExactlyOnce(run);
-    expect(run.fetches).toBe(1);
+    const run = await drainWithOneFetch(3, 9, { CREDCACHE_CONFIG: config });
     expect(await storedRecord(`sqlite://${join(dir, "credcache.db")}`)).toMatchObject({ v: 1 });
     expect(existsSync(join(dir, "file-cache"))).toBe(false);
     expect(run.results[0]!.report.backend).toBe("config:sqlite (sqlite)");

@@ -1,11 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { stat, writeFile } from "node:fs/promises";
-import { request } from "node:http";
 import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { assertBuilt, BIN, CliRunner, tempDir } from "./helpers.js";
+import { assertBuilt, BIN, CliRunner, get, tempDir, watchChild } from "./helpers.js";
 
 // `credcache serve --ecs-agent` on a loopback port, asked with the Host header an SDK sends
 // to 169.254.170.2 (what a DNAT rule delivers). The real address, in a private network
@@ -68,21 +67,10 @@ async function startServe(args: string[]): Promise<Serve> {
     [BIN, "serve", "--ecs-agent", "--cache", "memory:", "--listen", "127.0.0.1:0", ...args],
     { env: { PATH: process.env.PATH ?? "", AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url } },
   );
-  running.add(child);
-  let stderr = "";
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.on("close", (code) => {
-      running.delete(child);
-      stderrLog.push(stderr);
-      resolve(code);
-    }),
-  );
+  const { stderr, exited } = watchChild(child, running, stderrLog);
   const port = await new Promise<number>((resolve, reject) => {
     const poll = setInterval(() => {
-      const ready = /ready on http:\/\/127\.0\.0\.1:(\d+) as the ECS agent/.exec(stderr);
+      const ready = /ready on http:\/\/127\.0\.0\.1:(\d+) as the ECS agent/.exec(stderr());
       if (ready) {
         clearInterval(poll);
         resolve(Number(ready[1]));
@@ -90,12 +78,12 @@ async function startServe(args: string[]): Promise<Serve> {
     }, 20);
     exited.then((code) => {
       clearInterval(poll);
-      reject(new Error(`serve exited with ${code} before it was ready: ${stderr}`));
+      reject(new Error(`serve exited with ${code} before it was ready: ${stderr()}`));
     });
   });
   return {
     port,
-    stderr: () => stderr,
+    stderr,
     stop: () => {
       child.kill("SIGTERM");
       return exited;
@@ -104,22 +92,13 @@ async function startServe(args: string[]): Promise<Serve> {
 }
 
 /** A raw GET with exactly these headers (Host included), as an SDK sends it to 169.254.170.2. */
-function get(
+/** A GET to the server as a container would send it (Host 169.254.170.2 unless told otherwise). */
+function getFrom(
   port: number,
   path: string,
   headers: Record<string, string> = { host: "169.254.170.2" },
 ): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path, headers, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (chunk: string) => {
-        body += chunk;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
+  return get(`http://127.0.0.1:${port}${path}`, headers);
 }
 
 function metric(text: string, line: string): number {
@@ -194,7 +173,7 @@ describe("serve --ecs-agent", () => {
     const server = await startServe(["--source", "imds", "--token-file", tokenFile]);
 
     for (const host of ["169.254.170.2", "169.254.170.2:80", `127.0.0.1:${server.port}`]) {
-      const reply = await get(server.port, uri, { host });
+      const reply = await getFrom(server.port, uri, { host });
       expect(reply.status, host).toBe(200);
       const body = JSON.parse(reply.body);
       expect(body.AccessKeyId).toBe(emulator.currentCredentials().accessKeyId);
@@ -217,20 +196,20 @@ describe("serve --ecs-agent", () => {
       `/v2/credentials/${token}`,
       "/",
     ];
-    for (const path of misses) expect((await get(server.port, path)).status, path).toBe(404);
+    for (const path of misses) expect((await getFrom(server.port, path)).status, path).toBe(404);
     // The token of the token mode opens nothing here.
     expect(
-      (await get(server.port, "/creds/default", { host: "169.254.170.2", authorization: token })).status,
+      (await getFrom(server.port, "/creds/default", { host: "169.254.170.2", authorization: token })).status,
     ).toBe(404);
 
     // The token mode's rules apply: a proxied request or a foreign Host gets nothing.
     expect(
-      (await get(server.port, uri, { host: "169.254.170.2", "x-forwarded-for": "10.0.0.9" })).status,
+      (await getFrom(server.port, uri, { host: "169.254.170.2", "x-forwarded-for": "10.0.0.9" })).status,
     ).toBe(403);
-    expect((await get(server.port, uri, { host: "169.254.170.2:8080" })).status).toBe(403);
-    expect((await get(server.port, uri, { host: "evil.example" })).status).toBe(403);
+    expect((await getFrom(server.port, uri, { host: "169.254.170.2:8080" })).status).toBe(403);
+    expect((await getFrom(server.port, uri, { host: "evil.example" })).status).toBe(403);
 
-    const metrics = (await get(server.port, "/metrics")).body;
+    const metrics = (await getFrom(server.port, "/metrics")).body;
     expect(metric(metrics, 'credcache_serve_responses_total{credential="unknown",status="404"}')).toBe(
       misses.length + 1,
     );
@@ -245,9 +224,9 @@ describe("serve --ecs-agent", () => {
     const args = await twoCredentials();
     const server = await startServe(args);
     for (const name of ["web", "reports", "default"]) {
-      expect((await get(server.port, await printEnv(args, name))).status, name).toBe(200);
+      expect((await getFrom(server.port, await printEnv(args, name))).status, name).toBe(200);
     }
-    const metrics = (await get(server.port, "/metrics")).body;
+    const metrics = (await getFrom(server.port, "/metrics")).body;
     expect(metric(metrics, 'credcache_serve_responses_total{credential="reports",status="200"}')).toBe(1);
     expect(metric(metrics, 'credcache_serve_responses_total{credential="default",status="200"}')).toBe(1);
     expect(await server.stop()).toBe(0);

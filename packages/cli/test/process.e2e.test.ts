@@ -3,9 +3,9 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { fromIni, fromProcess } from "@aws-sdk/credential-providers";
 import { fileCache } from "@credcache/fs";
-import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
+import type { ImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { assertBuilt, BIN, CliRunner, lines, tempDir } from "./helpers.js";
+import { assertBuilt, BIN, CliRunner, lines, startEmulatorBehind, tempDir } from "./helpers.js";
 
 const LIFETIME_MS = 6 * 3600_000;
 /** How far the emulator's clock lags real time: lets a test make it issue near-expiry sets. */
@@ -50,11 +50,7 @@ async function warmCacheNearExpiry(cache: string, minutesLeft: number) {
 
 beforeAll(async () => {
   assertBuilt();
-  emulator = await startImdsEmulator({
-    port: 0,
-    lifetimeMs: LIFETIME_MS,
-    clock: { now: () => Date.now() - behindMs },
-  });
+  emulator = await startEmulatorBehind(LIFETIME_MS, () => behindMs);
   cli = new CliRunner({ AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url });
   root = await tempDir("process");
 });

@@ -1,14 +1,23 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chmod, chown, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { createServer as createHttpServer, request } from "node:http";
+import { createServer as createHttpServer } from "node:http";
 import { connect, createServer, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { fromContainerMetadata, fromHttp, fromInstanceMetadata } from "@aws-sdk/credential-providers";
-import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
+import type { ImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { describeAsOtherUser, itAsOtherUser, reachableBundle } from "../../../test/support/otherUser.mjs";
-import { assertBuilt, BIN, CliRunner, tempDir } from "./helpers.js";
+import {
+  assertBuilt,
+  BIN,
+  CliRunner,
+  get,
+  type Reply,
+  startEmulatorBehind,
+  tempDir,
+  watchChild,
+} from "./helpers.js";
 
 const LIFETIME_MS = 6 * 3600_000;
 const CLI_DIR = fileURLToPath(new URL("..", import.meta.url));
@@ -77,19 +86,7 @@ function spawnServe(args: string[], env: Record<string, string> = {}, wrap: stri
     env: childEnv(env),
     stdio: ["ignore", "ignore", "pipe"],
   });
-  running.add(child);
-  let stderr = "";
-  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.on("close", (code) => {
-      running.delete(child);
-      stderrLog.push(stderr);
-      resolve(code);
-    }),
-  );
-  return { child, stderr: () => stderr, exited };
+  return { child, ...watchChild(child, running, stderrLog) };
 }
 
 /** Starts `credcache serve` as a child and resolves once it prints its ready line. */
@@ -149,26 +146,6 @@ function serveOnce(tokenFile: string, ...more: string[]) {
   return cli.run(["serve", "--cache", "memory:", "--token-file", tokenFile, ...more]);
 }
 
-interface Reply {
-  status: number;
-  body: string;
-}
-
-/** A raw GET, with exactly the headers given (Host included). */
-function get(url: string, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { headers, agent: false }, (res) => {
-      let body = "";
-      res.setEncoding("utf8").on("data", (chunk: string) => {
-        body += chunk;
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on("error", reject);
-    req.end();
-  });
-}
-
 /** Polls until `check` holds; the timeout is generous, never asserted on. */
 async function until(
   check: () => boolean | Promise<boolean>,
@@ -186,11 +163,7 @@ async function until(
 
 beforeAll(async () => {
   assertBuilt();
-  emulator = await startImdsEmulator({
-    port: 0,
-    lifetimeMs: LIFETIME_MS,
-    clock: { now: () => Date.now() - behindMs },
-  });
+  emulator = await startEmulatorBehind(LIFETIME_MS, () => behindMs);
   root = await tempDir("serve");
   cli = new CliRunner({ AWS_EC2_METADATA_SERVICE_ENDPOINT: emulator.url });
 });
@@ -373,11 +346,7 @@ describe("credcache serve", () => {
     // or for the next client: by then the source fails, and every client must still get
     // the set the server holds.
     // Its own emulator: the shared one has handed out 6 h sets already.
-    const imds = await startImdsEmulator({
-      port: 0,
-      lifetimeMs: LIFETIME_MS,
-      clock: { now: () => Date.now() - behindMs },
-    });
+    const imds = await startEmulatorBehind(LIFETIME_MS, () => behindMs);
     onClose.push(imds);
     behindMs = LIFETIME_MS - 60_000;
     const serve = await startServe({ env: { AWS_EC2_METADATA_SERVICE_ENDPOINT: imds.url } });

@@ -1,5 +1,6 @@
 import { inspect } from "node:util";
 import type { AwsCredentialIdentity } from "@smithy/types";
+import { type TestClock, testClock } from "../../../test/support/testClock.mjs";
 import type { CacheEvent, CacheLock, CredentialCache, FromCacheInit, Logger } from "../src/index.js";
 import { expiresAtFromTtl, fromCache } from "../src/index.js";
 
@@ -14,24 +15,7 @@ export function capture(text: string): void {
   captured.push(text);
 }
 
-export interface TestClock {
-  now(): number;
-  advance(ms: number): void;
-  set(ms: number): void;
-}
-
-export function testClock(start = Date.UTC(2026, 10, 26, 12, 0, 0)): TestClock {
-  let t = start;
-  return {
-    now: () => t,
-    advance: (ms) => {
-      t += ms;
-    },
-    set: (ms) => {
-      t = ms;
-    },
-  };
-}
+export { type TestClock, testClock };
 
 let serial = 0;
 

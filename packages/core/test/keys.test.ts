@@ -256,37 +256,20 @@ describe("containerMetadataKey: a token that names no pod (issue 19)", () => {
       writeFileSync(tokenFile, jwt(claims));
       return containerMetadataKey({ env, root, hostname: "worker-0", host: "hostname:node-1" });
     };
-    const a = keyWith({
+    // Team a's worker in the EKS pod identity; each case changes one claim.
+    const podClaims = {
       iss: "https://oidc.eks",
       sub: "system:serviceaccount:team-a:worker",
       aud: "pods.eks.amazonaws.com",
-    });
-    const b = keyWith({
-      iss: "https://oidc.eks",
-      sub: "system:serviceaccount:team-b:worker",
-      aud: "pods.eks.amazonaws.com",
-    });
+    };
+    const a = keyWith(podClaims);
+    const b = keyWith({ ...podClaims, sub: "system:serviceaccount:team-b:worker" });
     expect(a).not.toBe(b);
     // Each claim counts; a rotated token with the same claims keeps the key.
-    const c = keyWith({
-      iss: "https://other",
-      sub: "system:serviceaccount:team-a:worker",
-      aud: "pods.eks.amazonaws.com",
-    });
-    const d = keyWith({
-      iss: "https://oidc.eks",
-      sub: "system:serviceaccount:team-a:worker",
-      aud: "sts.amazonaws.com",
-    });
+    const c = keyWith({ ...podClaims, iss: "https://other" });
+    const d = keyWith({ ...podClaims, aud: "sts.amazonaws.com" });
     expect(new Set([a, b, c, d]).size).toBe(4);
-    expect(
-      keyWith({
-        iss: "https://oidc.eks",
-        sub: "system:serviceaccount:team-a:worker",
-        aud: "pods.eks.amazonaws.com",
-        iat: 2,
-      }),
-    ).toBe(a);
+    expect(keyWith({ ...podClaims, iat: 2 })).toBe(a);
     // A token that is no JWT keys by its digest, never by the path alone; the token itself is not in the key.
     writeFileSync(tokenFile, "opaque-token-one");
     const e = containerMetadataKey({ env, root, host: "hostname:node-1" });

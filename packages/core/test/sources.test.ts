@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { outputOf } from "../../../test/support/childOutput.mjs";
 import {
   containerMetadataKey,
   fromCachedNodeProviderChain,
@@ -447,31 +448,20 @@ describe("the source worked out before fetching is the one the SDK's own chain u
 });
 
 /** Runs the chain child with `env`; resolves with its JSON line. */
-function runChild(
+async function runChild(
   storeDir: string,
   env: NodeJS.ProcessEnv,
   wrap: string[] = [],
 ): Promise<Record<string, string>> {
-  return new Promise((resolve, reject) => {
-    const [command, ...args] = [...wrap, process.execPath, CHILD, storeDir];
-    const child = spawn(command!, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (chunk) => {
-      out += chunk;
-    });
-    child.stderr.on("data", (chunk) => {
-      err += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", () => {
-      try {
-        resolve(JSON.parse(out.trim().split("\n").at(-1)!));
-      } catch {
-        reject(new Error(`child printed ${JSON.stringify(out)}; stderr ${err}`));
-      }
-    });
-  });
+  const [command, ...args] = [...wrap, process.execPath, CHILD, storeDir];
+  const { stdout, stderr } = await outputOf(
+    spawn(command!, args, { env, stdio: ["ignore", "pipe", "pipe"] }),
+  );
+  try {
+    return JSON.parse(stdout.trim().split("\n").at(-1)!);
+  } catch {
+    throw new Error(`child printed ${JSON.stringify(stdout)}; stderr ${stderr}`);
+  }
 }
 
 describe("cross-process: real child processes over one file store", () => {
@@ -513,28 +503,18 @@ await emulator.close();
       ...process.env,
       ...useEnv({ AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2/credentials/task-1" }),
     };
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(
-        "unshare",
-        [
-          "-n",
-          "sh",
-          "-c",
-          `ip link set lo up && ip addr add 169.254.170.2/32 dev lo && exec "${process.execPath}" "${script}"`,
-        ],
-        { env },
-      );
-      let text = "";
-      let err = "";
-      child.stdout.on("data", (c) => {
-        text += c;
-      });
-      child.stderr.on("data", (c) => {
-        err += c;
-      });
-      child.on("error", reject);
-      child.on("close", (code) => (code === 0 ? resolve(text) : reject(new Error(`exit ${code}: ${err}`))));
-    });
+    const child = spawn(
+      "unshare",
+      [
+        "-n",
+        "sh",
+        "-c",
+        `ip link set lo up && ip addr add 169.254.170.2/32 dev lo && exec "${process.execPath}" "${script}"`,
+      ],
+      { env },
+    );
+    const { code, stdout: out, stderr } = await outputOf(child);
+    if (code !== 0) throw new Error(`exit ${code}: ${stderr}`);
     const { first, second, fetches } = JSON.parse(out.trim().split("\n").at(-1)!);
     expect(first.source).toBe("container");
     expect(first.key).toMatch(/^container:http:\/\/169\.254\.170\.2\/v2\/credentials\/task-1:/);

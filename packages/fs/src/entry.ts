@@ -14,11 +14,21 @@ import { join } from "node:path";
 import { CacheUnavailableError } from "@credcache/core";
 
 /**
+ * How entry and lease files are opened to read.
  * `O_NOFOLLOW`: a symlink planted as an entry fails with ELOOP instead of being followed.
  * `O_NONBLOCK`: a FIFO planted as an entry cannot block `open` (and the event loop);
  * `fstat` then refuses it. Neither changes anything for a regular file.
  */
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
+
+/** Opens an entry or lease file to read; when `open` fails, its errno code and error instead of a descriptor. */
+export function openToRead(file: string): { fd: number } | { code: string | undefined; error: unknown } {
+  try {
+    return { fd: openSync(file, READ_FLAGS) };
+  } catch (error) {
+    return { code: (error as NodeJS.ErrnoException).code, error };
+  }
+}
 
 /** What an entry file holds. `key` lets tools list entries and catches a misplaced file. */
 export interface Envelope {
@@ -107,15 +117,15 @@ export async function writeEntry(dir: string, name: string, body: string): Promi
  * round trip worth tens of such reads.
  */
 export function readEntry(file: string, key: string | undefined, maxBytes: number, now: number): EntryRead {
-  let fd: number;
-  try {
-    fd = openSync(file, READ_FLAGS);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return { kind: "missing" };
-    if (code === "ELOOP") return { kind: "refused", reason: "it is a symbolic link" };
-    throw new CacheUnavailableError(`@credcache/fs cannot open "${file}" (${code})`, { cause: error });
+  const opened = openToRead(file);
+  if (!("fd" in opened)) {
+    if (opened.code === "ENOENT") return { kind: "missing" };
+    if (opened.code === "ELOOP") return { kind: "refused", reason: "it is a symbolic link" };
+    throw new CacheUnavailableError(`@credcache/fs cannot open "${file}" (${opened.code})`, {
+      cause: opened.error,
+    });
   }
+  const { fd } = opened;
   let text: string;
   let stats: Stats;
   try {

@@ -12,6 +12,7 @@ import fs, {
   writeSync,
 } from "node:fs";
 import { type CacheLock, CacheUnavailableError, type Clock, newLockToken } from "@credcache/core";
+import { openToRead } from "./entry.js";
 
 /**
  * A try-lock with a lease, kept in a small 0600 file beside the entry (`<hash>.lease`,
@@ -39,7 +40,6 @@ interface Lease {
 
 const MAX_LEASE_BYTES = 1024;
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
-const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 
 /** Contention on the mutex lasts microseconds; a few short retries ride it out. */
 const ACQUIRE_ATTEMPTS = 8;
@@ -142,14 +142,12 @@ type LeaseState =
   | { kind: "unreadable"; mtimeMs: number; reason: string };
 
 function readLease(file: string): LeaseState {
-  let fd: number;
-  try {
-    fd = openSync(file, READ_FLAGS);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return { kind: "none" };
-    return unreadable(file, code ?? "cannot open it");
+  const opened = openToRead(file);
+  if (!("fd" in opened)) {
+    if (opened.code === "ENOENT") return { kind: "none" };
+    return unreadable(file, opened.code ?? "cannot open it");
   }
+  const { fd } = opened;
   try {
     const stats = fstatSync(fd);
     const uid = process.getuid?.();

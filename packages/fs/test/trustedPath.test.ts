@@ -1,7 +1,6 @@
 import { execFileSync } from "node:child_process";
 import fs, {
   chmodSync,
-  chownSync,
   constants,
   existsSync,
   lstatSync,
@@ -19,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CacheUnavailableError } from "@credcache/core";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { dirOf } from "../../../test/support/dirOf.mjs";
 import { describeAsOtherUser, reachableBundle } from "../../../test/support/otherUser.mjs";
 import { fileCache } from "../src/index.js";
 import {
@@ -40,15 +40,6 @@ afterEach(() => {
   vi.restoreAllMocks();
   syncBuiltinESMExports();
 });
-
-/** A directory of `uid` with exactly `dirMode`, made inside `parent`. */
-function dirOf(parent: string, name: string, uid: number, dirMode: number): string {
-  const dir = join(parent, name);
-  mkdirSync(dir);
-  chownSync(dir, uid, uid);
-  chmodSync(dir, dirMode);
-  return dir;
-}
 
 /** Refused on every call, naming the ancestor at fault and what to do; nothing is created. */
 async function expectAncestorRefused(dir: string, ancestor: string, reason: RegExp) {

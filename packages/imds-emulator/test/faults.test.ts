@@ -1,26 +1,13 @@
-import { afterEach, describe, expect, it } from "vitest";
-import {
-  type ImdsEmulator,
-  type ImdsEmulatorOptions,
-  type ImdsFaults,
-  startImdsEmulator,
-} from "../src/index.js";
-import { http, testClock } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import type { ImdsFaults } from "../src/index.js";
+import { emulatorPerTest, http, testClock } from "./helpers.js";
 
 const ROLE = "credcache-demo-role";
 const CREDS = `/latest/meta-data/iam/security-credentials/${ROLE}`;
 const ROLE_PATH = "/latest/meta-data/iam/security-credentials/";
 
-let imds: ImdsEmulator | undefined;
-afterEach(async () => {
-  await imds?.close();
-  imds = undefined;
-});
-
-async function start(options: ImdsEmulatorOptions = {}): Promise<ImdsEmulator> {
-  imds = await startImdsEmulator(options);
-  return imds;
-}
+const emulators = emulatorPerTest();
+const start = emulators.start;
 
 const putToken = (base: string) =>
   http(`${base}/latest/api/token`, {
@@ -37,11 +24,11 @@ describe("status faults", () => {
     "answers %i to the next `count` requests on the route, then recovers",
     async (status) => {
       const { url } = await start();
-      imds!.setFaults({ credentials: { status, count: 2 } });
+      emulators.current.setFaults({ credentials: { status, count: 2 } });
       expect((await http(`${url}${CREDS}`)).status).toBe(status);
       expect((await http(`${url}${CREDS}`)).status).toBe(status);
       expect((await http(`${url}${CREDS}`)).status).toBe(200);
-      expect(imds!.stats).toMatchObject({
+      expect(emulators.current.stats).toMatchObject({
         faultsInjected: 2,
         credentialFetches: 1,
         statuses: { [status]: 2, 200: 1 },
@@ -51,7 +38,7 @@ describe("status faults", () => {
 
   it("hits only its own route; extended credentials share the credentials route", async () => {
     const { url } = await start();
-    imds!.setFaults({ credentials: { status: 500 } });
+    emulators.current.setFaults({ credentials: { status: 500 } });
     expect((await putToken(url)).status).toBe(200);
     expect((await http(`${url}${ROLE_PATH}`)).status).toBe(200);
     expect((await http(`${url}/latest/meta-data/iam/security-credentials-extended/${ROLE}`)).status).toBe(
@@ -63,12 +50,12 @@ describe("status faults", () => {
   it("on the token route, fails token PUTs", async () => {
     const { url } = await start({ faults: { token: { status: 404 } } });
     expect((await putToken(url)).status).toBe(404);
-    expect(imds!.stats.tokensIssued).toBe(0);
+    expect(emulators.current.stats.tokensIssued).toBe(0);
   });
 
   it("`any` hits every path, and a route's own fault takes precedence", async () => {
     const { url } = await start();
-    imds!.setFaults({ any: { status: 503 }, role: { status: 429 } });
+    emulators.current.setFaults({ any: { status: 503 }, role: { status: 429 } });
     expect((await http(`${url}/latest/meta-data/instance-id`)).status).toBe(503);
     expect((await putToken(url)).status).toBe(503);
     expect((await http(`${url}${ROLE_PATH}`)).status).toBe(429);
@@ -76,18 +63,18 @@ describe("status faults", () => {
 
   it("setFaults(undefined) and setFaults({}) clear faults", async () => {
     const { url } = await start();
-    imds!.setFaults({ credentials: { status: 500 } });
-    imds!.setFaults(undefined);
+    emulators.current.setFaults({ credentials: { status: 500 } });
+    emulators.current.setFaults(undefined);
     expect((await http(`${url}${CREDS}`)).status).toBe(200);
-    imds!.setFaults({ credentials: { status: 500 } });
-    imds!.setFaults({});
+    emulators.current.setFaults({ credentials: { status: 500 } });
+    emulators.current.setFaults({});
     expect((await http(`${url}${CREDS}`)).status).toBe(200);
   });
 
   it("copies the faults object: later edits by the caller change nothing", async () => {
     const { url } = await start();
     const faults: ImdsFaults = { credentials: { status: 500, count: 1 } };
-    imds!.setFaults(faults);
+    emulators.current.setFaults(faults);
     faults.credentials!.count = 100;
     expect((await http(`${url}${CREDS}`)).status).toBe(500);
     expect((await http(`${url}${CREDS}`)).status).toBe(200);
@@ -97,15 +84,15 @@ describe("status faults", () => {
 describe("probability", () => {
   it("1 hits every request, 0 none", async () => {
     const { url } = await start();
-    imds!.setFaults({ credentials: { status: 500, probability: 1 } });
+    emulators.current.setFaults({ credentials: { status: 500, probability: 1 } });
     for (let i = 0; i < 5; i++) expect((await http(`${url}${CREDS}`)).status).toBe(500);
-    imds!.setFaults({ credentials: { status: 500, probability: 0 } });
+    emulators.current.setFaults({ credentials: { status: 500, probability: 0 } });
     for (let i = 0; i < 5; i++) expect((await http(`${url}${CREDS}`)).status).toBe(200);
   });
 
   it("0.5 hits some requests and spares others", async () => {
     const { url } = await start();
-    imds!.setFaults({ credentials: { status: 503, probability: 0.5 } });
+    emulators.current.setFaults({ credentials: { status: 503, probability: 0.5 } });
     const statuses = new Set<number>();
     for (let i = 0; i < 60; i++) statuses.add((await http(`${url}${CREDS}`)).status);
     // Missing one of the two outcomes in 60 fair draws has probability 2^-59.
@@ -117,15 +104,15 @@ describe("connection faults", () => {
   it("hang never answers; the client has to give up", async () => {
     const { url } = await start({ faults: { credentials: { hang: true } } });
     await expect(http(`${url}${CREDS}`, { timeoutMs: 100 })).rejects.toMatchObject({ code: "TIMEOUT" });
-    expect(imds!.stats.hangs).toBe(1);
-    expect(imds!.stats.statuses).toEqual({});
+    expect(emulators.current.stats.hangs).toBe(1);
+    expect(emulators.current.stats.statuses).toEqual({});
   });
 
   it("close() ends a hung request instead of waiting for it", async () => {
     const { url } = await start({ faults: { token: { hang: true } } });
     const pending = putToken(url);
-    await until(() => imds!.stats.hangs === 1);
-    await imds!.close();
+    await until(() => emulators.current.stats.hangs === 1);
+    await emulators.current.close();
     await expect(pending).rejects.toMatchObject({ code: "ECONNRESET" });
   });
 
@@ -133,7 +120,7 @@ describe("connection faults", () => {
     const { url } = await start({ faults: { role: { reset: true, count: 1 } } });
     await expect(http(`${url}${ROLE_PATH}`)).rejects.toMatchObject({ code: "ECONNRESET" });
     expect((await http(`${url}${ROLE_PATH}`)).body).toBe(ROLE);
-    expect(imds!.stats.resets).toBe(1);
+    expect(emulators.current.stats.resets).toBe(1);
   });
 
   it("latencyMs delays the answer: a client that waits less gets nothing, one that waits gets it", async () => {
@@ -153,11 +140,11 @@ describe("document faults", () => {
     const clock = testClock();
     const { url } = await start({ clock, faults: { credentials: { expired: true, count: 1 } } });
     const doc = JSON.parse((await http(`${url}${CREDS}`)).body);
-    expect(doc.AccessKeyId).toBe(imds!.currentCredentials().accessKeyId);
+    expect(doc.AccessKeyId).toBe(emulators.current.currentCredentials().accessKeyId);
     expect(Date.parse(doc.Expiration)).toBeLessThan(clock.now());
     const next = JSON.parse((await http(`${url}${CREDS}`)).body);
     expect(Date.parse(next.Expiration)).toBeGreaterThan(clock.now());
-    expect(imds!.stats).toMatchObject({ credentialFetches: 2, credentialSets: 1 });
+    expect(emulators.current.stats).toMatchObject({ credentialFetches: 2, credentialSets: 1 });
   });
 
   it("malformed answers 200 with a body that is not JSON and holds no secret", async () => {
@@ -165,8 +152,8 @@ describe("document faults", () => {
     const res = await http(`${url}${CREDS}`);
     expect(res.status).toBe(200);
     expect(() => JSON.parse(res.body)).toThrow(SyntaxError);
-    expect(imds!.stats.credentialFetches).toBe(0);
-    expect(imds!.secretsIssued()).toEqual([]);
+    expect(emulators.current.stats.credentialFetches).toBe(0);
+    expect(emulators.current.secretsIssued()).toEqual([]);
   });
 });
 
@@ -188,9 +175,9 @@ describe("validation", () => {
   ])("rejects %s", async (_name, faults, message) => {
     await start();
     const before = { credentials: { status: 503 } } as const;
-    imds!.setFaults(before);
-    expect(() => imds!.setFaults(faults as ImdsFaults)).toThrow(message);
+    emulators.current.setFaults(before);
+    expect(() => emulators.current.setFaults(faults as ImdsFaults)).toThrow(message);
     // A rejected call leaves the faults in force unchanged.
-    expect((await http(`${imds!.url}${CREDS}`)).status).toBe(503);
+    expect((await http(`${emulators.current.url}${CREDS}`)).status).toBe(503);
   });
 });

@@ -1,6 +1,8 @@
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterEach } from "vitest";
+import { type ImdsEmulator, type ImdsEmulatorOptions, startImdsEmulator } from "../src/index.js";
 
 export interface HttpResult {
   status: number;
@@ -49,25 +51,7 @@ export async function getToken(base: string, ttlSeconds = 21_600): Promise<strin
   return res.body;
 }
 
-export interface TestClock {
-  now(): number;
-  set(ms: number): void;
-  advance(ms: number): void;
-}
-
-/** Starts on a whole second, since EC2 times have no milliseconds. */
-export function testClock(start = Date.UTC(2026, 10, 26, 12, 0, 0)): TestClock {
-  let t = start;
-  return {
-    now: () => t,
-    set: (ms) => {
-      t = ms;
-    },
-    advance: (ms) => {
-      t += ms;
-    },
-  };
-}
+export { type TestClock, testClock } from "../../../test/support/testClock.mjs";
 
 /** Variables that would let the SDK find credentials or an endpoint anywhere but the emulator. */
 const SDK_ENV = [
@@ -134,4 +118,55 @@ export function recordingLogger() {
       lines.push({ level, text: args.map(String).join(" ") });
     };
   return { lines, debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
+}
+
+/**
+ * One emulator per test: `start` starts it, `current` is the one this test started, and
+ * it is closed after the test.
+ */
+export function emulatorPerTest(): {
+  start(options?: ImdsEmulatorOptions): Promise<ImdsEmulator>;
+  readonly current: ImdsEmulator;
+} {
+  let imds: ImdsEmulator | undefined;
+  afterEach(async () => {
+    await imds?.close();
+    imds = undefined;
+  });
+  return {
+    start: async (options = {}) => {
+      imds = await startImdsEmulator(options);
+      return imds;
+    },
+    get current() {
+      if (!imds) throw new Error("this test started no emulator");
+      return imds;
+    },
+  };
+}
+
+/**
+ * {@link emulatorPerTest} whose `start` also points this process's SDK at the emulator (and
+ * only at it, with `env` on top) until the test ends.
+ */
+export function sdkEmulatorPerTest(): {
+  start(options?: ImdsEmulatorOptions, env?: Record<string, string>): Promise<ImdsEmulator>;
+  readonly current: ImdsEmulator;
+} {
+  const emulators = emulatorPerTest();
+  let restoreEnv: (() => void) | undefined;
+  afterEach(() => {
+    restoreEnv?.();
+    restoreEnv = undefined;
+  });
+  return {
+    start: async (options = {}, env = {}) => {
+      const imds = await emulators.start(options);
+      restoreEnv = useSdkEnv(imds.url, env);
+      return imds;
+    },
+    get current() {
+      return emulators.current;
+    },
+  };
 }

@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { type ImdsEmulator, type ImdsEmulatorOptions, startImdsEmulator } from "../src/index.js";
-import { getToken, http, testClock } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { startImdsEmulator } from "../src/index.js";
+import { emulatorPerTest, getToken, http, testClock } from "./helpers.js";
 
 const CREDS = "/latest/meta-data/iam/security-credentials/";
 const EXTENDED = "/latest/meta-data/iam/security-credentials-extended/";
@@ -9,16 +9,8 @@ const EC2_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
 
-let imds: ImdsEmulator | undefined;
-afterEach(async () => {
-  await imds?.close();
-  imds = undefined;
-});
-
-async function start(options: ImdsEmulatorOptions = {}): Promise<ImdsEmulator> {
-  imds = await startImdsEmulator(options);
-  return imds;
-}
+const emulators = emulatorPerTest();
+const start = emulators.start;
 
 const putToken = (base: string, headers: Record<string, string>) =>
   http(`${base}/latest/api/token`, { method: "PUT", headers });
@@ -32,7 +24,7 @@ describe("token PUT", () => {
       expect(res.body.length).toBeGreaterThan(20);
       expect(res.headers["x-aws-ec2-metadata-token-ttl-seconds"]).toBe(ttl);
     }
-    expect(imds!.stats.tokensIssued).toBe(2);
+    expect(emulators.current.stats.tokensIssued).toBe(2);
   });
 
   it("answers 400 to a missing, zero, too large or non-numeric TTL", async () => {
@@ -42,8 +34,8 @@ describe("token PUT", () => {
       const res = await putToken(url, { "x-aws-ec2-metadata-token-ttl-seconds": ttl });
       expect(res.status, `ttl ${ttl}`).toBe(400);
     }
-    expect(imds!.stats.tokensIssued).toBe(0);
-    expect(imds!.stats.statuses[400]).toBe(6);
+    expect(emulators.current.stats.tokensIssued).toBe(0);
+    expect(emulators.current.stats.statuses[400]).toBe(6);
   });
 
   it("answers 403 to a token request that went through a proxy (X-Forwarded-For)", async () => {
@@ -53,7 +45,7 @@ describe("token PUT", () => {
       "x-forwarded-for": "203.0.113.7",
     });
     expect(res.status).toBe(403);
-    expect(imds!.stats.tokensIssued).toBe(0);
+    expect(emulators.current.stats.tokensIssued).toBe(0);
   });
 
   it("answers 405 to a GET on the token path", async () => {
@@ -92,7 +84,7 @@ describe("token checks on reads", () => {
     expect((await http(`${url}${CREDS}`, { headers: { "x-aws-ec2-metadata-token": token } })).status).toBe(
       401,
     );
-    expect(imds!.stats.reads).toEqual({ withToken: 2, withoutToken: 1 });
+    expect(emulators.current.stats.reads).toEqual({ withToken: 2, withoutToken: 1 });
   });
 });
 
@@ -119,11 +111,11 @@ describe("metadata documents", () => {
     const { url } = await start({ accountId: "210987654321", role: "worker" });
     const extended = JSON.parse((await http(`${url}${EXTENDED}worker`)).body);
     expect(extended.AccountId).toBe("210987654321");
-    expect(extended.AccessKeyId).toBe(imds!.currentCredentials().accessKeyId);
+    expect(extended.AccessKeyId).toBe(emulators.current.currentCredentials().accessKeyId);
     expect(await http(`${url}${EXTENDED}`)).toMatchObject({ status: 200, body: "worker" });
     expect((await http(`${url}${CREDS}credcache-demo-role`)).status).toBe(404);
     expect((await http(`${url}${EXTENDED}other`)).status).toBe(404);
-    expect(imds!.stats.requests).toMatchObject({ credentials: 1, extended: 2, role: 1 });
+    expect(emulators.current.stats.requests).toMatchObject({ credentials: 1, extended: 2, role: 1 });
   });
 
   it("serves iam/info, instance-id and placement/region, and 404 for unknown paths", async () => {
@@ -163,12 +155,12 @@ describe("rotation", () => {
     // The old set is still valid for 5 minutes: clients holding it keep working.
     expect(Date.parse(a.Expiration)).toBeGreaterThan(clock.now());
 
-    const rotated = imds!.rotate();
+    const rotated = emulators.current.rotate();
     const c = await read();
     expect(c.AccessKeyId).toBe(rotated.accessKeyId);
     expect(new Set([a.AccessKeyId, b.AccessKeyId, c.AccessKeyId]).size).toBe(3);
-    expect(imds!.stats).toMatchObject({ credentialFetches: 4, credentialSets: 3 });
-    expect(imds!.secretsIssued().sort()).toEqual(
+    expect(emulators.current.stats).toMatchObject({ credentialFetches: 4, credentialSets: 3 });
+    expect(emulators.current.secretsIssued().sort()).toEqual(
       [a.SecretAccessKey, a.Token, b.SecretAccessKey, b.Token, c.SecretAccessKey, c.Token].sort(),
     );
   });
@@ -176,12 +168,12 @@ describe("rotation", () => {
   it("honours lifetimeMs and leadMs", async () => {
     const clock = testClock();
     await start({ clock, lifetimeMs: 60_000, leadMs: 10_000 });
-    const first = imds!.currentCredentials();
+    const first = emulators.current.currentCredentials();
     expect(first.expiration.getTime() - first.lastUpdated.getTime()).toBe(60_000);
     clock.advance(49_999);
-    expect(imds!.currentCredentials().accessKeyId).toBe(first.accessKeyId);
+    expect(emulators.current.currentCredentials().accessKeyId).toBe(first.accessKeyId);
     clock.advance(1);
-    expect(imds!.currentCredentials().accessKeyId).not.toBe(first.accessKeyId);
+    expect(emulators.current.currentCredentials().accessKeyId).not.toBe(first.accessKeyId);
   });
 
   it("jumps straight to one new set when the clock leaps past several lifetimes", async () => {
@@ -191,7 +183,7 @@ describe("rotation", () => {
     clock.advance(100 * HOUR);
     const doc = JSON.parse((await http(`${url}${CREDS}${ROLE}`)).body);
     expect(Date.parse(doc.Expiration)).toBe(clock.now() + 6 * HOUR);
-    expect(imds!.stats.credentialSets).toBe(2);
+    expect(emulators.current.stats.credentialSets).toBe(2);
   });
 });
 
@@ -206,7 +198,7 @@ describe("stats", () => {
     await http(`${url}${EXTENDED}${ROLE}`, h);
     await http(`${url}/latest/meta-data/instance-id`);
     await http(`${url}/nope`);
-    const before = imds!.stats;
+    const before = emulators.current.stats;
     expect(before).toEqual({
       requests: {
         total: 7,
@@ -234,10 +226,10 @@ describe("stats", () => {
 
     await http(`${url}/nope`);
     expect(before.requests.total).toBe(7); // a snapshot, not a live view
-    imds!.resetStats();
-    expect(imds!.stats.requests.total).toBe(0);
-    expect(imds!.stats.credentialSets).toBe(0);
-    expect(imds!.secretsIssued()).toHaveLength(2);
+    emulators.current.resetStats();
+    expect(emulators.current.stats.requests.total).toBe(0);
+    expect(emulators.current.stats.credentialSets).toBe(0);
+    expect(emulators.current.secretsIssued()).toHaveLength(2);
   });
 });
 

@@ -12,27 +12,13 @@ import {
   fromTemporaryCredentials,
   fromTokenFile,
 } from "@aws-sdk/credential-providers";
-import { afterEach, describe, expect, it } from "vitest";
-import { type ImdsEmulator, type ImdsEmulatorOptions, startImdsEmulator } from "../src/index.js";
-import { http, useSdkEnv } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { http, sdkEmulatorPerTest } from "./helpers.js";
 
 const ROLE = "arn:aws:iam::123456789012:role/web";
 const dir = mkdtempSync(join(tmpdir(), "imds-emulator-sts-"));
 
-let emulator: ImdsEmulator | undefined;
-let restoreEnv: (() => void) | undefined;
-afterEach(async () => {
-  restoreEnv?.();
-  restoreEnv = undefined;
-  await emulator?.close();
-  emulator = undefined;
-});
-
-async function start(options: ImdsEmulatorOptions = {}, env: Record<string, string> = {}) {
-  emulator = await startImdsEmulator(options);
-  restoreEnv = useSdkEnv(emulator.url, env);
-  return emulator;
-}
+const { start } = sdkEmulatorPerTest();
 
 /** A service-account token's shape: header.payload.signature (the emulator does not verify it). */
 function jwt(claims: Record<string, unknown>): string {

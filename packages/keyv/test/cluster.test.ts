@@ -8,9 +8,11 @@ import { type ImdsEmulator, startImdsEmulator } from "@credcache/imds-emulator";
 import KeyvRedis from "@keyv/redis";
 import { Keyv } from "keyv";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { outputOf } from "../../../test/support/childOutput.mjs";
 import { slotOf } from "../src/clusterSlots.js";
 import { createRedisCache, keyvCache, redisLock } from "../src/index.js";
 import { type RedisCluster, startCluster } from "./cluster.mjs";
+import { expectOneLockKey } from "./redis.js";
 import { describeWithRedisServer } from "./redisServer.js";
 
 const RESOLVE = fileURLToPath(new URL("./fixtures/cluster-resolve.mjs", import.meta.url));
@@ -29,27 +31,18 @@ function herd(
   env: Record<string, string>,
 ): Promise<Resolved[]> {
   return Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<Resolved>((resolve) => {
-          const child = spawn(process.execPath, [RESOLVE, JSON.stringify({ patienceMs: 15_000, ...spec })], {
-            env: { ...process.env, ...env },
-            stdio: ["ignore", "pipe", "pipe"],
-          });
-          let stdout = "";
-          let stderr = "";
-          child.stdout.on("data", (chunk) => (stdout += chunk));
-          child.stderr.on("data", (chunk) => (stderr += chunk));
-          child.on("close", (code) => {
-            try {
-              resolve(JSON.parse(stdout) as Resolved);
-            } catch {
-              resolve({ ok: false, error: `exit ${code}: ${stderr.slice(-500)}`, events: [] });
-            }
-          });
-        }),
-    ),
+    Array.from({ length: count }, async () => {
+      const child = spawn(process.execPath, [RESOLVE, JSON.stringify({ patienceMs: 15_000, ...spec })], {
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      const { code, stdout, stderr } = await outputOf(child);
+      try {
+        return JSON.parse(stdout) as Resolved;
+      } catch {
+        return { ok: false, error: `exit ${code}: ${stderr.slice(-500)}`, events: [] };
+      }
+    }),
   );
 }
 
@@ -243,16 +236,7 @@ describeWithRedisServer("Redis Cluster: 3 masters, 3 replicas (private redis-ser
         await viaKeyv.set(`node-redis-${i}`, { i }, 60);
         expect(await builtIn.get(`node-redis-${i}`)).toEqual({ i });
       }
-      const held = await viaKeyv.acquireLock!("node-redis-3", { ttlMs: 10_000 });
-      expect(held).toBeDefined();
-      expect(
-        await builtIn.acquireLock!("node-redis-3", { ttlMs: 10_000 }),
-        "one lock key for both",
-      ).toBeUndefined();
-      await held!.release();
-      const mine = await builtIn.acquireLock!("node-redis-3", { ttlMs: 10_000 });
-      expect(mine).toBeDefined();
-      await mine!.release();
+      await expectOneLockKey(viaKeyv, builtIn, "node-redis-3");
     } finally {
       await keyv.disconnect();
       await builtIn.close?.();

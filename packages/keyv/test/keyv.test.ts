@@ -4,15 +4,14 @@ import { join } from "node:path";
 import {
   CacheArgumentError,
   CacheConfigError,
-  type CacheEvent,
   CacheRecordError,
   CacheUnavailableError,
-  fromCache,
 } from "@credcache/core";
 import KeyvSqlite from "@keyv/sqlite";
 import { Keyv } from "keyv";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createRedisCache, keyvCache, type LockProvider, redisLock } from "../src/index.js";
+import { countedProvider } from "./fixtures/countedProvider.mjs";
 
 let dir: string;
 const opened: Keyv[] = [];
@@ -335,28 +334,17 @@ describe("keyvCache: stored values that are not Keyv entries", () => {
     const keyv = sqliteKeyv();
     const store = keyvCache(keyv);
     await keyv.store.set("keyv:creds", JSON.stringify({ accessKeyId: "AKIA", secretAccessKey: SECRET }));
-    const events: CacheEvent[] = [];
-    let calls = 0;
-    const provider = fromCache({
-      provider: async () => {
-        calls += 1;
-        return {
-          accessKeyId: "ASIAKEYVTEST00000001",
-          secretAccessKey: "s",
-          expiration: new Date(Date.now() + 3_600_000),
-        };
-      },
+    const { provider, events, sourceCalls } = countedProvider({
       cache: store,
       key: "creds",
-      proactiveRefresh: false,
-      onEvent: (event) => events.push(event),
+      credentials: () => ({ accessKeyId: "ASIAKEYVTEST00000001", secretAccessKey: "s" }),
     });
     try {
       expect((await provider()).accessKeyId).toBe("ASIAKEYVTEST00000001");
     } finally {
       await provider.close();
     }
-    expect(calls).toBe(1);
+    expect(sourceCalls()).toBe(1);
     expect(events).toContainEqual(
       expect.objectContaining({ type: "record-rejected", reason: "not-an-envelope" }),
     );

@@ -3,7 +3,7 @@ import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import type { CredentialCache } from "@credcache/core";
 import { createClient } from "@keyv/redis";
-import { afterAll, afterEach, beforeAll } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { describeWithRedis, TEST_REDIS_URL } from "../../../test/support/redis.mjs";
 import { freePort, startRedisServer } from "../../../test/support/redisServer.mjs";
 
@@ -159,4 +159,22 @@ export function runFixture(
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * Asserts that two stores over one Redis use one lock key for `key`: while `first` holds
+ * the lock `second` is refused, and once it is released `second` gets it.
+ */
+export async function expectOneLockKey(
+  first: CredentialCache,
+  second: CredentialCache,
+  key: string,
+): Promise<void> {
+  const held = await first.acquireLock!(key, { ttlMs: 10_000 });
+  expect(held).toBeDefined();
+  expect(await second.acquireLock!(key, { ttlMs: 10_000 }), "one lock key for both").toBeUndefined();
+  await held!.release();
+  const mine = await second.acquireLock!(key, { ttlMs: 10_000 });
+  expect(mine).toBeDefined();
+  await mine!.release();
 }

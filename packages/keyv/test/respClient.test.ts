@@ -5,16 +5,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import {
-  type CacheEvent,
   CacheUnavailableError,
   type CredentialCache,
-  fromCache,
   PROCESS_DEFAULTS,
   REFRESH_DEFAULTS,
 } from "@credcache/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createRedisCache } from "../src/index.js";
 import { RespClient } from "../src/respClient.js";
+import { countedProvider } from "./fixtures/countedProvider.mjs";
 import {
   deleteKeys,
   describeWithRedis,
@@ -63,25 +62,17 @@ async function failure(promise: Promise<unknown>): Promise<Error> {
 
 /** A fromCache provider on `cache` whose source is counted; its events are collected. */
 function provider(cache: CredentialCache) {
-  const events: CacheEvent[] = [];
-  let sourceCalls = 0;
-  const resolve = fromCache({
-    provider: async () => {
-      sourceCalls += 1;
-      return {
-        accessKeyId: "ASIARESPTEST00000001",
-        secretAccessKey: `resp-secret-${randomUUID()}`,
-        sessionToken: `resp-token-${randomUUID()}`,
-        expiration: new Date(Date.now() + 3_600_000),
-      };
-    },
+  const { provider: resolve, ...counted } = countedProvider({
     cache,
     key: "k",
-    proactiveRefresh: false,
+    credentials: () => ({
+      accessKeyId: "ASIARESPTEST00000001",
+      secretAccessKey: `resp-secret-${randomUUID()}`,
+      sessionToken: `resp-token-${randomUUID()}`,
+    }),
     cacheTimeoutMs: 10_000,
-    onEvent: (event) => events.push(event),
   });
-  return { resolve, events, sourceCalls: () => sourceCalls };
+  return { resolve, ...counted };
 }
 
 describeWithRedis("the built-in Redis client (real Redis)", () => {

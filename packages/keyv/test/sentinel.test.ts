@@ -10,7 +10,7 @@ import KeyvRedis from "@keyv/redis";
 import { Keyv } from "keyv";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createRedisCache, keyvCache, redisLock } from "../src/index.js";
-import { freePort, startRedisServer } from "./redis.js";
+import { expectOneLockKey, freePort, startRedisServer } from "./redis.js";
 import { describeWithRedisServer } from "./redisServer.js";
 
 describeWithRedisServer("Sentinel through the Keyv path (private redis-server and redis-sentinel)", () => {
@@ -71,13 +71,7 @@ describeWithRedisServer("Sentinel through the Keyv path (private redis-server an
       expect(await builtIn.get("k")).toEqual({ via: "sentinel" });
       await builtIn.set("k2", { via: "built-in" }, 60);
       expect(await viaSentinel.get("k2")).toEqual({ via: "built-in" });
-      const held = await viaSentinel.acquireLock!("k", { ttlMs: 10_000 });
-      expect(held).toBeDefined();
-      expect(await builtIn.acquireLock!("k", { ttlMs: 10_000 }), "one lock key for both").toBeUndefined();
-      await held!.release();
-      const mine = await builtIn.acquireLock!("k", { ttlMs: 10_000 });
-      expect(mine).toBeDefined();
-      await mine!.release();
+      await expectOneLockKey(viaSentinel, builtIn, "k");
     } finally {
       await keyv.disconnect();
       await builtIn.close?.();

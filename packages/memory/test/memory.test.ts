@@ -5,6 +5,12 @@ import { memoryCache } from "../src/index.js";
 
 const manualClock = createTestClock;
 
+/** A store on a manual clock (starting at `start`, default now) and the clock. */
+function onManualClock(start?: number) {
+  const clock = manualClock(start);
+  return { clock, store: memoryCache({ clock }) };
+}
+
 function record(id = "ASIAEXAMPLE0000001") {
   return {
     v: 1,
@@ -148,29 +154,20 @@ describe("memoryCache: bad input", () => {
 });
 
 describe("memoryCache: TTL (injected clock, no sleeping)", () => {
-  it("expires an entry after its TTL in seconds", async () => {
-    const clock = manualClock();
-    const store = memoryCache({ clock });
-    await store.set("k", record(), 60);
-    clock.advance(59_999);
-    expect(await store.get("k")).toEqual(record());
-    clock.advance(2);
-    expect(await store.get("k")).toBeUndefined();
-  });
-
-  it("honours fractional TTLs", async () => {
-    const clock = manualClock();
-    const store = memoryCache({ clock });
-    await store.set("k", "v", 0.25);
-    clock.advance(200);
-    expect(await store.get("k")).toBe("v");
-    clock.advance(100);
+  it.each([
+    { name: "expires an entry after its TTL in seconds", value: record(), ttl: 60, alive: 59_999, gone: 2 },
+    { name: "honours fractional TTLs", value: "v", ttl: 0.25, alive: 200, gone: 100 },
+  ])("$name", async ({ value, ttl, alive, gone }) => {
+    const { clock, store } = onManualClock();
+    await store.set("k", value, ttl);
+    clock.advance(alive);
+    expect(await store.get("k")).toEqual(value);
+    clock.advance(gone);
     expect(await store.get("k")).toBeUndefined();
   });
 
   it("treats TTL 0 and undefined as no expiry", async () => {
-    const clock = manualClock();
-    const store = memoryCache({ clock });
+    const { clock, store } = onManualClock();
     await store.set("zero", "a", 0);
     await store.set("none", "b");
     clock.advance(10 * 365 * 24 * 3_600_000);
@@ -179,8 +176,7 @@ describe("memoryCache: TTL (injected clock, no sleeping)", () => {
   });
 
   it("never extends an entry's life on read", async () => {
-    const clock = manualClock();
-    const store = memoryCache({ clock });
+    const { clock, store } = onManualClock();
     await store.set("k", "v", 10);
     for (let i = 0; i < 9; i++) {
       clock.advance(1_000);
@@ -191,16 +187,14 @@ describe("memoryCache: TTL (injected clock, no sleeping)", () => {
   });
 
   it("works with a clock that starts at 0", async () => {
-    const clock = manualClock(0);
-    const store = memoryCache({ clock });
+    const { clock, store } = onManualClock(0);
     await store.set("k", "v", 1);
     clock.advance(1_001);
     expect(await store.get("k")).toBeUndefined();
   });
 
   it("a write resets the TTL", async () => {
-    const clock = manualClock();
-    const store = memoryCache({ clock });
+    const { clock, store } = onManualClock();
     await store.set("k", "old", 10);
     clock.advance(9_000);
     await store.set("k", "new", 10);
@@ -280,8 +274,7 @@ describe("memoryCache: secrets of dropped entries", () => {
   });
 
   it("blanks an expired entry on the next read or write, even one never read again", async () => {
-    const clock = manualClock();
-    const store = memoryCache({ clock });
+    const { clock, store } = onManualClock();
     const read = await storedObjectOf(() => store.set("read", record("R"), 1));
     const unread = await storedObjectOf(() => store.set("unread", record("U"), 1));
     clock.advance(1_001);
@@ -317,8 +310,7 @@ describe("memoryCache: in-process lock", () => {
   });
 
   it("takes over a lock that was never released once its lease ends; the old handle cannot free it", async () => {
-    const clock = manualClock();
-    const store = memoryCache({ clock });
+    const { clock, store } = onManualClock();
     const first = await store.acquireLock!("k", { ttlMs: 5_000 });
     clock.advance(4_999);
     expect(await store.acquireLock!("k", { ttlMs: 5_000 })).toBeUndefined();

@@ -12,6 +12,12 @@ function open(options: { clock?: { now(): number } } = {}) {
   return { path, store: sqliteCache({ path, ...options }) };
 }
 
+/** A store in a new file on a manual clock, the clock and the file's path. */
+function openOnManualClock() {
+  const clock = manualClock();
+  return { clock, ...open({ clock }) };
+}
+
 const count = (path: string, table: string) =>
   inspect(path, (db) => db.prepare(`SELECT count(*) FROM ${table}`).pluck().get());
 
@@ -39,8 +45,7 @@ describe("sqliteCache: the store", () => {
   });
 
   it("expires entries on the injected clock and purges them on the next write", async () => {
-    const clock = manualClock();
-    const { path, store } = open({ clock });
+    const { clock, path, store } = openOnManualClock();
     await store.set("short", 1, 1);
     await store.set("forever", 2, 0);
     await store.set("default", 3);
@@ -63,8 +68,7 @@ describe("sqliteCache: the store", () => {
   });
 
   it("prune() deletes expired entries and leases and says how many entries went", async () => {
-    const clock = manualClock();
-    const { path, store } = open({ clock });
+    const { clock, path, store } = openOnManualClock();
     await store.set("a", 1, 1);
     await store.set("b", 1, 2);
     await store.set("c", 1, 60);
@@ -79,8 +83,7 @@ describe("sqliteCache: the store", () => {
   });
 
   it("keys() lists unexpired entries by the injected clock, never lock leases, and writes nothing", async () => {
-    const clock = manualClock();
-    const { path, store } = open({ clock });
+    const { clock, path, store } = openOnManualClock();
     expect(await store.keys(), "before first use: opens the new file").toEqual([]);
     const live = ["plain", "ключ/🔑/../x", "with 'quotes' and %_ wildcards"];
     for (const key of live) await store.set(key, { key }, 60);
@@ -183,8 +186,7 @@ describe("sqliteCache: the lease lock", () => {
   });
 
   it("takes over a lease that ran out on the clock; the old holder cannot free the new one", async () => {
-    const clock = manualClock();
-    const { path, store } = open({ clock });
+    const { clock, path, store } = openOnManualClock();
     const first = await store.acquireLock("k", { ttlMs: 1_000 });
     clock.advance(999);
     expect(await store.acquireLock("k", { ttlMs: 1_000 })).toBeUndefined();

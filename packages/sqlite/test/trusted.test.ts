@@ -6,7 +6,6 @@ import fs, {
   existsSync,
   linkSync,
   lstatSync,
-  mkdirSync,
   readFileSync,
   renameSync,
   statSync,
@@ -21,6 +20,7 @@ import { CacheUnavailableError } from "@credcache/core";
 import { sqliteCache } from "@credcache/sqlite";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { dirOf } from "../../../test/support/dirOf.mjs";
 import { describeAsOtherUser, reachableBundle } from "../../../test/support/otherUser.mjs";
 import { tempDir } from "./helpers.js";
 
@@ -32,15 +32,6 @@ afterEach(() => {
   vi.restoreAllMocks();
   syncBuiltinESMExports();
 });
-
-/** A directory of `uid` (and group `gid`) with exactly `dirMode`, inside `parent`. */
-function dirOf(parent: string, name: string, uid: number, dirMode: number, gid = uid): string {
-  const dir = join(parent, name);
-  mkdirSync(dir);
-  chownSync(dir, uid, gid);
-  chmodSync(dir, dirMode);
-  return dir;
-}
 
 /** A temp dir another user can reach (mkdtemp makes 0700). */
 function reachable(): string {

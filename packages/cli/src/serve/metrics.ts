@@ -54,33 +54,40 @@ export class ServeMetrics {
       }
       return samples;
     };
-    family(
+    const counter = (
+      name: string,
+      help: string,
+      stat: "sourceCalls" | "sourceFailures" | "staleServed" | "cacheErrors",
+    ) =>
+      family(
+        name,
+        "counter",
+        help,
+        each((p) => p.stats()[stat]),
+      );
+    counter(
       "credcache_serve_source_fetches_total",
-      "counter",
       "Calls to the credential source (IMDS, STS, ...).",
-      each((p) => p.stats().sourceCalls),
+      "sourceCalls",
     );
-    family(
+    counter(
       "credcache_serve_source_failures_total",
-      "counter",
       "Failed calls to the credential source.",
-      each((p) => p.stats().sourceFailures),
+      "sourceFailures",
     );
     family("credcache_serve_cache_hits_total", "counter", "Resolutions answered from a cache layer.", [
       ...each((p) => p.stats().hitsL1).map(([l, v]): [string, number] => [l.replace("}", ',layer="l1"}'), v]),
       ...each((p) => p.stats().hitsL2).map(([l, v]): [string, number] => [l.replace("}", ',layer="l2"}'), v]),
     ]);
-    family(
+    counter(
       "credcache_serve_stale_served_total",
-      "counter",
       "Resolutions answered with a still-valid set after the source failed.",
-      each((p) => p.stats().staleServed),
+      "staleServed",
     );
-    family(
+    counter(
       "credcache_serve_cache_errors_total",
-      "counter",
       "Store calls that failed or timed out (the server went on without the store).",
-      each((p) => p.stats().cacheErrors),
+      "cacheErrors",
     );
     family(
       "credcache_serve_seconds_to_expiry",

@@ -2,6 +2,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
+import { outputOf } from "../../../../test/support/childOutput.mjs";
 import { assertBuilt } from "../helpers.js";
 
 // Stock clients nobody here wrote (PHP AsyncAws, Ruby, botocore, Go v2, JS v3) against
@@ -45,25 +46,14 @@ function whyNoNamespace(): string | undefined {
   return probe.status === 0 ? undefined : `unshare -n failed: ${probe.stderr.trim()}`;
 }
 
-function runInNamespace(): Promise<Report> {
+async function runInNamespace(): Promise<Report> {
   const setup = ["ip link set lo up", "ip addr add 169.254.170.2/32 dev lo", 'exec "$0" "$1"'].join(" && ");
-  return new Promise((resolve, reject) => {
-    const child = spawn("unshare", ["-n", "sh", "-c", setup, process.execPath, RUNNER], {
-      env: { ...process.env, CREDCACHE_INTEROP_HERD: String(HERD) },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (c: string) => {
-      stdout += c;
-    });
-    child.stderr.setEncoding("utf8").on("data", (c: string) => {
-      stderr += c;
-    });
-    child.on("close", (code) => {
-      if (code !== 0) return reject(new Error(`netns-run exited ${code}: ${stderr.slice(-2000)}`));
-      resolve(JSON.parse(stdout.trim().split("\n").pop()!) as Report);
-    });
+  const child = spawn("unshare", ["-n", "sh", "-c", setup, process.execPath, RUNNER], {
+    env: { ...process.env, CREDCACHE_INTEROP_HERD: String(HERD) },
   });
+  const { code, stdout, stderr } = await outputOf(child);
+  if (code !== 0) throw new Error(`netns-run exited ${code}: ${stderr.slice(-2000)}`);
+  return JSON.parse(stdout.trim().split("\n").pop()!) as Report;
 }
 
 /** The rows of docs/serve.md's client matrix, by the interop name in their last cell. */
