@@ -86,6 +86,15 @@ export class ReplyParser {
         this.#complete(data.toString("utf8", 0, bulk.length), replies);
         continue;
       }
+      // The common case, a whole line and its bulk string in this chunk: read them in place.
+      if (this.#lineBytes === 0 && chunk[at] === 0x24) {
+        const whole = this.#wholeBulkAt(chunk, at);
+        if (whole !== undefined) {
+          at = whole.end;
+          this.#complete(whole.reply, replies);
+          continue;
+        }
+      }
       const lf = chunk.indexOf(LF, at);
       const end = lf === -1 ? chunk.length : lf + 1;
       const cr = chunk.indexOf(CR, at);
@@ -106,6 +115,22 @@ export class ReplyParser {
       if (whole !== undefined) this.#complete(whole.reply, replies);
     }
     return replies;
+  }
+
+  /** `$<n>\r\n<n bytes>\r\n` wholly inside `chunk` from `at`: the string and where it ends; else undefined (the general path reads it). */
+  #wholeBulkAt(chunk: Buffer, at: number): { reply: Reply; end: number } | undefined {
+    const lf = chunk.indexOf(LF, at);
+    if (lf === -1 || chunk[lf - 1] !== CR) return undefined;
+    const text = chunk.toString("latin1", at + 1, lf - 1);
+    if (!/^\d+$/.test(text)) return undefined;
+    const length = Number(text);
+    const start = lf + 1;
+    const end = start + length + 2;
+    if (length > this.#maxBytes || end > chunk.length) return undefined;
+    if (chunk[end - 2] !== CR || chunk[end - 1] !== LF) {
+      throw new ProtocolError("the server sent a bulk string not ended by CRLF");
+    }
+    return { reply: chunk.toString("utf8", start, start + length), end };
   }
 
   /** A whole line, CRLF included: a whole reply, or (`undefined`) the header of a bulk string or array to come. */

@@ -64,6 +64,7 @@ export class RespClient {
   readonly #timeouts: RespTimeouts;
   /** One connection per node, by `host:port`. */
   readonly #connections = new Map<string, Connection>();
+  #seedConnection: Connection | undefined;
   /** The master of each slot, once the server has shown it is a cluster; until then all goes to the seed. */
   #slots: Array<NodeAddress | undefined> | undefined;
   #slotsLoading: Promise<void> | undefined;
@@ -75,6 +76,13 @@ export class RespClient {
 
   /** Sends one command to the node that serves its key; resolves to its reply, rejects with a `CacheUnavailableError`. */
   send(args: readonly string[]): Promise<Answer> {
+    // A single node (or a cluster not yet seen): straight to the seed's connection, with
+    // nothing to hash or time; only an error reply (a MOVED among them) takes the full route.
+    if (this.#slots === undefined) {
+      return this.#connectionTo(this.#seed)
+        .send(args)
+        .then((reply) => (reply instanceof ErrorReply ? this.#route(args, keyOf(args), reply) : reply));
+    }
     return this.#route(args, keyOf(args));
   }
 
@@ -104,10 +112,12 @@ export class RespClient {
   async close(): Promise<void> {
     const connections = [...this.#connections.values()];
     this.#connections.clear();
+    this.#seedConnection = undefined;
     await Promise.all(connections.map((connection) => connection.close()));
   }
 
-  async #route(args: readonly string[], key: string | undefined): Promise<Answer> {
+  /** `firstReply`: what the seed already answered to the first try (the single-node fast path). */
+  async #route(args: readonly string[], key: string | undefined, firstReply?: ErrorReply): Promise<Answer> {
     const seed = { host: this.#seed.host, port: this.#seed.port };
     // Hashed only once the server has shown it is a cluster: a single node never pays for it.
     let slot: number | undefined;
@@ -127,7 +137,8 @@ export class RespClient {
       try {
         // ASKING holds for the next command on the connection only: the two go out together.
         if (asking) connection.send(["ASKING"]).catch(() => {});
-        reply = await connection.send(args);
+        reply = firstReply ?? (await connection.send(args));
+        firstReply = undefined;
       } catch (error) {
         // In a known cluster a node that went away is being replaced by its replica: ask
         // the others who serves the slot now, until the command's own time is up. A node
@@ -203,12 +214,16 @@ export class RespClient {
   }
 
   #connectionTo(node: NodeAddress): Connection {
+    // The seed's connection is the one every single-node call uses: no name to build.
+    const seed = this.#seedConnection;
+    if (node === this.#seed && seed !== undefined && !seed.failed) return seed;
     const name = `${node.host}:${node.port}`;
     let connection = this.#connections.get(name);
     if (connection === undefined || connection.failed) {
       connection = new Connection(this.#target(node), this.#timeouts);
       this.#connections.set(name, connection);
     }
+    if (node === this.#seed) this.#seedConnection = connection;
     return connection;
   }
 }
