@@ -205,5 +205,20 @@ export function createCredentialServer(options: CredentialServerOptions): Server
   server.requestTimeout = 15_000;
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = MAX_HEADERS;
+  // From Node 22 on, the parser itself refuses a request with more headers than
+  // maxHeadersCount (HPE_HEADER_OVERFLOW) before any handler sees it: the same 431, counted.
+  server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+    const tooMany = error.code === "HPE_HEADER_OVERFLOW";
+    if (tooMany) metrics.refused("headers");
+    // As Node's own handler does: the answer written at once, then the socket gone.
+    if (socket.writable) {
+      socket.write(
+        tooMany
+          ? "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+          : "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+      );
+    }
+    socket.destroy();
+  });
   return server;
 }
